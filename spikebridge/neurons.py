@@ -1,0 +1,192 @@
+"""Multi-step spiking neurons for the conversion route.
+
+Time lives only in neurons. Every other layer of a :class:`~spikebridge.network.SpikingNetwork`
+sees the T steps of a chunk folded into the batch, ``[T*B, ...]``; a neuron unfolds that to
+``[T, B, ...]``, loops over t, and folds the spikes back. The number of steps of the current chunk
+is written into :attr:`TimeAware.steps` by the network before every call.
+
+Spikes carry the amplitude of the threshold they crossed (SPEC 1.3, second form: the ANN's weights
+stay, theta_l = lambda_l and a spike is worth lambda_l). That keeps the converted graph identical to
+the ANN's graph except for its activations, makes residual additions and concatenations exact in
+ANN units, and gives the same spikes as scaling the weights by lambda_{l-1}/lambda_l with unit
+thresholds.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+Reset = Literal["subtract", "zero"]
+RESETS: tuple[str, ...] = ("subtract", "zero")
+
+
+class TimeAware(nn.Module):
+    """A module that needs to know how many timesteps are folded into its batch dimension."""
+
+    steps: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps = 1
+
+    def unfold(self, x: Tensor) -> Tensor:
+        """[T*B, ...] -> [T, B, ...] for T = ``self.steps``."""
+        if x.shape[0] % self.steps:
+            raise ValueError(
+                f"{type(self).__name__}: batch dimension {x.shape[0]} is not a multiple of the "
+                f"{self.steps} timesteps folded into it; run the module through SpikingNetwork, "
+                "which sets `steps` before each call"
+            )
+        return x.reshape(self.steps, x.shape[0] // self.steps, *x.shape[1:])
+
+
+class SpikingNeuron(TimeAware):
+    """Base class of stateful multi-step neurons.
+
+    Subclasses implement :meth:`forward_sequence` on ``[T, B, ...]`` tensors and keep their
+    membrane potential in ``self.v`` between calls, so a simulation can run in chunks of steps.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.v: Tensor | None = None
+
+    def reset_state(self) -> None:
+        """Forget the membrane potential (call before a new input sample)."""
+        self.v = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [T*B, ...] with T = ``self.steps`` -> spikes of the same shape."""
+        return self.forward_sequence(self.unfold(x)).reshape(x.shape)
+
+    def forward_sequence(self, x_seq: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """x_seq: [T, B, ...] input currents -> [T, B, ...] output spikes."""
+        raise NotImplementedError
+
+
+def channel_view(values: Tensor, like: Tensor) -> Tensor:
+    """Reshape a scalar or per-channel ``values`` ([C]) to broadcast on ``like`` ([B, C, ...])."""
+    if values.dim() == 0:
+        return values
+    if like.dim() < 2 or like.shape[1] != values.numel():
+        raise ValueError(
+            f"per-channel values for {values.numel()} channels cannot apply to a tensor of shape "
+            f"{tuple(like.shape)} (channel dimension 1)"
+        )
+    return values.reshape(values.numel(), *([1] * (like.dim() - 2)))
+
+
+def _as_threshold(threshold: float | Tensor, name: str) -> Tensor:
+    value = torch.as_tensor(threshold, dtype=torch.float32).detach().clone()
+    if value.dim() > 1:
+        raise ValueError(f"{name}: threshold must be a scalar or a 1-d per-channel tensor")
+    if not torch.isfinite(value).all() or (value <= 0).any():
+        raise ValueError(f"{name}: thresholds must be finite and positive, got {value}")
+    return value
+
+
+class IFNeuron(SpikingNeuron):
+    """Integrate-and-fire neuron (SPEC 1.5; Diehl 2015, Rueckauer 2017).
+
+    u[t] = u[t-1] + z[t]; a spike of amplitude theta when u[t] >= theta, after which u is reset
+    to zero or reduced by theta (reset by subtraction, Rueckauer 2017). ``initial_potential`` is
+    the starting potential as a fraction of theta (0.5 gives u[0] = theta/2, Bu et al. 2022).
+
+    Args:
+        threshold: theta, a scalar or one value per channel (channel dimension 1).
+        reset: ``"subtract"`` or ``"zero"``.
+        initial_potential: u[0] / theta.
+    """
+
+    def __init__(
+        self,
+        threshold: float | Tensor = 1.0,
+        reset: Reset = "subtract",
+        initial_potential: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if reset not in RESETS:
+            raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        self.reset = reset
+        self.initial_potential = float(initial_potential)
+        self.register_buffer("threshold", _as_threshold(threshold, "IFNeuron"))
+
+    def extra_repr(self) -> str:
+        th = self.threshold
+        shown = f"{th.item():.4g}" if th.dim() == 0 else f"[{th.numel()} channels]"
+        return f"threshold={shown}, reset={self.reset}, initial_potential={self.initial_potential}"
+
+    def forward_sequence(self, x_seq: Tensor) -> Tensor:
+        th = channel_view(self.threshold.to(x_seq.dtype), x_seq[0])
+        if self.v is None:
+            self.v = torch.zeros_like(x_seq[0])
+            if self.initial_potential:
+                self.v += th * self.initial_potential
+        v = self.v
+        out = torch.empty_like(x_seq)
+        subtract = self.reset == "subtract"
+        for t in range(x_seq.shape[0]):
+            v += x_seq[t]
+            fired = v >= th
+            spikes = torch.mul(fired, th, out=out[t])
+            if subtract:
+                v -= spikes
+            else:
+                v.masked_fill_(fired, 0.0)
+        return out
+
+
+class SignedIFNeuron(SpikingNeuron):
+    """Signed neuron with imbalanced threshold for LeakyReLU(alpha) (Kim et al. 2020, SPEC 1.7).
+
+    Emits +theta when u >= theta (u -= theta) and -theta when u <= -theta/alpha (u += theta/alpha),
+    so for a constant input x the output tends to x for x > 0 and alpha*x for x < 0.
+    """
+
+    def __init__(
+        self,
+        threshold: float | Tensor = 1.0,
+        alpha: float = 0.1,
+        initial_potential: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not 0 < alpha <= 1:
+            raise ValueError(f"SignedIFNeuron: alpha must be in (0, 1], got {alpha}")
+        self.alpha = float(alpha)
+        self.initial_potential = float(initial_potential)
+        self.register_buffer("threshold", _as_threshold(threshold, "SignedIFNeuron"))
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, channels={self.threshold.numel()}"
+
+    def forward_sequence(self, x_seq: Tensor) -> Tensor:
+        th = channel_view(self.threshold.to(x_seq.dtype), x_seq[0])
+        neg_th = th / self.alpha
+        if self.v is None:
+            self.v = torch.zeros_like(x_seq[0])
+            if self.initial_potential:
+                self.v += th * self.initial_potential
+        v = self.v
+        out = torch.empty_like(x_seq)
+        for t in range(x_seq.shape[0]):
+            v += x_seq[t]
+            pos = v >= th
+            neg = v <= -neg_th
+            v -= pos * th
+            v += neg * neg_th
+            torch.mul(pos.to(x_seq.dtype) - neg.to(x_seq.dtype), th, out=out[t])
+        return out
+
+
+class TimeBroadcast(TimeAware):
+    """Repeat a time-invariant tensor [B, ...] over the folded time axis -> [T*B, ...].
+
+    Inserted by :class:`SpikingNetwork` where the analog-input prefix of a network (which is the
+    same at every step) meets the first neuron, so that prefix runs once per chunk, not T times.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.unsqueeze(0).expand(self.steps, *x.shape).reshape(self.steps * x.shape[0], *x.shape[1:])
