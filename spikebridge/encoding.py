@@ -65,7 +65,9 @@ class PoissonEncoder:
                 self._generator.seed()
             else:
                 self._generator.manual_seed(self.seed)
-        noise = torch.rand((steps, *x.shape), generator=self._generator, device=x.device, dtype=x.dtype)
+        noise = torch.rand(
+            (steps, *x.shape), generator=self._generator, device=x.device, dtype=x.dtype
+        )
         return (noise < x.abs() * self.probability).to(x.dtype) * torch.sign(x)
 
     def __repr__(self) -> str:

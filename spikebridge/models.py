@@ -36,7 +36,9 @@ def no_norm(num_features: int, dims: int, alpha: float = 1.0) -> nn.Module:
     return nn.Identity()
 
 
-def activation_factory(name: str = "relu", alpha: float = 0.1, levels: int = 4) -> ActivationFactory:
+def activation_factory(
+    name: str = "relu", alpha: float = 0.1, levels: int = 4
+) -> ActivationFactory:
     """An ANN activation by name: ``relu``, ``leaky-relu`` (slope ``alpha``) or ``qcfs`` (L = ``levels``)."""
     if name == "relu":
         return nn.ReLU
@@ -77,7 +79,11 @@ class SmallCNN(nn.Sequential):
         norm: NormFactory = batch_norm,
         pool: str = "avg",
     ) -> None:
-        c1, c2, hidden = max(1, round(32 * width)), max(1, round(64 * width)), max(1, round(256 * width))
+        c1, c2, hidden = (
+            max(1, round(32 * width)),
+            max(1, round(64 * width)),
+            max(1, round(256 * width)),
+        )
         side = image_size // 4
         super().__init__(
             *_conv_unit(in_channels, c1, activation, norm),
@@ -231,7 +237,11 @@ def build_model(
         norm: ``norm(num_features, dims, alpha)`` factory; BatchNorm by default.
         pool: ``avg`` or ``max`` pooling (cnn and vgg11).
     """
-    act = activation_factory(activation, **activation_options) if isinstance(activation, str) else activation
+    act = (
+        activation_factory(activation, **activation_options)
+        if isinstance(activation, str)
+        else activation
+    )
     norm = norm or batch_norm
     if name == "cnn":
         return SmallCNN(num_classes, in_channels, image_size, width, act, norm, pool)
@@ -266,8 +276,14 @@ def torchvision_model(name: str, num_classes: int = 10, in_channels: int = 3) ->
                         parent,
                         child_name,
                         nn.Conv2d(
-                            in_channels, child.out_channels, child.kernel_size, child.stride,
-                            child.padding, child.dilation, child.groups, child.bias is not None,
+                            in_channels,
+                            child.out_channels,
+                            child.kernel_size,
+                            child.stride,
+                            child.padding,
+                            child.dilation,
+                            child.groups,
+                            child.bias is not None,
                         ),
                     )
                     return model

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from .encoding import AnalogEncoder, PoissonEncoder
-from .neurons import SpikingNeuron, TimeAware, TimeBroadcast
+from .neurons import SpikingNeuron, Stateful, TimeAware, TimeBroadcast
 
 Encoder = AnalogEncoder | PoissonEncoder
 
@@ -142,9 +142,9 @@ class SpikingNetwork(nn.Module):
         return {n: m for n, m in self.module.named_modules() if isinstance(m, SpikingNeuron)}
 
     def reset(self) -> None:
-        """Reset every neuron's state."""
+        """Reset every neuron's (and other stateful module's) state."""
         for m in self.module.modules():
-            if isinstance(m, SpikingNeuron):
+            if isinstance(m, Stateful):
                 m.reset_state()
 
     def _set_steps(self, modules: list[TimeAware], steps: int) -> None:
@@ -157,7 +157,9 @@ class SpikingNetwork(nn.Module):
         Neuron state carries over from the previous call; call :meth:`reset` between samples.
         """
         if x_seq.dim() < 2:
-            raise ValueError(f"SpikingNetwork expects [T, B, ...] input, got shape {tuple(x_seq.shape)}")
+            raise ValueError(
+                f"SpikingNetwork expects [T, B, ...] input, got shape {tuple(x_seq.shape)}"
+            )
         steps, batch = x_seq.shape[:2]
         self._set_steps([m for m in self.module.modules() if isinstance(m, TimeAware)], steps)
         out = self.module(x_seq.reshape(steps * batch, *x_seq.shape[2:]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 Reset = Literal["subtract", "zero"]
@@ -43,20 +44,24 @@ class TimeAware(nn.Module):
         return x.reshape(self.steps, x.shape[0] // self.steps, *x.shape[1:])
 
 
-class SpikingNeuron(TimeAware):
-    """Base class of stateful multi-step neurons.
-
-    Subclasses implement :meth:`forward_sequence` on ``[T, B, ...]`` tensors and keep their
-    membrane potential in ``self.v`` between calls, so a simulation can run in chunks of steps.
-    """
+class Stateful(TimeAware):
+    """A time-aware module with state carried between chunks of steps (reset per sample)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.v: Tensor | None = None
 
     def reset_state(self) -> None:
-        """Forget the membrane potential (call before a new input sample)."""
+        """Forget the state (call before a new input sample)."""
         self.v = None
+
+
+class SpikingNeuron(Stateful):
+    """Base class of stateful multi-step neurons.
+
+    Subclasses implement :meth:`forward_sequence` on ``[T, B, ...]`` tensors and keep their
+    membrane potential in ``self.v`` between calls, so a simulation can run in chunks of steps.
+    """
 
     def forward(self, x: Tensor) -> Tensor:
         """x: [T*B, ...] with T = ``self.steps`` -> spikes of the same shape."""
@@ -189,4 +194,53 @@ class TimeBroadcast(TimeAware):
     """
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.unsqueeze(0).expand(self.steps, *x.shape).reshape(self.steps * x.shape[0], *x.shape[1:])
+        return (
+            x.unsqueeze(0)
+            .expand(self.steps, *x.shape)
+            .reshape(self.steps * x.shape[0], *x.shape[1:])
+        )
+
+
+class SpikingMaxPool(Stateful):
+    """Spiking max-pooling gate (Rueckauer et al. 2017).
+
+    Per pooling window, passes the spikes of the input neuron with the highest running spike count
+    (accumulated spike amplitude, kept in ``self.v``) so far. Input [T*B, C, H, W] (or [T*B, C, L]
+    for 1-d pooling) with T = ``self.steps``; output has the pooled spatial shape.
+
+    Args:
+        pool: the ANN's max-pooling module (MaxPool1d/2d or AdaptiveMaxPool1d/2d) whose windows
+            are used.
+    """
+
+    def __init__(self, pool: nn.Module) -> None:
+        super().__init__()
+        self.pool = pool
+
+    def _indices(self, counts: Tensor) -> Tensor:
+        p = self.pool
+        dims = counts.dim() - 2
+        if isinstance(p, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
+            fn = F.adaptive_max_pool2d if dims == 2 else F.adaptive_max_pool1d
+            return fn(counts, p.output_size, return_indices=True)[1]
+        fn = F.max_pool2d if dims == 2 else F.max_pool1d
+        return fn(
+            counts, p.kernel_size, p.stride, p.padding, p.dilation, p.ceil_mode, return_indices=True
+        )[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        seq = self.unfold(x)
+        if self.v is None:
+            self.v = torch.zeros_like(seq[0])
+        outs = []
+        for t in range(seq.shape[0]):
+            self.v += seq[t]
+            # ties go to the neuron that spikes now, so a window's first spikes are not lost
+            idx = self._indices(self.v + 0.5 * seq[t].abs())
+            flat = seq[t].flatten(2)
+            outs.append(flat.gather(2, idx.flatten(2)).reshape(idx.shape))
+        out = torch.stack(outs)
+        return out.reshape(-1, *out.shape[2:])
+
+    def extra_repr(self) -> str:
+        return repr(self.pool)

@@ -11,7 +11,9 @@ from tqdm.auto import tqdm
 T = TypeVar("T")
 
 
-def progress_bar(iterable: Iterable[T], enabled: bool = True, description: str = "", **kwargs) -> Iterable[T]:
+def progress_bar(
+    iterable: Iterable[T], enabled: bool = True, description: str = "", **kwargs
+) -> Iterable[T]:
     """Wrap ``iterable`` in a tqdm bar when ``enabled`` and stderr is a terminal."""
     if not enabled or not sys.stderr.isatty():
         return iterable

@@ -1,0 +1,65 @@
+"""The direct route: SNNs trained with STBP and tdBN (Wu et al. 2018; Zheng et al. 2021).
+
+LIF neurons with surrogate gradients (:mod:`.lif`, :mod:`.surrogate`), threshold-dependent
+BatchNorm and its fusion for inference (:mod:`.tdbn`, :mod:`.fusion`), networks built from the
+shared architecture specs (:mod:`.snn`), and the trainer with checkpoints, resume and
+data-parallel training (:mod:`.trainer`, :mod:`.checkpoint`, :mod:`.distributed`).
+"""
+
+from .checkpoint import CheckpointError, atomic_save, load_checkpoint
+from .distributed import DistributedContext, resolve_device, setup_distributed
+from .fusion import fuse_layer, fuse_module, fuse_norms
+from .lif import LIFFunction, LIFNeuron, lif_reference
+from .snn import ENCODINGS, DirectSNN, EventEncoder, build_snn
+from .surrogate import SURROGATES, SpikeFunction, spike, surrogate_gradient
+from .tdbn import (
+    ThresholdDependentBatchNorm1d,
+    ThresholdDependentBatchNorm2d,
+    tdbn,
+    tdbn_factory,
+)
+from .trainer import (
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainingDiverged,
+    TrainResult,
+    load_trained,
+    seed_everything,
+    stbp_loss,
+    train,
+)
+
+__all__ = [
+    "ENCODINGS",
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "SURROGATES",
+    "CheckpointError",
+    "DirectSNN",
+    "DistributedContext",
+    "EventEncoder",
+    "LIFFunction",
+    "LIFNeuron",
+    "SpikeFunction",
+    "ThresholdDependentBatchNorm1d",
+    "ThresholdDependentBatchNorm2d",
+    "TrainResult",
+    "TrainingDiverged",
+    "atomic_save",
+    "build_snn",
+    "fuse_layer",
+    "fuse_module",
+    "fuse_norms",
+    "lif_reference",
+    "load_checkpoint",
+    "load_trained",
+    "resolve_device",
+    "seed_everything",
+    "setup_distributed",
+    "spike",
+    "stbp_loss",
+    "surrogate_gradient",
+    "tdbn",
+    "tdbn_factory",
+    "train",
+]

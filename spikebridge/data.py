@@ -1,0 +1,233 @@
+"""Datasets by name, and the loaders both routes use.
+
+Names: ``digits`` (scikit-learn's 8x8 digits, offline), ``mnist``, ``fashion-mnist``,
+``cifar10`` (static images: items ``x [C, H, W]`` float32 in [0, 1], no mean/std normalisation,
+so rate coding sees intensities) and ``nmnist`` (event recordings: items ``x [T, 2, 34, 34]``
+float32 event counts). Labels are ints in 0..9.
+
+Files are read from a local root as distributed (see each reader in ``spikebridge.datasets``);
+torchvision downloads them only when ``download=True``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from .datasets.base import DatasetFormatError, DatasetNotFoundError, default_root, resolve_root
+from .datasets.cifar import load_cifar10
+from .datasets.digits import load_digits_split
+from .datasets.idx import load_idx_dataset, read_idx
+from .datasets.nmnist import NMNISTDataset, bin_events, decode_events
+
+__all__ = [
+    "DATASET_NAMES",
+    "DatasetFormatError",
+    "DatasetInfo",
+    "DatasetNotFoundError",
+    "NMNISTDataset",
+    "bin_events",
+    "calibration_loader",
+    "dataset_info",
+    "decode_events",
+    "default_root",
+    "is_event_dataset",
+    "load_dataset",
+    "make_loaders",
+    "read_idx",
+]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about a dataset.
+
+    ``in_channels`` and ``image_size`` describe one frame: [C, H, W] = [in_channels, image_size,
+    image_size]. Event datasets (``is_event``) yield [T, C, H, W] per sample.
+    """
+
+    name: str
+    in_channels: int
+    image_size: int
+    num_classes: int
+    is_event: bool
+
+
+_INFO = {
+    "digits": DatasetInfo("digits", 1, 8, 10, False),
+    "mnist": DatasetInfo("mnist", 1, 28, 10, False),
+    "fashion-mnist": DatasetInfo("fashion-mnist", 1, 28, 10, False),
+    "cifar10": DatasetInfo("cifar10", 3, 32, 10, False),
+    "nmnist": DatasetInfo("nmnist", 2, 34, 10, True),
+}
+DATASET_NAMES: tuple[str, ...] = tuple(_INFO)
+_ALIASES = {"fashionmnist": "fashion-mnist", "cifar-10": "cifar10", "n-mnist": "nmnist"}
+
+
+def _canonical(name: str) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a string, got {type(name).__name__}")
+    key = name.strip().lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in _INFO:
+        raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
+    return key
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Shape facts of dataset ``name`` (case-insensitive; '_' and '-' alike)."""
+    return _INFO[_canonical(name)]
+
+
+def is_event_dataset(name: str) -> bool:
+    """True for event-camera datasets (samples already in time: [T, C, H, W])."""
+    return dataset_info(name).is_event
+
+
+def _positive_int(value: object, argument: str, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+    return value
+
+
+def load_dataset(
+    name: str,
+    root: str | os.PathLike | None = None,
+    train: bool = True,
+    download: bool = False,
+    timesteps: int | None = None,
+    *,
+    binarize: bool = False,
+    transform: Callable[[Tensor], Tensor] | None = None,
+) -> Dataset:
+    """The train or test split of dataset ``name`` as a map-style dataset of ``(x, label)``.
+
+    Args:
+        name: one of ``DATASET_NAMES``.
+        root: folder holding the files as distributed (or torchvision's root); ignored for
+            ``digits``; None means ``default_root()``.
+        train: training split (True) or test split.
+        download: let torchvision fetch missing files (mnist, fashion-mnist, cifar10 only).
+        timesteps: frames per sample, required for event data; ignored for static images
+            (their time axis comes from the encoder).
+        binarize: event data only: clip per-frame event counts to 1.
+        transform: applied to each sample tensor (e.g. augmentation).
+
+    Returns: items ``(x, label int)``; x is [C, H, W] float32 in [0, 1] for static images and
+    [T, 2, 34, 34] float32 for ``nmnist``. The dataset's ``targets`` is the [N] label tensor.
+
+    Raises:
+        ValueError: unknown name, bad ``timesteps``, ``download`` for nmnist.
+        DatasetNotFoundError (a FileNotFoundError): the root lacks the files; names the folders
+            searched and the files expected.
+        DatasetFormatError (a ValueError): a file is corrupt; names the file.
+    """
+    key = _canonical(name)
+    if key == "digits":
+        return load_digits_split(train, transform)
+    path = resolve_root(root)
+    if key in ("mnist", "fashion-mnist"):
+        return load_idx_dataset(key, path, train, download, transform)
+    if key == "cifar10":
+        return load_cifar10(path, train, download, transform)
+    # nmnist
+    if timesteps is None:
+        raise ValueError("nmnist: timesteps is required (the number of frames to bin events into)")
+    if download:
+        raise ValueError(
+            "nmnist: download is not supported; get the dataset from "
+            "https://www.garrickorchard.com/datasets/n-mnist and pass its folder as the root"
+        )
+    return NMNISTDataset(path, train, timesteps, binarize=binarize, transform=transform)
+
+
+def _seeded_generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(int(seed))
+
+
+def _subset(dataset: Dataset, indices: list[int]) -> Subset:
+    subset = Subset(dataset, indices)
+    targets = getattr(dataset, "targets", None)
+    if isinstance(targets, Tensor):  # keep labels reachable without decoding samples
+        subset.targets = targets[torch.tensor(indices, dtype=torch.long)]
+    return subset
+
+
+def make_loaders(
+    name: str,
+    root: str | os.PathLike | None = None,
+    batch_size: int = 128,
+    limit: int | None = None,
+    seed: int = 0,
+    download: bool = False,
+    timesteps: int | None = None,
+    num_workers: int = 0,
+    train_limit: int | None = None,
+    *,
+    binarize: bool = False,
+    train_transform: Callable[[Tensor], Tensor] | None = None,
+    pin_memory: bool = False,
+) -> tuple[DataLoader, DataLoader]:
+    """(train_loader, test_loader) for dataset ``name``.
+
+    Batches are ``(x [B, C, H, W], y [B])`` for static images and ``(x [B, T, 2, 34, 34], y [B])``
+    for event data. The train loader reshuffles every epoch from a generator seeded with
+    ``seed`` (its state is ``loader.generator``: save it to resume exactly); the test loader
+    keeps the dataset order.
+
+    Args:
+        limit: use only the first ``limit`` test samples (all when larger than the test set).
+        train_limit: use a fixed random subset (seeded by ``seed``) of ``train_limit`` training
+            samples; random rather than the first N because some layouts are sorted by class.
+        Other arguments as in :func:`load_dataset`; ``num_workers`` > 0 keeps workers alive
+        across epochs so per-worker caches survive.
+    """
+    _positive_int(batch_size, "batch_size", allow_none=False)
+    _positive_int(limit, "limit")
+    _positive_int(train_limit, "train_limit")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+    train_set = load_dataset(
+        name, root, True, download, timesteps, binarize=binarize, transform=train_transform
+    )
+    test_set = load_dataset(name, root, False, download, timesteps, binarize=binarize)
+    if train_limit is not None and train_limit < len(train_set):
+        chosen = torch.randperm(len(train_set), generator=_seeded_generator(seed))[:train_limit]
+        train_set = _subset(train_set, chosen.sort().values.tolist())
+    if limit is not None and limit < len(test_set):
+        test_set = _subset(test_set, list(range(limit)))
+    common = {
+        "batch_size": batch_size,
+        "num_workers": num_workers,
+        "persistent_workers": num_workers > 0,
+        "pin_memory": pin_memory,
+    }
+    train_loader = DataLoader(train_set, shuffle=True, generator=_seeded_generator(seed), **common)
+    test_loader = DataLoader(test_set, shuffle=False, **common)
+    return train_loader, test_loader
+
+
+def calibration_loader(
+    dataset: Dataset, n: int = 1000, batch_size: int = 128, seed: int = 0
+) -> DataLoader:
+    """A loader over a fixed random subset of ``n`` samples of ``dataset`` (all when fewer).
+
+    Meant for the conversion's calibration pass: the subset depends only on ``seed`` and the
+    dataset size, and the order is fixed (no shuffling), so calibration is reproducible.
+    """
+    _positive_int(n, "n", allow_none=False)
+    _positive_int(batch_size, "batch_size", allow_none=False)
+    size = len(dataset)
+    if size == 0:
+        raise ValueError("calibration_loader: the dataset is empty; calibration needs samples")
+    if n < size:
+        chosen = torch.randperm(size, generator=_seeded_generator(seed))[:n].sort().values
+        dataset = _subset(dataset, chosen.tolist())
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False)

@@ -1,0 +1,1 @@
+"""Dataset readers behind :mod:`spikebridge.data` (import from there; this package is internal)."""
