@@ -81,7 +81,9 @@ class Settings:
         for key in RUNTIME_KEYS:
             data.pop(key, None)
         data["methods"] = method_list(self.methods)
-        data["direct_epochs"] = self.direct_epochs if self.direct_epochs is not None else self.epochs
+        data["direct_epochs"] = (
+            self.direct_epochs if self.direct_epochs is not None else self.epochs
+        )
         return data
 
 
@@ -107,6 +109,19 @@ for _f in fields(Settings):
     _DEFAULTS[_f.name] = _f.default if _f.default is not MISSING else None
 
 KEYS: tuple[str, ...] = tuple(_TYPES)
+FILE_ONLY_KEYS: dict[str, type] = {"out": str, "overwrite": bool}
+"""Keys a config file may hold besides the settings: where to write and whether to replace."""
+
+
+def setting_type(name: str) -> type:
+    """The scalar type of setting ``name`` (``bool``, ``int``, ``float`` or ``str``)."""
+    types = _TYPES[name]
+    for t in (bool, float, int):
+        if t in types:
+            return t
+    return str
+
+
 _CHOICES = {
     "encoding": ENCODINGS,
     "reset": RESETS,
@@ -116,10 +131,24 @@ _CHOICES = {
     "direct_optimizer": OPTIMIZERS,
     "device": DEVICES,
 }
-_POSITIVE_INTS = {"timesteps", "epochs", "direct_timesteps", "batch_size", "limit", "train_limit", "calibration_samples"}
+_POSITIVE_INTS = {
+    "timesteps",
+    "epochs",
+    "direct_timesteps",
+    "batch_size",
+    "limit",
+    "train_limit",
+    "calibration_samples",
+}
 _POSITIVE_FLOATS = {"width", "lr", "direct_lr"}
 _NON_NEGATIVE_FLOATS = {"e_mac", "e_ac"}
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list"}
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+}
 
 
 def _type_name(name: str) -> str:
@@ -149,7 +178,9 @@ def check_value(name: str, value: Any) -> Any:
     types = _TYPES[name]
     bad_bool = isinstance(value, bool) and bool not in types
     if bad_bool or not isinstance(value, types):
-        raise ConfigError(f"{name} must be {_type_name(name)}, got {type(value).__name__} {value!r}")
+        raise ConfigError(
+            f"{name} must be {_type_name(name)}, got {type(value).__name__} {value!r}"
+        )
     if float in types and not isinstance(value, bool):
         value = float(value)
         if not math.isfinite(value):
@@ -165,7 +196,9 @@ def check_value(name: str, value: Any) -> Any:
     if name == "percentile" and not 0 < value <= 100:
         raise ConfigError(f"percentile must be in (0, 100], got {value!r}")
     if name == "initial_potential" and not 0 <= value < 1:
-        raise ConfigError(f"initial_potential is a fraction of the threshold in [0, 1), got {value!r}")
+        raise ConfigError(
+            f"initial_potential is a fraction of the threshold in [0, 1), got {value!r}"
+        )
     if name in _CHOICES and value not in _CHOICES[name]:
         raise ConfigError(f"{name} must be one of {', '.join(_CHOICES[name])}, got {value!r}")
     if name == "methods":
@@ -219,7 +252,8 @@ def key_line(text: str, key: str) -> int | None:
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The settings in TOML file ``path`` as a dict keyed like :class:`Settings` (underscores).
+    """The settings in TOML file ``path`` as a dict keyed like :class:`Settings` (underscores),
+    plus ``out`` and ``overwrite`` when the file gives them.
 
     Raises:
         FileNotFoundError: no such file.
@@ -232,12 +266,19 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         key = raw_key.replace("-", "_")
         line = key_line(text, raw_key)
         where = f"{path}, line {line}" if line else str(path)
-        if key not in _TYPES:
-            raise ConfigError(
-                f"{where}: unknown key {raw_key!r}; known keys: {', '.join(KEYS)}"
-            )
         if key in settings:
             raise ConfigError(f"{where}: key {raw_key!r} is given twice (as '-' and '_' spellings)")
+        if key in FILE_ONLY_KEYS:
+            kind = FILE_ONLY_KEYS[key]
+            if not isinstance(value, kind):
+                raise ConfigError(
+                    f"{where}: key {raw_key!r} must be {_TYPE_NAMES[kind]}, got {type(value).__name__} {value!r}"
+                )
+            settings[key] = value
+            continue
+        if key not in _TYPES:
+            known = ", ".join((*KEYS, *FILE_ONLY_KEYS))
+            raise ConfigError(f"{where}: unknown key {raw_key!r}; known keys: {known}")
         try:
             settings[key] = check_value(key, value)
         except ConfigError as err:
@@ -251,6 +292,7 @@ def defaults() -> dict[str, Any]:
 
 
 __all__ = [
+    "FILE_ONLY_KEYS",
     "KEYS",
     "RUNTIME_KEYS",
     "ConfigError",
@@ -260,4 +302,5 @@ __all__ = [
     "key_line",
     "load_config",
     "method_list",
+    "setting_type",
 ]

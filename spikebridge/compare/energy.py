@@ -20,7 +20,16 @@ from .ops import AnnOps
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
 
-ACCURACY_COLUMNS = ["route", "method", "timesteps", "accuracy", "macs", "sops", "energy_pJ", "spikes"]
+ACCURACY_COLUMNS = [
+    "route",
+    "method",
+    "timesteps",
+    "accuracy",
+    "macs",
+    "sops",
+    "energy_pJ",
+    "spikes",
+]
 ENERGY_COLUMNS = [
     "route",
     "method",
@@ -68,7 +77,9 @@ def energy_pj(
 def firing_rate(spikes: float, neurons: int, timesteps: int) -> float:
     """Spikes per neuron per step: ``spikes / (neurons * timesteps)`` (spikes of one sample)."""
     if neurons <= 0 or timesteps <= 0:
-        raise ValueError(f"firing rate needs neurons > 0 and timesteps > 0, got {neurons}, {timesteps}")
+        raise ValueError(
+            f"firing rate needs neurons > 0 and timesteps > 0, got {neurons}, {timesteps}"
+        )
     return float(spikes) / (neurons * timesteps)
 
 
@@ -206,7 +217,9 @@ def snn_layer_frame(route: str, method: str, ev: NetworkEvaluation) -> pd.DataFr
                 "adds": float(op.acs_per_sample * steps) if op.analog else 0.0,
             }
         )
-    frame = pd.DataFrame(rows, columns=[c for c in LAYER_COLUMNS if c not in ("route", "method", "index")])
+    frame = pd.DataFrame(
+        rows, columns=[c for c in LAYER_COLUMNS if c not in ("route", "method", "index")]
+    )
     frame.insert(0, "index", range(len(frame)))
     frame.insert(0, "method", method)
     frame.insert(0, "route", route)
@@ -216,10 +229,18 @@ def snn_layer_frame(route: str, method: str, ev: NetworkEvaluation) -> pd.DataFr
 def ann_layer_frame(method: str, ops: AnnOps) -> pd.DataFrame:
     """Per counted layer of the ANN: dense MACs and additions of one inference."""
     rows = [
-        {"layer": name, "kind": op.kind, "analog": True, "macs": float(op.macs_per_sample), "adds": float(op.acs_per_sample)}
+        {
+            "layer": name,
+            "kind": op.kind,
+            "analog": True,
+            "macs": float(op.macs_per_sample),
+            "adds": float(op.acs_per_sample),
+        }
         for name, op in ops.layers.items()
     ]
-    frame = pd.DataFrame(rows, columns=[c for c in LAYER_COLUMNS if c not in ("route", "method", "index")])
+    frame = pd.DataFrame(
+        rows, columns=[c for c in LAYER_COLUMNS if c not in ("route", "method", "index")]
+    )
     frame.insert(0, "index", range(len(frame)))
     frame.insert(0, "method", method)
     frame.insert(0, "route", "ann")

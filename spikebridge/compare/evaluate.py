@@ -127,7 +127,7 @@ class NetworkEvaluation:
         """[T] MACs per step, summed over samples (the analog-input layers)."""
         out = torch.zeros(self.timesteps, dtype=torch.float64)
         for op in self.layers.values():
-            out += op.macs(self.timesteps, self.total) if op.kind != "add" else 0
+            out += op.macs(self.timesteps, self.total)
         return out
 
     def sops(self) -> Tensor:
@@ -148,7 +148,9 @@ class NetworkEvaluation:
 
     def to_evaluation(self) -> Evaluation:
         """The :class:`spikebridge.evaluation.Evaluation` view (accuracy and spikes)."""
-        return Evaluation(self.correct, self.total, dict(self.spikes), dict(self.neurons), self.seconds)
+        return Evaluation(
+            self.correct, self.total, dict(self.spikes), dict(self.neurons), self.seconds
+        )
 
 
 def _with_module(network: SpikingNetwork, module: nn.Module) -> SpikingNetwork:
@@ -196,7 +198,9 @@ def evaluate_network(
             f"({type(err).__name__}); functional additions and pooling are not counted"
         )
     for layer in uncounted_layers(network.module):
-        notes.append(f"layer {layer} has weights but no operation counter; its operations are not counted")
+        notes.append(
+            f"layer {layer} has weights but no operation counter; its operations are not counted"
+        )
     counter.attach(counted_module)
     correct = torch.zeros(timesteps, dtype=torch.long)
     total = 0
@@ -228,7 +232,10 @@ def _reduce(ev: NetworkEvaluation, shard: Shard) -> NetworkEvaluation:
     """Sum the counts of every process (layer sets are merged first: a process may have no batch)."""
     meta = {
         "neurons": ev.neurons,
-        "layers": {n: (op.kind, op.analog, op.macs_per_sample, op.acs_per_sample) for n, op in ev.layers.items()},
+        "layers": {
+            n: (op.kind, op.analog, op.macs_per_sample, op.acs_per_sample)
+            for n, op in ev.layers.items()
+        },
         "spiking": list(ev.spikes),
     }
     gathered: list = [None] * shard.world
@@ -278,8 +285,12 @@ def _reduce(ev: NetworkEvaluation, shard: Shard) -> NetworkEvaluation:
     inputs = {n: take(steps) for n in layer_names}
     layers = {}
     for n, (kind, analog, macs, acs) in layer_meta.items():
-        layers[n] = LayerOps(kind, analog, macs, acs, None if analog else sops[n], None if analog else inputs[n])
-    return NetworkEvaluation(correct, total, spikes, neurons, layers, float(seconds.item()), ev.notes)
+        layers[n] = LayerOps(
+            kind, analog, macs, acs, None if analog else sops[n], None if analog else inputs[n]
+        )
+    return NetworkEvaluation(
+        correct, total, spikes, neurons, layers, float(seconds.item()), ev.notes
+    )
 
 
 @torch.no_grad()

@@ -161,10 +161,8 @@ def _fanout_map(module: nn.Module, spatial: tuple[int, ...]) -> tuple[Tensor, in
         conv = (F.conv1d, F.conv2d, F.conv3d)[d - 1]
         kernel = torch.ones(1, 1, *module.kernel_size, dtype=torch.float64)
         if module.padding_mode != "zeros":
-            padded = F.pad(x, module._reversed_padding_repeated_twice, mode=module.padding_mode)
-            y = conv(padded, kernel, None, module.stride, 0, module.dilation)
-        else:
-            y = conv(x, kernel, None, module.stride, module.padding, module.dilation)
+            return _distinct_fanout(module, spatial), module.out_channels // module.groups
+        y = conv(x, kernel, None, module.stride, module.padding, module.dilation)
         factor = module.out_channels // module.groups
     elif isinstance(module, AVG_POOLS):
         k = _tuple(module.kernel_size, d)
@@ -188,6 +186,20 @@ def _fanout_map(module: nn.Module, spatial: tuple[int, ...]) -> tuple[Tensor, in
         raise TypeError(f"no fan-out map for {type(module).__name__}")
     y.sum().backward()
     return x.grad[0, 0].round().long(), factor
+
+
+def _distinct_fanout(module: nn.Module, spatial: tuple[int, ...]) -> Tensor:
+    """Fan-out under reflect/replicate/circular padding, where an input can appear several times
+    in one receptive field: count the distinct outputs each input reaches."""
+    n = math.prod(spatial)
+    index = torch.arange(n, dtype=torch.float64).reshape(1, 1, *spatial)
+    windows = F.pad(index, module._reversed_padding_repeated_twice, mode=module.padding_mode)[0, 0]
+    for dim, (k, step, dil) in enumerate(zip(module.kernel_size, module.stride, module.dilation)):
+        windows = windows.unfold(dim, (k - 1) * dil + 1, step)[..., ::dil]
+    members = windows.reshape(-1, math.prod(module.kernel_size)).long().sort(1).values
+    first = torch.ones_like(members, dtype=torch.bool)
+    first[:, 1:] = members[:, 1:] != members[:, :-1]
+    return torch.bincount(members[first], minlength=n).reshape(spatial)
 
 
 def _tuple(value, d: int) -> tuple[int, ...]:
@@ -491,7 +503,7 @@ class SnnOpCounter:
                 ops = self.layers[name] = LayerOps(kind, analog, macs, acs)
             if analog:
                 return
-            counts, nonzero = self._sops(name, mod, kind, inputs)
+            counts, nonzero = self._sops(name, mod, kind, inputs, output)
             steps = counts.shape[0]
             start = self._cursor.get(name, 0)
             if start + steps > self._timesteps:
@@ -516,14 +528,25 @@ class SnnOpCounter:
         """[steps*B] -> [steps] summed over the batch."""
         return per_row.reshape(-1, self._batch).sum(1)
 
-    def _sops(self, name: str, mod: nn.Module, kind: str, inputs: tuple) -> tuple[Tensor, Tensor]:
+    def _sops(
+        self, name: str, mod: nn.Module, kind: str, inputs: tuple, output: Tensor
+    ) -> tuple[Tensor, Tensor]:
         if kind == "add":
-            rows = inputs[0].shape[0]
-            nz = torch.zeros(rows, dtype=torch.long, device=inputs[0].device)
+            rows = output.shape[0]
+            sops = torch.zeros(rows, dtype=torch.long, device=output.device)
+            nonzero = torch.zeros_like(sops)
             for i in mod.spike_inputs:
-                nz += inputs[i].reshape(rows, -1).ne(0).sum(1)
-            total = self._per_step(nz)
-            return total, total
+                x = inputs[i]
+                # a spike broadcast over several outputs (e.g. [C] + [C, H, W]) reaches each of them
+                nz = x.reshape(rows, -1).ne(0).sum(1) if x.shape[:1] == output.shape[:1] else None
+                if nz is None:
+                    raise RuntimeError(
+                        f"layer {name!r}: an operand of the addition is broadcast over time/batch"
+                    )
+                per_row = max(x[0].numel(), 1)
+                sops += nz * (output[0].numel() // per_row)
+                nonzero += nz
+            return self._per_step(sops), self._per_step(nonzero)
         x = inputs[0]
         rows = x.shape[0]
         if kind in ("linear", "mean"):

@@ -1,0 +1,251 @@
+"""Paper figures of a comparison: latency-accuracy, energy-accuracy, per-layer firing rates.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly (the Agg canvas, no pyplot and
+no global backend change), with labelled axes and units, a legend naming route and method, and
+distinct markers and line styles per network so they read in greyscale.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from ..io import save_figure
+
+MARKERS = ["s", "^", "D", "v", "P", "X", "h", "<", ">", "p"]
+LINESTYLES = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 2, 1, 2, 1, 2))]
+# Okabe-Ito: distinguishable with colour-vision deficiencies; greyscale relies on markers/lines.
+COLORS = ["#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442", "#999999"]
+DIRECT_STYLE = {"color": "black", "marker": "o", "linestyle": "-", "linewidth": 2.0}
+ANN_STYLE = {"color": "0.35", "linestyle": (0, (8, 3)), "linewidth": 1.4}
+ROUTE_NAMES = {"conversion": "conversion", "direct": "direct", "ann": "ANN"}
+METHOD_NAMES = {
+    "model": "model-based (Diehl 2015)",
+    "max": "data-based max (Diehl 2015)",
+    "percentile": "percentile (Rueckauer 2017)",
+    "channel": "channel-wise (Kim 2020)",
+    "spike-norm": "Spike-Norm (Sengupta 2019)",
+    "qcfs": "QCFS (Bu 2022)",
+    "stbp-tdbn": "STBP-tdBN (Zheng 2021)",
+}
+
+
+def network_label(route: str, method: str) -> str:
+    """Legend text naming route and method, e.g. ``conversion: channel-wise (Kim 2020)``."""
+    return f"{ROUTE_NAMES.get(route, route)}: {METHOD_NAMES.get(method, method)}"
+
+
+def network_styles(networks: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """A fixed style per (route, method): the direct route solid black, conversions cycling."""
+    styles: dict[tuple[str, str], dict] = {}
+    i = 0
+    for key in networks:
+        if key[0] == "direct":
+            styles[key] = dict(DIRECT_STYLE)
+            continue
+        styles[key] = {
+            "color": COLORS[i % len(COLORS)],
+            "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)],
+            "linewidth": 1.6,
+        }
+        i += 1
+    return styles
+
+
+def _networks(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    keys = list(dict.fromkeys(zip(frame["route"], frame["method"])))
+    return [k for k in keys if k[0] != "direct"] + [k for k in keys if k[0] == "direct"]
+
+
+def _powers_of_two(t_max: int) -> list[int]:
+    steps = [2**k for k in range(int(math.log2(max(t_max, 1))) + 1)]
+    return steps if steps[-1] == t_max else steps + [t_max]
+
+
+def _new_figure(width: float = 6.6, height: float = 4.4) -> tuple[Figure, object]:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.add_subplot()
+    ax.grid(True, which="major", color="0.88", linewidth=0.7)
+    ax.set_axisbelow(True)
+    return fig, ax
+
+
+def _percent(ax, axis: str = "y") -> None:
+    fmt = FuncFormatter(lambda v, _pos: f"{v:g}")
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def latency_accuracy_figure(
+    accuracy: pd.DataFrame,
+    ann_accuracy: float | None = None,
+    title: str = "",
+    ann_label: str = "ANN",
+) -> Figure:
+    """Accuracy (%) after t steps for every network, log-scale t; the ANN as a horizontal line.
+
+    Args:
+        accuracy: columns route, method, timesteps, accuracy (fraction).
+        ann_accuracy: the ANN's accuracy (fraction), drawn as a dashed line.
+    """
+    fig, ax = _new_figure()
+    networks = _networks(accuracy)
+    styles = network_styles(networks)
+    t_max = int(accuracy["timesteps"].max()) if len(accuracy) else 1
+    marks = set(_powers_of_two(t_max))
+    for key in networks:
+        rows = accuracy[(accuracy["route"] == key[0]) & (accuracy["method"] == key[1])].sort_values(
+            "timesteps"
+        )
+        t = rows["timesteps"].to_numpy()
+        every = [i for i, v in enumerate(t) if int(v) in marks]
+        ax.plot(
+            t,
+            100 * rows["accuracy"].to_numpy(),
+            label=network_label(*key),
+            markevery=every,
+            markersize=6,
+            markerfacecolor="white" if key[0] != "direct" else "black",
+            **styles[key],
+        )
+    if ann_accuracy is not None and math.isfinite(ann_accuracy):
+        ax.axhline(
+            100 * ann_accuracy, label=f"{ann_label} ({100 * ann_accuracy:.2f} %)", **ANN_STYLE
+        )
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(marks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(0.9, t_max * 1.1)
+    ax.set_xlabel("latency: simulation timesteps T (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    _percent(ax)
+    ax.set_title(title or "accuracy against latency")
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.92)
+    return fig
+
+
+def energy_accuracy_figure(
+    accuracy: pd.DataFrame,
+    energy: pd.DataFrame,
+    title: str = "",
+    e_mac: float = 4.6,
+    e_ac: float = 0.9,
+    ann_label: str = "ANN",
+) -> Figure:
+    """Accuracy (%) against energy per inference (µJ, log scale) as T grows, one curve per SNN.
+
+    Markers sit at T = 1, 2, 4, ...; the ANN is one star (and a dotted line at its accuracy).
+
+    Args:
+        accuracy: columns route, method, timesteps, accuracy, energy_pJ (cumulative to t).
+        energy: the energy table; its ``ann`` row gives the ANN point.
+    """
+    fig, ax = _new_figure()
+    networks = _networks(accuracy)
+    styles = network_styles(networks)
+    t_max = int(accuracy["timesteps"].max()) if len(accuracy) else 1
+    marks = set(_powers_of_two(t_max))
+    for key in networks:
+        rows = accuracy[(accuracy["route"] == key[0]) & (accuracy["method"] == key[1])].sort_values(
+            "timesteps"
+        )
+        every = [i for i, v in enumerate(rows["timesteps"]) if int(v) in marks]
+        ax.plot(
+            rows["energy_pJ"].to_numpy() / 1e6,
+            100 * rows["accuracy"].to_numpy(),
+            label=network_label(*key),
+            markevery=every,
+            markersize=6,
+            markerfacecolor="white" if key[0] != "direct" else "black",
+            **styles[key],
+        )
+    ann = energy[energy["route"] == "ann"]
+    if len(ann):
+        row = ann.iloc[0]
+        e, a = float(row["energy_pJ"]) / 1e6, 100 * float(row["accuracy"])
+        ax.plot(
+            [e],
+            [a],
+            marker="*",
+            markersize=14,
+            color="0.2",
+            linestyle="none",
+            label=f"{ann_label} ({a:.2f} %, {e:.3g} µJ)",
+        )
+        ax.axhline(a, color="0.55", linestyle=":", linewidth=1.0)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10))
+    ax.set_xlabel(f"energy per inference (µJ, log scale; E_MAC = {e_mac:g} pJ, E_AC = {e_ac:g} pJ)")
+    ax.set_ylabel("test accuracy (%)")
+    _percent(ax)
+    ax.set_title(
+        title or f"accuracy against energy (markers at T = {', '.join(map(str, sorted(marks)))})"
+    )
+    ax.legend(loc="lower right", fontsize=8, framealpha=0.92)
+    return fig
+
+
+def firing_rate_figure(
+    layers: pd.DataFrame, timesteps: int | None = None, title: str = ""
+) -> Figure:
+    """Firing rate (spikes per neuron per step, %) of every spiking layer, in network order.
+
+    Args:
+        layers: the layer table (rows with ``kind == "neuron"`` are plotted).
+    """
+    fig, ax = _new_figure()
+    neurons = layers[layers["kind"] == "neuron"]
+    networks = _networks(neurons)
+    styles = network_styles(networks)
+    depth = 0
+    for key in networks:
+        rows = neurons[(neurons["route"] == key[0]) & (neurons["method"] == key[1])].sort_values(
+            "index"
+        )
+        x = list(range(1, len(rows) + 1))
+        depth = max(depth, len(x))
+        ax.plot(
+            x,
+            100 * rows["firing_rate"].to_numpy(),
+            label=network_label(*key),
+            markersize=6,
+            markerfacecolor="white" if key[0] != "direct" else "black",
+            **styles[key],
+        )
+    ax.set_xticks(list(range(1, depth + 1)))
+    ax.set_xlabel("spiking layer (input side → output side)")
+    ax.set_ylabel("firing rate (% of neurons spiking per step)")
+    ax.set_ylim(bottom=0)
+    suffix = f" over T = {timesteps} steps" if timesteps else ""
+    ax.set_title(title or f"per-layer firing rates{suffix}")
+    ax.legend(loc="best", fontsize=8, framealpha=0.92)
+    return fig
+
+
+PLOT_NAMES = ("latency_accuracy", "energy_accuracy", "firing_rates")
+
+
+def save_plots(figures: dict[str, Figure], out: str | Path, dpi: int = 160) -> list[Path]:
+    """Write each figure as ``NAME.png`` and ``NAME.svg`` in ``out`` (atomically)."""
+    out = Path(out)
+    paths = []
+    for name, fig in figures.items():
+        paths.append(save_figure(out / f"{name}.png", fig, dpi=dpi))
+        paths.append(save_figure(out / f"{name}.svg", fig))
+    return paths
+
+
+__all__ = [
+    "PLOT_NAMES",
+    "energy_accuracy_figure",
+    "firing_rate_figure",
+    "latency_accuracy_figure",
+    "network_label",
+    "network_styles",
+    "save_plots",
+]
