@@ -45,13 +45,27 @@ def _lookup(root: nn.Module, target: str):
     return obj
 
 
+def _takes_static_input(gm: fx.GraphModule, node: fx.Node, static: set[fx.Node]) -> bool:
+    """A neuron whose only input is time-invariant and whose ``forward`` is the base class's
+    (which accepts ``static=True``)."""
+    if node.op != "call_module" or node.kwargs or len(node.args) != 1:
+        return False
+    (arg,) = node.args
+    if not isinstance(arg, fx.Node) or arg not in static or arg.op == "get_attr":
+        return False
+    mod = _lookup(gm, node.target)
+    return isinstance(mod, SpikingNeuron) and type(mod).forward is SpikingNeuron.forward
+
+
 def static_prefix_module(gm: fx.GraphModule) -> fx.GraphModule:
     """A copy of ``gm`` that takes a time-invariant input [B, ...].
 
     Nodes that depend only on the input and parameters (the layers before the first neuron) are
     the same at every step under analog input; they run once on [B, ...], and a
-    :class:`TimeBroadcast` repeats their result over the folded time axis where it meets a neuron
-    or any other time-varying node. The copy shares every submodule with ``gm``.
+    :class:`TimeBroadcast` repeats their result over the folded time axis where it meets a
+    time-varying node. A neuron whose only input is static takes it as it is (called with
+    ``static=True``) and integrates it at every step, which saves materialising T copies. The
+    copy shares every submodule with ``gm``.
     """
     graph = fx.Graph()
     value_map: dict[fx.Node, fx.Node] = {}
@@ -70,6 +84,10 @@ def static_prefix_module(gm: fx.GraphModule) -> fx.GraphModule:
     broadcasts: dict[fx.Node, fx.Node] = {}
     for node in list(graph.nodes):
         if node in static:
+            continue
+        if _takes_static_input(gm, node, static):
+            # the neuron integrates the same [B, ...] input at every step: no broadcast copy
+            node.kwargs = {**node.kwargs, "static": True}
             continue
         for arg in node.all_input_nodes:
             if arg in static and arg.op != "get_attr":
@@ -165,11 +183,28 @@ class SpikingNetwork(nn.Module):
         out = self.module(x_seq.reshape(steps * batch, *x_seq.shape[2:]))
         return out.reshape(steps, batch, *out.shape[1:])
 
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.pop("_runner_cache", None)  # rebuilt on demand; ids mean nothing after loading
+        return state
+
     def _static_runner(self) -> fx.GraphModule | None:
+        """The static-prefix version of the module, rebuilt only when the module changed."""
+        key = self._runner_key()
+        cached = self.__dict__.get("_runner_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
         try:
-            return static_prefix_module(trace_spiking(self.module))
+            runner = static_prefix_module(trace_spiking(self.module))
         except Exception:  # untraceable custom module: fall back to expanding the input
-            return None
+            runner = None
+        # kept out of the module tree (not a submodule, not in state_dict)
+        self.__dict__["_runner_cache"] = (key, runner)
+        return runner
+
+    def _runner_key(self) -> tuple:
+        mods = tuple((name, id(m)) for name, m in self.module.named_modules())
+        return (id(self.module), mods, getattr(self.module, "code", None))
 
     @torch.no_grad()
     def simulate(self, x: Tensor, timesteps: int, record_spikes: bool = False) -> Simulation:

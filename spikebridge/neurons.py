@@ -63,8 +63,16 @@ class SpikingNeuron(Stateful):
     membrane potential in ``self.v`` between calls, so a simulation can run in chunks of steps.
     """
 
-    def forward(self, x: Tensor) -> Tensor:
-        """x: [T*B, ...] with T = ``self.steps`` -> spikes of the same shape."""
+    def forward(self, x: Tensor, *, static: bool = False) -> Tensor:
+        """x: [T*B, ...] with T = ``self.steps`` -> spikes of the same shape.
+
+        With ``static=True``, x is one input [B, ...] that is the same at every step (the
+        analog-input prefix of a network); the output is still [T*B, ...]. This saves
+        materialising T copies of x (:class:`~spikebridge.network.SpikingNetwork` uses it).
+        """
+        if static:
+            seq = x.unsqueeze(0).expand(self.steps, *x.shape)
+            return self.forward_sequence(seq).reshape(self.steps * x.shape[0], *x.shape[1:])
         return self.forward_sequence(self.unfold(x)).reshape(x.shape)
 
     def forward_sequence(self, x_seq: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -82,6 +90,41 @@ def channel_view(values: Tensor, like: Tensor) -> Tensor:
             f"{tuple(like.shape)} (channel dimension 1)"
         )
     return values.reshape(values.numel(), *([1] * (like.dim() - 2)))
+
+
+def empty_steps(x_seq: Tensor) -> Tensor:
+    """An uninitialised [T, B, ...] tensor like ``x_seq`` whose steps keep the memory format of
+    one input step (channels-last convolutions stay channels-last), also when ``x_seq`` is a
+    time-broadcast view."""
+    step = x_seq[0]
+    if (
+        step.dim() == 4
+        and not step.is_contiguous()
+        and step.is_contiguous(memory_format=torch.channels_last)
+    ):
+        flat = torch.empty(
+            (x_seq.shape[0] * x_seq.shape[1], *x_seq.shape[2:]),
+            dtype=x_seq.dtype,
+            device=x_seq.device,
+            memory_format=torch.channels_last,
+        )
+        return flat.view(x_seq.shape)
+    return torch.empty(x_seq.shape, dtype=x_seq.dtype, device=x_seq.device)
+
+
+def _potential(neuron: SpikingNeuron, x_seq: Tensor, th: Tensor) -> Tensor:
+    """The neuron's membrane potential [B, ...], created at ``initial_potential * theta``."""
+    if neuron.v is None:
+        neuron.v = torch.zeros_like(x_seq[0])
+        if neuron.initial_potential:
+            neuron.v += th * neuron.initial_potential
+    elif neuron.v.shape != x_seq.shape[1:]:
+        raise ValueError(
+            f"{type(neuron).__name__}: the stored potential has shape {tuple(neuron.v.shape)} "
+            f"but the input step has shape {tuple(x_seq.shape[1:])}; reset the state "
+            "(SpikingNetwork.reset()) before a new batch"
+        )
+    return neuron.v
 
 
 def _as_threshold(threshold: float | Tensor, name: str) -> Tensor:
@@ -125,22 +168,24 @@ class IFNeuron(SpikingNeuron):
         return f"threshold={shown}, reset={self.reset}, initial_potential={self.initial_potential}"
 
     def forward_sequence(self, x_seq: Tensor) -> Tensor:
+        # Four elementwise passes per step, none allocating: the comparison writes 0/1 straight
+        # into the float output (a bool mask times theta costs a conversion pass more), which
+        # is then scaled in place to spikes of amplitude theta. Exact: spikes are 0 or theta,
+        # and v - theta * 1 == v - theta, v - v * 1 == 0.
         th = channel_view(self.threshold.to(x_seq.dtype), x_seq[0])
-        if self.v is None:
-            self.v = torch.zeros_like(x_seq[0])
-            if self.initial_potential:
-                self.v += th * self.initial_potential
-        v = self.v
-        out = torch.empty_like(x_seq)
+        v = _potential(self, x_seq, th)
+        out = empty_steps(x_seq)
         subtract = self.reset == "subtract"
         for t in range(x_seq.shape[0]):
-            v += x_seq[t]
-            fired = v >= th
-            spikes = torch.mul(fired, th, out=out[t])
+            s = out[t]
+            v.add_(x_seq[t])
+            torch.ge(v, th, out=s)
             if subtract:
-                v -= spikes
+                s.mul_(th)
+                v.sub_(s)
             else:
-                v.masked_fill_(fired, 0.0)
+                v.addcmul_(v, s, value=-1.0)
+                s.mul_(th)
         return out
 
 
@@ -170,19 +215,18 @@ class SignedIFNeuron(SpikingNeuron):
     def forward_sequence(self, x_seq: Tensor) -> Tensor:
         th = channel_view(self.threshold.to(x_seq.dtype), x_seq[0])
         neg_th = th / self.alpha
-        if self.v is None:
-            self.v = torch.zeros_like(x_seq[0])
-            if self.initial_potential:
-                self.v += th * self.initial_potential
-        v = self.v
-        out = torch.empty_like(x_seq)
+        low = -neg_th
+        v = _potential(self, x_seq, th)
+        out = empty_steps(x_seq)
+        neg = torch.empty_like(v)
         for t in range(x_seq.shape[0]):
-            v += x_seq[t]
-            pos = v >= th
-            neg = v <= -neg_th
-            v -= pos * th
-            v += neg * neg_th
-            torch.mul(pos.to(x_seq.dtype) - neg.to(x_seq.dtype), th, out=out[t])
+            pos = out[t]
+            v.add_(x_seq[t])
+            torch.ge(v, th, out=pos)
+            torch.le(v, low, out=neg)
+            v.addcmul_(pos, th, value=-1.0)
+            v.addcmul_(neg, neg_th)
+            pos.sub_(neg).mul_(th)
         return out
 
 

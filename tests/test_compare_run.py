@@ -18,8 +18,8 @@ TINY = dict(
     direct_timesteps=2,
     timesteps=8,
     width=0.25,
-    limit=48,
-    train_limit=192,
+    limit=32,
+    train_limit=128,
     calibration_samples=64,
     batch_size=32,
     device="cpu",
@@ -194,3 +194,45 @@ def test_cli_runs_from_a_config_file(first_run, tmp_path, capsys):
     assert main(["compare", "--config", str(config), "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "ANN accuracy" in printed and "direct: STBP-tdBN" in printed and "report.html" in printed
+
+
+WORKER = """
+import json, sys
+from spikebridge.compare import run
+run("cnn", "digits", out=sys.argv[1], **json.loads(sys.argv[2]))
+"""
+
+
+def test_two_processes_under_torchrun_give_the_same_tables(first_run, tmp_path):
+    """Each process simulates half of the test batches; the summed counts equal one process's."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with the gloo backend is not available")
+    out = copy_of(first_run, tmp_path)
+    for name in RESULT_FILES:
+        (out / name).unlink()
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(script), str(out), json.dumps({"methods": METHODS, **TINY})]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    _, single = first_run
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "accuracy_vs_timesteps.csv"), single.accuracy, check_dtype=False
+    )
+    layers = pd.read_csv(out / "layers.csv", dtype={"layer": str})
+    pd.testing.assert_frame_equal(layers, single.layers, check_dtype=False)
+    timing = ["convert_seconds", "inference_seconds", "inference_ms_per_sample"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out / "energy.csv").drop(columns=timing),
+        single.energy.drop(columns=timing),
+        check_dtype=False,
+    )

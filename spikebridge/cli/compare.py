@@ -139,8 +139,13 @@ def run(args: argparse.Namespace) -> int:
     result = run_settings(
         settings, out, progress=progress, overwrite=overwrite, log=log if verbose else None
     )
-    if not main_process:
-        return 0
+    if main_process:
+        print_summary(result, settings.timesteps)
+    return 0
+
+
+def print_summary(result, timesteps: int) -> None:
+    """Print the accuracy at T = 1, 2, 4, ..., the per-inference costs, the notes and the files."""
     with pd.option_context(
         "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3g}".format
     ):
@@ -148,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         print("\nAccuracy (%) after T steps:")
         pivot = accuracy_pivot(result.accuracy)
         print(pivot.to_string(index=False) if len(pivot) else "(no spiking network ran)")
-        print(f"\nPer inference at T = {settings.timesteps}:")
+        print(f"\nPer inference at T = {timesteps}:")
         summary = summary_frame(result.energy)
         cols = [
             "network",
@@ -162,5 +167,4 @@ def run(args: argparse.Namespace) -> int:
         print(summary[cols].to_string(index=False))
     for note in result.notes:
         print(f"note: {note}")
-    print(f"\nresults in {out}/: " + ", ".join(p.name for p in result.files))
-    return 0
+    print(f"\nresults in {result.out}/: " + ", ".join(p.name for p in result.files))

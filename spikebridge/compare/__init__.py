@@ -19,9 +19,10 @@ from .evaluate import (
 from .ops import AnnOps, LayerOps, SnnOpCounter, count_ann_ops, fanout_map
 from .plots import energy_accuracy_figure, firing_rate_figure, latency_accuracy_figure
 from .report import render_report
-from .runner import Comparison, claim_directory, run, run_settings
+from .runner import DEMO_SETTINGS, Comparison, claim_directory, run, run_settings
 
 __all__ = [
+    "DEMO_SETTINGS",
     "E_AC_PJ",
     "E_MAC_PJ",
     "AnnOps",

@@ -53,6 +53,7 @@ LAYER_COLUMNS = [
     "method",
     "index",
     "layer",
+    "module",
     "kind",
     "analog",
     "neurons",
@@ -198,6 +199,7 @@ def snn_layer_frame(route: str, method: str, ev: NetworkEvaluation) -> pd.DataFr
         rows.append(
             {
                 "layer": name,
+                "module": ev.types.get(name, ""),
                 "kind": "neuron",
                 "analog": False,
                 "neurons": neurons,
@@ -209,6 +211,7 @@ def snn_layer_frame(route: str, method: str, ev: NetworkEvaluation) -> pd.DataFr
         rows.append(
             {
                 "layer": name,
+                "module": op.module,
                 "kind": op.kind,
                 "analog": op.analog,
                 "inputs": float(op.inputs.sum()) / n if op.inputs is not None else float("nan"),
@@ -231,6 +234,7 @@ def ann_layer_frame(method: str, ops: AnnOps) -> pd.DataFrame:
     rows = [
         {
             "layer": name,
+            "module": op.module,
             "kind": op.kind,
             "analog": True,
             "macs": float(op.macs_per_sample),

@@ -104,6 +104,7 @@ class NetworkEvaluation:
         layers: counted layer -> :class:`LayerOps` (SOPs per step, analog MACs per sample).
         seconds: wall time of the simulation (the slowest process when sharded).
         notes: what could not be counted exactly.
+        types: layer -> class name of its module (neurons and counted layers).
     """
 
     correct: Tensor
@@ -113,6 +114,7 @@ class NetworkEvaluation:
     layers: dict[str, LayerOps] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    types: dict[str, str] = field(default_factory=dict)
 
     @property
     def timesteps(self) -> int:
@@ -220,7 +222,11 @@ def evaluate_network(
     finally:
         counter.detach()
     seconds = time.perf_counter() - start
-    result = NetworkEvaluation(correct, total, spikes, neurons, counter.layers, seconds, notes)
+    types = {name: type(m).__name__ for name, m in network.neurons().items()}
+    types.update({name: op.module for name, op in counter.layers.items()})
+    result = NetworkEvaluation(
+        correct, total, spikes, neurons, counter.layers, seconds, notes, types
+    )
     if shard.enabled:
         result = _reduce(result, shard)
     if result.total == 0:
@@ -233,16 +239,19 @@ def _reduce(ev: NetworkEvaluation, shard: Shard) -> NetworkEvaluation:
     meta = {
         "neurons": ev.neurons,
         "layers": {
-            n: (op.kind, op.analog, op.macs_per_sample, op.acs_per_sample)
+            n: (op.kind, op.analog, op.macs_per_sample, op.acs_per_sample, op.module)
             for n, op in ev.layers.items()
         },
-        "spiking": list(ev.spikes),
+        "types": ev.types,
     }
     gathered: list = [None] * shard.world
     dist.all_gather_object(gathered, meta)
     neurons: dict[str, int] = {}
     layer_meta: dict[str, tuple] = {}
+    types: dict[str, str] = {}
     for part in gathered:
+        for k, v in part["types"].items():
+            types.setdefault(k, v)
         for k, v in part["neurons"].items():
             neurons.setdefault(k, v)
         for k, v in part["layers"].items():
@@ -284,12 +293,18 @@ def _reduce(ev: NetworkEvaluation, shard: Shard) -> NetworkEvaluation:
     sops = {n: take(steps) for n in layer_names}
     inputs = {n: take(steps) for n in layer_names}
     layers = {}
-    for n, (kind, analog, macs, acs) in layer_meta.items():
+    for n, (kind, analog, macs, acs, module) in layer_meta.items():
         layers[n] = LayerOps(
-            kind, analog, macs, acs, None if analog else sops[n], None if analog else inputs[n]
+            kind,
+            analog,
+            macs,
+            acs,
+            None if analog else sops[n],
+            None if analog else inputs[n],
+            module,
         )
     return NetworkEvaluation(
-        correct, total, spikes, neurons, layers, float(seconds.item()), ev.notes
+        correct, total, spikes, neurons, layers, float(seconds.item()), ev.notes, types
     )
 
 

@@ -420,6 +420,7 @@ class LayerOps:
         acs_per_sample: dense ACs of one sample (additions) at one step.
         sops: [T] synaptic operations per step, summed over samples (event-driven layers).
         inputs: [T] non-zero input elements per step, summed over samples.
+        module: the layer's class name (e.g. ``Conv2d``).
     """
 
     kind: str
@@ -428,6 +429,7 @@ class LayerOps:
     acs_per_sample: int = 0
     sops: Tensor | None = None
     inputs: Tensor | None = None
+    module: str = ""
 
     def macs(self, timesteps: int, samples: int) -> Tensor:
         """[T] MACs per step summed over ``samples`` (only analog layers cost MACs in an SNN)."""
@@ -479,9 +481,13 @@ class SnnOpCounter:
         return self
 
     def detach(self) -> None:
+        """Remove the hooks and move the counts to the CPU."""
         for h in self._handles:
             h.remove()
         self._handles = []
+        for ops in self.layers.values():
+            if ops.sops is not None:
+                ops.sops, ops.inputs = ops.sops.cpu(), ops.inputs.cpu()
 
     def start_batch(self, batch: int, timesteps: int) -> None:
         """Announce a batch of ``batch`` samples simulated for ``timesteps`` steps."""
@@ -500,7 +506,9 @@ class SnnOpCounter:
             ops = self.layers.get(name)
             if ops is None:
                 macs, acs = dense_macs(mod, inputs, output)
-                ops = self.layers[name] = LayerOps(kind, analog, macs, acs)
+                ops = self.layers[name] = LayerOps(
+                    kind, analog, macs, acs, module=type(mod).__name__
+                )
             if analog:
                 return
             counts, nonzero = self._sops(name, mod, kind, inputs, output)
@@ -512,15 +520,15 @@ class SnnOpCounter:
                     "places cannot be counted per layer: give each call site its own module"
                 )
             self._cursor[name] = start + steps
-            if ops.sops is None:
-                ops.sops = torch.zeros(self._timesteps, dtype=torch.long)
-                ops.inputs = torch.zeros(self._timesteps, dtype=torch.long)
+            if ops.sops is None:  # kept on the layer's device: no synchronisation per call
+                ops.sops = torch.zeros(self._timesteps, dtype=torch.long, device=counts.device)
+                ops.inputs = torch.zeros_like(ops.sops)
             if ops.sops.shape[0] < self._timesteps:
                 pad = self._timesteps - ops.sops.shape[0]
                 ops.sops = F.pad(ops.sops, (0, pad))
                 ops.inputs = F.pad(ops.inputs, (0, pad))
-            ops.sops[start : start + steps] += counts.cpu()
-            ops.inputs[start : start + steps] += nonzero.cpu()
+            ops.sops[start : start + steps] += counts.to(ops.sops.device)
+            ops.inputs[start : start + steps] += nonzero.to(ops.sops.device)
 
         return hook
 
@@ -590,7 +598,7 @@ class AnnOpCounter:
         def hook(mod, inputs, output):
             if name not in self.layers:
                 macs, acs = dense_macs(mod, inputs, output)
-                self.layers[name] = LayerOps(kind, True, macs, acs)
+                self.layers[name] = LayerOps(kind, True, macs, acs, module=type(mod).__name__)
 
         return hook
 

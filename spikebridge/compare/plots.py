@@ -18,8 +18,9 @@ from ..io import save_figure
 
 MARKERS = ["s", "^", "D", "v", "P", "X", "h", "<", ">", "p"]
 LINESTYLES = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 2, 1, 2, 1, 2))]
-# Okabe-Ito: distinguishable with colour-vision deficiencies; greyscale relies on markers/lines.
-COLORS = ["#E69F00", "#56B4E9", "#009E73", "#D55E00", "#CC79A7", "#0072B2", "#F0E442", "#999999"]
+# Okabe-Ito: distinguishable with colour-vision deficiencies, darkest first so the first curves
+# stay visible in greyscale; greyscale readers tell curves apart by marker and line style.
+COLORS = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#999999", "#F0E442"]
 DIRECT_STYLE = {"color": "black", "marker": "o", "linestyle": "-", "linewidth": 2.0}
 ANN_STYLE = {"color": "0.35", "linestyle": (0, (8, 3)), "linewidth": 1.4}
 ROUTE_NAMES = {"conversion": "conversion", "direct": "direct", "ann": "ANN"}
@@ -51,7 +52,7 @@ def network_styles(networks: list[tuple[str, str]]) -> dict[tuple[str, str], dic
             "color": COLORS[i % len(COLORS)],
             "marker": MARKERS[i % len(MARKERS)],
             "linestyle": LINESTYLES[i % len(LINESTYLES)],
-            "linewidth": 1.6,
+            "linewidth": 1.8,
         }
         i += 1
     return styles
@@ -67,12 +68,20 @@ def _powers_of_two(t_max: int) -> list[int]:
     return steps if steps[-1] == t_max else steps + [t_max]
 
 
-def _new_figure(width: float = 6.6, height: float = 4.4) -> tuple[Figure, object]:
-    fig = Figure(figsize=(width, height), layout="constrained")
+def _new_figure(width: float = 6.6, height: float = 5.0) -> tuple[Figure, object]:
+    fig = Figure(figsize=(width, height), constrained_layout=True)
     ax = fig.add_subplot()
     ax.grid(True, which="major", color="0.88", linewidth=0.7)
     ax.set_axisbelow(True)
     return fig, ax
+
+
+def _legend_below(ax, title: str | None = None) -> None:
+    """Legend under the axes, out of the data's way (constrained layout makes room for it)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8,
+                  frameon=False, handlelength=3.2, title=title, title_fontsize=8)  # fmt: skip
 
 
 def _percent(ax, axis: str = "y") -> None:
@@ -125,7 +134,7 @@ def latency_accuracy_figure(
     ax.set_ylabel("test accuracy (%)")
     _percent(ax)
     ax.set_title(title or "accuracy against latency")
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.92)
+    _legend_below(ax)
     return fig
 
 
@@ -183,10 +192,8 @@ def energy_accuracy_figure(
     ax.set_xlabel(f"energy per inference (µJ, log scale; E_MAC = {e_mac:g} pJ, E_AC = {e_ac:g} pJ)")
     ax.set_ylabel("test accuracy (%)")
     _percent(ax)
-    ax.set_title(
-        title or f"accuracy against energy (markers at T = {', '.join(map(str, sorted(marks)))})"
-    )
-    ax.legend(loc="lower right", fontsize=8, framealpha=0.92)
+    ax.set_title(title or "accuracy against energy per inference")
+    _legend_below(ax, f"markers at T = {', '.join(map(str, sorted(marks)))}")
     return fig
 
 
@@ -223,7 +230,7 @@ def firing_rate_figure(
     ax.set_ylim(bottom=0)
     suffix = f" over T = {timesteps} steps" if timesteps else ""
     ax.set_title(title or f"per-layer firing rates{suffix}")
-    ax.legend(loc="best", fontsize=8, framealpha=0.92)
+    _legend_below(ax)
     return fig
 
 
@@ -235,8 +242,8 @@ def save_plots(figures: dict[str, Figure], out: str | Path, dpi: int = 160) -> l
     out = Path(out)
     paths = []
     for name, fig in figures.items():
-        paths.append(save_figure(out / f"{name}.png", fig, dpi=dpi))
-        paths.append(save_figure(out / f"{name}.svg", fig))
+        paths.append(save_figure(out / f"{name}.png", fig, dpi=dpi, bbox_inches="tight"))
+        paths.append(save_figure(out / f"{name}.svg", fig, bbox_inches="tight"))
     return paths
 
 

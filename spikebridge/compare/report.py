@@ -41,7 +41,7 @@ table.data td:first-child, table.data td:nth-child(2) { text-align: left; }
 def figure_png_base64(fig: Figure, dpi: int = 130) -> str:
     """The figure as a base64-encoded PNG (for ``<img src="data:image/png;base64,...">``)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -124,10 +124,10 @@ def layer_summary(layers: pd.DataFrame) -> pd.DataFrame:
             {
                 "network": network_label(r.route, r.method),
                 "layer": r.layer,
-                "kind": r.kind,
-                "neurons": r.neurons,
+                "module": r.module,
+                "neurons": int(r.neurons) if r.kind == "neuron" else float("nan"),
                 "firing rate (%)": 100 * r.firing_rate if r.kind == "neuron" else float("nan"),
-                "SOPs (M)": r.sops / 1e6 if r.kind != "neuron" else float("nan"),
+                "SOPs (M)": r.sops / 1e6 if r.kind != "neuron" and not r.analog else float("nan"),
                 "analog MACs (M)": r.macs / 1e6
                 if r.kind != "neuron" and r.analog
                 else float("nan"),

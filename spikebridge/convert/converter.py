@@ -144,12 +144,14 @@ class Converter:
         gm = self.prepared_
         found: dict[str, int] = {}
         acts = activation_layers(gm)
-        handles = [
-            gm.get_submodule(name).register_forward_hook(
-                lambda _m, _i, out, name=name: found.setdefault(name, out.dim())
-            )
-            for name in acts
-        ]
+
+        def record(name: str):
+            def hook(_module, _inputs, out) -> None:
+                found.setdefault(name, out.dim())
+
+            return hook
+
+        handles = [gm.get_submodule(name).register_forward_hook(record(name)) for name in acts]
         try:
             batch = next(iter(_batches(self.calibration)), None)
             if batch is None:

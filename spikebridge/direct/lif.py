@@ -32,6 +32,10 @@ class LIFFunction(torch.autograd.Function):
     """The LIF time loop as one autograd function.
 
     forward(x_seq [T, B, ...], v0 [B, ...]) -> (spikes [T, B, ...], h_T [B, ...]).
+
+    Per step the forward makes three passes over memory (charge, fire, reset); the backward
+    recomputes spikes and surrogate values from the saved potentials one step at a time, so its
+    temporaries are the size of one step, not of the whole sequence.
     """
 
     @staticmethod
@@ -45,15 +49,13 @@ class LIFFunction(torch.autograd.Function):
         width: float,
         detach_reset: bool,
     ) -> tuple[Tensor, Tensor]:
-        potentials = torch.empty_like(x_seq)
-        out = torch.empty_like(x_seq)
+        potentials = torch.empty_like(x_seq, memory_format=torch.contiguous_format)
+        out = torch.empty_like(potentials)
         h = v0
         for t in range(x_seq.shape[0]):
-            u = torch.mul(h, tau, out=potentials[t])
-            u.add_(x_seq[t])
-            fired = u > threshold
-            out[t].copy_(fired)
-            h = u.masked_fill(fired, 0.0)
+            u = torch.add(x_seq[t], h, alpha=tau, out=potentials[t])  # u = x + tau * h
+            o = torch.gt(u, threshold, out=out[t])
+            h = torch.addcmul(u, u, o, value=-1.0)  # u * (1 - o), exact for o in {0, 1}
         ctx.save_for_backward(potentials)
         ctx.settings = (threshold, tau, surrogate, width, detach_reset)
         return out, h
@@ -62,17 +64,20 @@ class LIFFunction(torch.autograd.Function):
     def backward(ctx, grad_out: Tensor | None, grad_h: Tensor | None):  # type: ignore[override]
         (u,) = ctx.saved_tensors
         threshold, tau, surrogate, width, detach_reset = ctx.settings
-        slope = surrogate_gradient(surrogate, u - threshold, width)  # h'(u), [T, B, ...]
-        grad_x = grad_out * slope if grad_out is not None else torch.zeros_like(u)
-        # dh/du = (1 - o) - u * h'(u)  (or 1 - o with a detached reset), computed in place.
-        if detach_reset:
-            through = slope.copy_(u <= threshold)
-        else:
-            through = slope.mul_(u).neg_().add_(u <= threshold)
+        grad_x = torch.empty_like(u)
         grad_next = grad_h  # dL/dh[t], flowing back from step t + 1
         for t in range(u.shape[0] - 1, -1, -1):
+            u_t = u[t]
+            slope = surrogate_gradient(surrogate, u_t - threshold, width)  # h'(u[t])
+            if grad_out is not None:
+                torch.mul(grad_out[t], slope, out=grad_x[t])
+            else:
+                grad_x[t].zero_()
             if grad_next is not None:
-                grad_x[t].addcmul_(grad_next, through[t])
+                # dh/du = (1 - o) - u * h'(u), or 1 - o with a detached reset
+                below = u_t <= threshold
+                through = below.to(u.dtype) if detach_reset else slope.mul_(u_t).neg_().add_(below)
+                grad_x[t].addcmul_(grad_next, through)
             grad_next = grad_x[t] * tau
         grad_v0 = grad_next if ctx.needs_input_grad[1] else None
         return grad_x, grad_v0, None, None, None, None, None
@@ -95,7 +100,7 @@ def lif_reference(
     h = torch.zeros_like(x_seq[0]) if v0 is None else v0
     spikes = []
     for t in range(x_seq.shape[0]):
-        u = h * tau_decay + x_seq[t]
+        u = x_seq[t] + tau_decay * h
         o = spike(u, threshold, surrogate, width)
         h = u * (1 - (o.detach() if detach_reset else o))
         spikes.append(o)
@@ -106,12 +111,11 @@ def lif_reference(
 def lif_inference(x_seq: Tensor, v0: Tensor | None, threshold: float, tau: float) -> tuple[Tensor, Tensor]:
     """The LIF loop without autograd bookkeeping, in place on one state tensor."""
     h = torch.zeros_like(x_seq[0]) if v0 is None else v0.clone()
-    out = torch.empty_like(x_seq)
+    out = torch.empty_like(x_seq, memory_format=torch.contiguous_format)
     for t in range(x_seq.shape[0]):
-        h.mul_(tau).add_(x_seq[t])
-        fired = h > threshold
-        out[t].copy_(fired)
-        h.masked_fill_(fired, 0.0)
+        u = torch.add(x_seq[t], h, alpha=tau, out=h)
+        o = torch.gt(u, threshold, out=out[t])
+        h.addcmul_(u, o, value=-1.0)
     return out, h
 
 
