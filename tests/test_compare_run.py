@@ -171,6 +171,15 @@ def test_non_empty_directory_without_a_record_is_refused(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["thesis.tex"]
 
 
+def test_a_bad_setting_fails_before_claiming_the_directory(tmp_path):
+    with pytest.raises(ValueError, match="unknown architecture 'cnnx'"):
+        run("cnnx", "digits", out=tmp_path / "x", **TINY)
+    assert not (tmp_path / "x" / "experiment.json").exists()
+    with pytest.raises(ValueError, match="timesteps must be a positive integer"):
+        run("cnn", "digits", out=tmp_path / "y", **{**TINY, "timesteps": -3})
+    assert not (tmp_path / "y").exists()
+
+
 def test_event_dataset_is_refused_with_a_reason(tmp_path):
     with pytest.raises(ValueError, match="event data"):
         run("cnn", "nmnist", out=tmp_path / "x", **TINY)

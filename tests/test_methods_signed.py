@@ -43,5 +43,5 @@ def test_leaky_relu_network_converts_to_signed_neurons_and_tracks_its_ann():
 
 def test_signed_neurons_need_reset_by_subtraction():
     calib, _ = digits_tensors(train=True, n=32)
-    with pytest.raises(MethodNotApplicable, match=r"act.*signed neurons.*reset='zero'"):
+    with pytest.raises(MethodNotApplicable, match=r"^2: signed neurons.*reset='zero'.*method 'max'"):
         Converter(trained_digits("cnn", "leaky-relu"), calib).build("max", reset="zero")

@@ -164,7 +164,7 @@ def method_list(methods: str | list[str]) -> list[str]:
         if methods.strip() == "all":
             return list(METHODS)
         methods = [m.strip() for m in methods.split(",")]
-    return [m for m in methods if m]
+    return list(dict.fromkeys(m for m in methods if m))  # in order, each once
 
 
 def check_value(name: str, value: Any) -> Any:

@@ -9,8 +9,10 @@ element of layer l (a spike, of either sign) costs one accumulate for every outp
 SOP_l = sum over input positions of 1[input != 0] x fan-out(position). Fan-outs are exact at the
 borders (an input in the corner of a padded 3x3 conv reaches 4 output positions, not 9): they
 come from a per-layer fan-out map, the gradient of a ones-kernel copy of the layer with respect to
-a ones input. Layers whose input depends only on an analog (constant-current) input, i.e. the
-first layer(s) before any neuron, cost their dense MACs at every step. A residual addition costs
+a ones input (with reflect/circular padding, where one input can sit twice in a receptive field,
+from the distinct outputs each input index reaches). Layers whose input depends only on an
+analog (constant-current) input, i.e. the first layer(s) before any neuron, cost their dense
+MACs at every step. A residual addition costs
 one SOP per spike arriving directly from a neuron (fan-out 1 onto the junction); currents arriving
 from a conv were already counted at that conv. Max pooling (and the spiking max-pool gate) routes
 spikes without accumulating and costs nothing here.

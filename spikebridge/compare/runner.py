@@ -184,6 +184,19 @@ def _load_ann_checkpoint(path: Path, expected: dict) -> dict | None:
     return saved if saved.get("settings") == expected else None
 
 
+def _wait_for_ann_checkpoint(path: Path, expected: dict, poll_seconds: float = 1.0) -> dict:
+    """Rank 0's ANN checkpoint once it is on disk (written atomically, so never half-read).
+
+    Under torchrun a process that fails ends the whole job, so this cannot wait forever on a
+    crashed rank 0.
+    """
+    while True:
+        saved = _load_ann_checkpoint(path, expected)
+        if saved is not None:
+            return saved
+        time.sleep(poll_seconds)
+
+
 def _barrier(shard: Shard) -> None:
     if shard.enabled:
         dist.barrier()
@@ -205,21 +218,13 @@ class _Context:
     notes: list[str]
 
 
-def _ann_route(ctx: _Context, info, train_loader) -> tuple[torch.nn.Module, float, bool]:
+def _ann_route(
+    ctx: _Context, model: torch.nn.Module, train_loader
+) -> tuple[torch.nn.Module, float, bool]:
     """The trained ANN (from the checkpoint when it fits), its training seconds, reused?"""
     s = ctx.settings
     experiment = s.experiment()
     expected = {k: experiment[k] for k in ANN_KEYS}
-    torch.manual_seed(s.seed)
-    model = build_model(
-        s.arch,
-        info.num_classes,
-        info.in_channels,
-        info.image_size,
-        s.width,
-        activation=s.activation,
-        pool=s.pool,
-    )
     path = ctx.out / "checkpoints" / "ann.pt"
     saved = _load_ann_checkpoint(path, expected)
     if saved is None:
@@ -242,12 +247,9 @@ def _ann_route(ctx: _Context, info, train_loader) -> tuple[torch.nn.Module, floa
                     "train_seconds": seconds,
                 },
             )
-        _barrier(ctx.shard)
-        saved = _load_ann_checkpoint(path, expected)
-        if saved is None:
-            raise RuntimeError(
-                f"the ANN checkpoint {path} was not written; check that DIR is writable"
-            )
+        # other processes wait for rank 0's checkpoint without a collective call, which would
+        # time out (30 min by default) on a long training run
+        saved = _wait_for_ann_checkpoint(path, expected)
         reused = False
     else:
         _log(ctx.log, f"reusing the trained ANN from {path}")
@@ -457,6 +459,21 @@ def _run(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Compar
     shard = current_shard(device)
     experiment = s.experiment()
     same, notes = claim_directory(out, experiment, overwrite)
+    # load the data and build the architecture before claiming DIR, so that a typo in a setting
+    # fails without leaving a record of an experiment that never ran
+    train_loader, test_loader = make_loaders(
+        s.dataset, s.data_root, s.batch_size, s.limit, s.seed, s.download, train_limit=s.train_limit
+    )
+    torch.manual_seed(s.seed)
+    model = build_model(
+        s.arch,
+        info.num_classes,
+        info.in_channels,
+        info.image_size,
+        s.width,
+        activation=s.activation,
+        pool=s.pool,
+    )
     _barrier(shard)
     if shard.rank == 0:
         output_dir(out)
@@ -467,14 +484,10 @@ def _run(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Compar
     ctx = _Context(
         s, out, device, shard, progress and shard.rank == 0, log if shard.rank == 0 else None, notes
     )
-
-    train_loader, test_loader = make_loaders(
-        s.dataset, s.data_root, s.batch_size, s.limit, s.seed, s.download, train_limit=s.train_limit
-    )
     timings: dict[str, float] = {}
 
     # --- ANN ---------------------------------------------------------------------------------
-    model, ann_train_seconds, reused = _ann_route(ctx, info, train_loader)
+    model, ann_train_seconds, reused = _ann_route(ctx, model, train_loader)
     if reused:
         notes.append("the ANN was loaded from checkpoints/ann.pt (trained in an earlier run)")
     ann_accuracy, samples, ann_seconds = evaluate_ann_sharded(

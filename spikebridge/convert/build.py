@@ -32,7 +32,7 @@ def neuron_for(
         if reset != "subtract":
             raise MethodNotApplicable(
                 f"{layer}: signed neurons for LeakyReLU reset by subtraction (Kim 2020); "
-                f"reset={reset!r} does not apply"
+                f"reset={reset!r} does not apply to method {method!r}: use reset='subtract'"
             )
         return SignedIFNeuron(scale, activation.negative_slope, initial_potential)
     if isinstance(activation, (nn.ReLU6, nn.Hardtanh)):
