@@ -28,7 +28,7 @@ class QCFS(nn.Module):
     Input and output: any shape.
     """
 
-    def __init__(self, levels: int = 4, initial_lambda: float = 4.0) -> None:
+    def __init__(self, levels: int = 4, initial_lambda: float = 2.0) -> None:
         super().__init__()
         if levels <= 0:
             raise ValueError(f"QCFS: levels must be a positive integer, got {levels}")

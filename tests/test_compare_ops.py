@@ -173,3 +173,24 @@ def test_untraceable_network_still_counts_its_modules_and_says_so():
     assert any("could not be traced" in n for n in ev.notes)
     assert ev.layers["conv1"].analog  # runs before the first neuron
     assert ev.layers["conv2"].sops.tolist() == [26, 38, 26, 38]
+
+
+def test_a_layer_shared_by_two_call_sites_is_counted_at_each():
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+            self.n1, self.n2 = IFNeuron(1.0), IFNeuron(1.0)
+            self.fc = nn.Linear(16, 2)
+            with torch.no_grad():
+                self.conv.weight.zero_()
+                self.conv.weight[0, 0, 1, 1] = 1
+
+        def forward(self, x):  # the same conv on the input and on n1's spikes
+            return self.fc(self.n2(self.conv(self.n1(self.conv(x)))).flatten(1))
+
+    ev = evaluate_network(SpikingNetwork(Shared()), [(tiny_input(), torch.tensor([0]))], 4)
+    first, second = ev.layers["conv"], ev.layers["conv_call"]
+    assert first.analog and first.macs_per_sample == 16 * 9
+    assert not second.analog and second.sops.tolist() == [4 + 9, 4 + 9 + 6] * 2
+    assert ev.spikes["n2"].tolist() == ev.spikes["n1"].tolist() == [2, 3, 2, 3]

@@ -16,7 +16,7 @@ from spikebridge.models import build_model
 from spikebridge.training import train_ann
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def digits_loaders(batch_size: int = 64):
     return make_loaders("digits", None, batch_size, None, 0)
 
@@ -30,7 +30,7 @@ def digits_tensors(train: bool, n: int | None = None) -> tuple[torch.Tensor, tor
     return (x[:n], y[:n]) if n is not None else (x, y)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def trained_digits(
     arch: str = "cnn",
     activation: str = "relu",
@@ -43,7 +43,7 @@ def trained_digits(
     """A small ANN trained briefly on digits with a fixed seed (cached per process)."""
     torch.manual_seed(seed)
     model = build_model(arch, 10, 1, 8, width, activation=activation, pool=pool, **options)
-    train_loader, _ = digits_loaders()
+    train_loader, _ = make_loaders("digits", None, 64, None, seed)  # fresh shuffling stream
     train_ann(model, train_loader, epochs, 3e-3, "cpu", seed)
     return model.eval()
 

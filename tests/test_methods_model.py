@@ -40,7 +40,9 @@ def _assert_within_one_spike(network, x: torch.Tensor, timesteps: int = 8) -> No
         th = channel_view(neuron.threshold, z)
         assert (z <= th * (1 + 1e-5) + 1e-6).all(), f"{name}: input above threshold"
         if isinstance(neuron, SignedIFNeuron):
-            assert (z >= -th / neuron.alpha * (1 + 1e-5) - 1e-6).all(), f"{name}: below -theta/alpha"
+            assert (z >= -th / neuron.alpha * (1 + 1e-5) - 1e-6).all(), (
+                f"{name}: below -theta/alpha"
+            )
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,10 @@ def test_signed_neuron_rate_matches_leaky_relu_for_constant_inputs(alpha):
     # inputs from -theta/alpha (the fastest negative rate) to +theta (the fastest positive rate),
     # with outputs of at least 10% of the largest: one spike in T = 1000 is then at most 1%
     x = torch.cat(
-        [torch.linspace(-theta / alpha, -0.1 * theta / alpha, 50), torch.linspace(0.1, 1, 50) * theta]
+        [
+            torch.linspace(-theta / alpha, -0.1 * theta / alpha, 50),
+            torch.linspace(0.1, 1, 50) * theta,
+        ]
     )
     neuron = SignedIFNeuron(theta, alpha=alpha)
     out = neuron.forward_sequence(x.expand(steps, -1).clone())
@@ -43,5 +46,7 @@ def test_leaky_relu_network_converts_to_signed_neurons_and_tracks_its_ann():
 
 def test_signed_neurons_need_reset_by_subtraction():
     calib, _ = digits_tensors(train=True, n=32)
-    with pytest.raises(MethodNotApplicable, match=r"^2: signed neurons.*reset='zero'.*method 'max'"):
+    with pytest.raises(
+        MethodNotApplicable, match=r"^2: signed neurons.*reset='zero'.*method 'max'"
+    ):
         Converter(trained_digits("cnn", "leaky-relu"), calib).build("max", reset="zero")

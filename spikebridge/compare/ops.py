@@ -102,8 +102,26 @@ class Mean(nn.Module):
         return x.mean(self.dim, keepdim=self.keepdim)
 
 
+class CallSite(nn.Module):
+    """Another call site of a shared layer (weight sharing): runs the layer without its hooks, so
+    each call site is counted once, under its own name."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, *args, **kwargs):
+        return self.layer.forward(*args, **kwargs)
+
+
+def counted_module(module: nn.Module) -> nn.Module:
+    """The layer behind a :class:`CallSite` (the module itself otherwise)."""
+    return module.layer if isinstance(module, CallSite) else module
+
+
 def layer_kind(module: nn.Module) -> str | None:
     """``conv``, ``linear``, ``avgpool``, ``mean`` or ``add`` for a counted layer, else None."""
+    module = counted_module(module)
     if isinstance(module, CONVS):
         return "conv"
     if isinstance(module, nn.Linear):
@@ -316,6 +334,14 @@ def instrument(module: nn.Module, spiking: bool) -> fx.GraphModule:
     for node in graph.nodes:
         if node.op in ("call_module", "get_attr") and node.target not in modules:
             modules[node.target] = _lookup(source, node.target)
+    called: set[str] = set()
+    for node in graph.nodes:  # a counted layer called at several places: one name per call site
+        if node.op == "call_module" and layer_kind(modules[node.target]) is not None:
+            if node.target in called:
+                name = _unique(modules, f"{node.target.replace('.', '_')}_call")
+                modules[name] = CallSite(modules[node.target])
+                node.target = name
+            called.add(node.target)
     known: dict[fx.Node, bool] = {}
     for node in list(graph.nodes):
         replacement: nn.Module | None = None
@@ -506,6 +532,7 @@ class SnnOpCounter:
         def hook(mod, inputs, output):
             analog = name in self.static or (self.dynamic_static and not self._neuron_seen)
             ops = self.layers.get(name)
+            mod = counted_module(mod)
             if ops is None:
                 macs, acs = dense_macs(mod, inputs, output)
                 ops = self.layers[name] = LayerOps(
@@ -598,6 +625,7 @@ class AnnOpCounter:
 
     def _hook(self, name: str, kind: str):
         def hook(mod, inputs, output):
+            mod = counted_module(mod)
             if name not in self.layers:
                 macs, acs = dense_macs(mod, inputs, output)
                 self.layers[name] = LayerOps(kind, True, macs, acs, module=type(mod).__name__)
@@ -673,6 +701,7 @@ def uncounted_layers(module: nn.Module) -> list[str]:
 __all__ = [
     "Add",
     "AnnOpCounter",
+    "CallSite",
     "AnnOps",
     "LayerOps",
     "Mean",

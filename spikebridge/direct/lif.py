@@ -66,21 +66,59 @@ class LIFFunction(torch.autograd.Function):
         threshold, tau, surrogate, width, detach_reset = ctx.settings
         grad_x = torch.empty_like(u)
         grad_next = grad_h  # dL/dh[t], flowing back from step t + 1
+        # dL/du[t] = dL/do[t] * s + dL/dh[t] * dh/du,  dh/du = (1 - o) - u * s  (or 1 - o with a
+        # detached reset), s = h'(u[t]) the surrogate; dL/dh[t-1] = tau * dL/du[t].
         for t in range(u.shape[0] - 1, -1, -1):
-            u_t = u[t]
-            slope = surrogate_gradient(surrogate, u_t - threshold, width)  # h'(u[t])
-            if grad_out is not None:
-                torch.mul(grad_out[t], slope, out=grad_x[t])
+            u_t, g = u[t], grad_x[t]
+            if surrogate == "rectangular":
+                _rectangular_step(g, u_t, grad_out, grad_next, t, threshold, width, detach_reset)
             else:
-                grad_x[t].zero_()
-            if grad_next is not None:
-                # dh/du = (1 - o) - u * h'(u), or 1 - o with a detached reset
-                below = u_t <= threshold
-                through = below.to(u.dtype) if detach_reset else slope.mul_(u_t).neg_().add_(below)
-                grad_x[t].addcmul_(grad_next, through)
-            grad_next = grad_x[t] * tau
+                slope = surrogate_gradient(surrogate, u_t - threshold, width)
+                if grad_out is not None:
+                    torch.mul(grad_out[t], slope, out=g)
+                else:
+                    g.zero_()
+                if grad_next is not None:
+                    below = u_t <= threshold
+                    through = below.to(u.dtype) if detach_reset else slope.mul_(u_t).neg_().add_(below)
+                    g.addcmul_(grad_next, through)
+            grad_next = g * tau
         grad_v0 = grad_next if ctx.needs_input_grad[1] else None
         return grad_x, grad_v0, None, None, None, None, None
+
+
+def _rectangular_step(
+    g: Tensor,
+    u_t: Tensor,
+    grad_out: Tensor | None,
+    grad_next: Tensor | None,
+    t: int,
+    threshold: float,
+    width: float,
+    detach_reset: bool,
+) -> None:
+    """One backward step for the rectangular surrogate s = 1[|u - V_th| < a/2] / a, written into g.
+
+    g = s * (dL/do - dL/dh * u) + dL/dh * 1[u <= V_th]: seven passes over one step instead of
+    twelve for the generic formula (this loop is memory-bound on CPUs).
+    """
+    window = torch.sub(u_t, threshold).abs_()
+    torch.lt(window, width / 2, out=window)  # 0/1 as floats
+    through_reset = grad_next is not None and not detach_reset
+    if grad_out is not None and through_reset:
+        torch.addcmul(grad_out[t], grad_next, u_t, value=-1.0, out=g)
+    elif grad_out is not None:
+        g.copy_(grad_out[t])
+    else:
+        g.zero_()
+        if through_reset:
+            g.addcmul_(grad_next, u_t, value=-1.0)
+    g.mul_(window)
+    if width != 1.0:
+        g.mul_(1.0 / width)
+    if grad_next is not None:
+        below = torch.le(u_t, threshold, out=window)
+        g.addcmul_(grad_next, below)
 
 
 def lif_reference(

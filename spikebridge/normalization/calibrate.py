@@ -215,6 +215,47 @@ def expected_input_shape(gm: nn.Module) -> tuple[int, ...] | None:
     return None
 
 
+def _expected_layer_input(layer: nn.Module) -> str:
+    if isinstance(layer, nn.Linear):
+        return f"[*, {layer.in_features}]"
+    dims = "L" if isinstance(layer, nn.Conv1d) else "H, W"
+    return f"[B, {layer.in_channels}, {dims}]"
+
+
+@torch.no_grad()
+def _shape_mismatch(model: nn.Module, x: Tensor, device, err: Exception) -> str:
+    """A message naming the batch's shape, the layer that refused it and the shape it expects."""
+    expected = expected_input_shape(model)
+    first = expected[0] if expected else "?"
+    message = (
+        f"calibration batch of shape {tuple(x.shape)} does not fit the model, which expects "
+        f"inputs of shape [B, {first}, ...] ({first} input channels/features, and the spatial "
+        "size it was trained on)"
+    )
+    entered: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    handles = [
+        m.register_forward_pre_hook(
+            lambda mod, inp, name=name: entered.append((name, mod, tuple(inp[0].shape)))
+        )
+        for name, m in model.named_modules()
+        if isinstance(m, g.SYNAPTIC)
+    ]
+    try:
+        model(x[:1].to(device))
+    except RuntimeError:
+        pass
+    finally:
+        for h in handles:
+            h.remove()
+    if entered:
+        name, layer, got = entered[-1]
+        message += (
+            f": layer {name!r} ({type(layer).__name__}) expects input of shape "
+            f"{_expected_layer_input(layer)} but receives {got} from a batch of one"
+        )
+    return f"{message}. Give calibration data shaped like the training data ({err})"
+
+
 @torch.no_grad()
 def calibrate(
     model: fx.GraphModule,
@@ -240,12 +281,7 @@ def calibrate(
             try:
                 model(x.to(device))
             except RuntimeError as err:
-                expected = expected_input_shape(model)
-                raise ValueError(
-                    f"calibration batch of shape {tuple(x.shape)} does not fit the model "
-                    f"(its first layer expects {expected[0] if expected else '?'} input "
-                    f"channels/features): {err}"
-                ) from err
+                raise ValueError(_shape_mismatch(model, x, device, err)) from err
             samples += x.shape[0]
     finally:
         for h in handles:
