@@ -36,7 +36,6 @@ TAU_DECAY, V_TH = 0.25, 0.5
 
 
 def build(framework: str, timesteps: int):
-    import torch
     from torch import nn
 
     if framework == "spikebridge":
@@ -65,8 +64,13 @@ def build(framework: str, timesteps: int):
         def lif():
             # H = V - V / tau + X with tau = 1 / (1 - tau_decay): H = tau_decay * V + X
             return neuron.LIFNode(
-                tau=1.0 / (1.0 - TAU_DECAY), decay_input=False, v_threshold=V_TH, v_reset=0.0,
-                surrogate_function=surrogate.Rect(alpha=1.0), detach_reset=False, step_mode="m",
+                tau=1.0 / (1.0 - TAU_DECAY),
+                decay_input=False,
+                v_threshold=V_TH,
+                v_reset=0.0,
+                surrogate_function=surrogate.Rect(alpha=1.0),
+                detach_reset=False,
+                step_mode="m",
             )
 
         def conv(c_in, c_out):
@@ -77,8 +81,11 @@ def build(framework: str, timesteps: int):
             ]
 
         net = nn.Sequential(
-            *conv(1, 32), *conv(32, 32), layer.SeqToANNContainer(nn.AvgPool2d(2)),
-            *conv(32, 64), layer.SeqToANNContainer(nn.AvgPool2d(2)),
+            *conv(1, 32),
+            *conv(32, 32),
+            layer.SeqToANNContainer(nn.AvgPool2d(2)),
+            *conv(32, 64),
+            layer.SeqToANNContainer(nn.AvgPool2d(2)),
             layer.SeqToANNContainer(nn.Flatten(), nn.Linear(64 * 7 * 7, 256, bias=False)),
             layer.ThresholdDependentBatchNorm1d(alpha=1.0, v_th=V_TH, num_features=256),
             lif(),
@@ -86,7 +93,9 @@ def build(framework: str, timesteps: int):
         )
         # tdBN's lambda starts at 1 in the paper (SpikingJelly starts it at alpha * V_th)
         for m in net.modules():
-            if isinstance(m, (layer.ThresholdDependentBatchNorm2d, layer.ThresholdDependentBatchNorm1d)):
+            if isinstance(
+                m, (layer.ThresholdDependentBatchNorm2d, layer.ThresholdDependentBatchNorm1d)
+            ):
                 nn.init.ones_(m.weight)
 
         def step_loss(x, y):
@@ -160,7 +169,16 @@ def worker(args: argparse.Namespace) -> None:
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base_rss
     times.sort()
-    print(json.dumps({"seconds": times[len(times) // 2], "cpu_seconds": cpu, "peak_mb": peak, "saved_mb": saved}))
+    print(
+        json.dumps(
+            {
+                "seconds": times[len(times) // 2],
+                "cpu_seconds": cpu,
+                "peak_mb": peak,
+                "saved_mb": saved,
+            }
+        )
+    )
 
 
 def check_dynamics() -> bool:
@@ -173,16 +191,30 @@ def check_dynamics() -> bool:
     x = torch.randn(8, 16, 32, generator=torch.Generator().manual_seed(0))
     ours = LIFNeuron(V_TH, TAU_DECAY).forward_sequence(x)
     sj = neuron.LIFNode(
-        tau=1.0 / (1.0 - TAU_DECAY), decay_input=False, v_threshold=V_TH, v_reset=0.0,
-        surrogate_function=surrogate.Rect(alpha=1.0), step_mode="m",
+        tau=1.0 / (1.0 - TAU_DECAY),
+        decay_input=False,
+        v_threshold=V_TH,
+        v_reset=0.0,
+        surrogate_function=surrogate.Rect(alpha=1.0),
+        step_mode="m",
     )(x)
     return bool(torch.equal(ours, sj))
 
 
 def run(framework: str, args: argparse.Namespace, timesteps: int) -> dict:
     cmd = [
-        sys.executable, __file__, "--worker", framework, "--timesteps", str(timesteps),
-        "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--device", args.device,
+        sys.executable,
+        __file__,
+        "--worker",
+        framework,
+        "--timesteps",
+        str(timesteps),
+        "--batch-size",
+        str(args.batch_size),
+        "--steps",
+        str(args.steps),
+        "--device",
+        args.device,
     ]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
@@ -195,8 +227,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--timesteps", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=5, help="timed training steps (median reported)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating runs per framework (best kept)")
+    parser.add_argument(
+        "--steps", type=int, default=5, help="timed training steps (median reported)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="alternating runs per framework (best kept)"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -206,8 +242,10 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
-          f"batch {args.batch_size}, T = {args.timesteps}, median of {args.steps} steps")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, "
+        f"batch {args.batch_size}, T = {args.timesteps}, median of {args.steps} steps"
+    )
     print(f"LIF dynamics identical to SpikingJelly's LIFNode: {check_dynamics()}")
     # Alternate the frameworks over rounds and keep each one's best round, so that load from
     # other processes on the machine does not favour whichever ran in a quiet moment.
@@ -216,21 +254,39 @@ def main() -> None:
         for name in ("spikebridge", "spikingjelly", "ann"):
             r = run(name, args, args.timesteps)
             if name not in best or r["seconds"] < best[name]["seconds"]:
-                best[name] = {**r, "cpu_seconds": min(r["cpu_seconds"], best.get(name, r)["cpu_seconds"])}
+                best[name] = {
+                    **r,
+                    "cpu_seconds": min(r["cpu_seconds"], best.get(name, r)["cpu_seconds"]),
+                }
     sb, sj, ann = best["spikebridge"], best["spikingjelly"], best["ann"]
-    memory = "peak GPU memory above baseline" if args.device.startswith("cuda") else "peak RSS above baseline"
+    memory = (
+        "peak GPU memory above baseline"
+        if args.device.startswith("cuda")
+        else "peak RSS above baseline"
+    )
     t = args.timesteps
-    print(f"\n| framework | wall s / step | CPU s / step | {memory} (MB) | saved for backward (MB) |")
+    print(
+        f"\n| framework | wall s / step | CPU s / step | {memory} (MB) | saved for backward (MB) |"
+    )
     print("|---|---|---|---|---|")
     for label, r in (("spikebridge", sb), ("SpikingJelly 2.0", sj), ("ANN, one step", ann)):
-        print(f"| {label} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {r['peak_mb']:.0f} | {r['saved_mb']:.0f} |")
+        print(
+            f"| {label} | {r['seconds']:.3f} | {r['cpu_seconds']:.3f} | {r['peak_mb']:.0f} | {r['saved_mb']:.0f} |"
+        )
     print(f"| ANN x T = {t} steps | {ann['seconds'] * t:.3f} | {ann['cpu_seconds'] * t:.3f} | | |")
-    print(f"\nspeed-up vs SpikingJelly: {sj['seconds'] / sb['seconds']:.2f}x wall, "
-          f"{sj['cpu_seconds'] / sb['cpu_seconds']:.2f}x CPU time (target >= 1.5x)")
-    print(f"peak memory vs SpikingJelly: {sb['peak_mb'] / max(sj['peak_mb'], 1e-9):.2f}x (target <= 0.6x); "
-          f"saved activations: {sb['saved_mb'] / max(sj['saved_mb'], 1e-9):.2f}x")
-    print(f"spikebridge step / (T ANN steps): {sb['seconds'] / (ann['seconds'] * t):.2f} wall, "
-          f"{sb['cpu_seconds'] / (ann['cpu_seconds'] * t):.2f} CPU")
+    print(
+        f"\nspeed-up vs SpikingJelly: {sj['seconds'] / sb['seconds']:.2f}x wall, "
+        f"{sj['cpu_seconds'] / sb['cpu_seconds']:.2f}x CPU time (target >= 1.5x)"
+    )
+    print(
+        f"peak memory vs SpikingJelly: {sb['peak_mb'] / max(sj['peak_mb'], 1e-9):.2f}x (target <= 0.6x); "
+        f"saved activations: {sb['saved_mb'] / max(sj['saved_mb'], 1e-9):.2f}x"
+    )
+    print(
+        f"spikebridge step / (T ANN steps): {sb['seconds'] / (ann['seconds'] * t):.2f} wall, "
+        f"{sb['cpu_seconds'] / (ann['cpu_seconds'] * t):.2f} CPU"
+    )
+
 
 if __name__ == "__main__":
     main()

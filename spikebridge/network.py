@@ -347,16 +347,18 @@ class SpikingNetwork(nn.Module):
                     seq = self.encoder(x, steps)
                     out = self.module(seq.reshape(steps * x.shape[0], *x.shape[1:]))
                 out = out.reshape(steps, x.shape[0], *out.shape[1:])
-                cumulative = out.cumsum(0) if total is None else out.cumsum(0) + total
-                total = cumulative[-1]
-                readouts.append(cumulative)
+                # a running sum step by step: the same additions in the same order whatever the
+                # chunking (a cumsum per chunk plus the previous total would round differently)
+                for t in range(steps):
+                    total = out[t].clone() if total is None else total + out[t]
+                    readouts.append(total)
                 if start == 0 and self.chunk_size is None:
                     chunk = default_chunk_size(x.device, _largest_state_bytes(time_aware))
                 start += steps
         finally:
             for h in handles:
                 h.remove()
-        readout = torch.cat(readouts)
+        readout = torch.stack(readouts)
         readout /= torch.arange(1, timesteps + 1, device=readout.device, dtype=readout.dtype).view(
             -1, *([1] * (readout.dim() - 1))
         )

@@ -42,8 +42,14 @@ def test_two_process_ddp_trains_and_ranks_agree(tmp_path):
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(script), str(tmp_path),
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+        str(tmp_path),
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
@@ -52,7 +58,11 @@ def test_two_process_ddp_trains_and_ranks_agree(tmp_path):
     assert r0["world"] == r1["world"] == 2
     for key in r0["final"]:
         assert torch.equal(r0["final"][key], r1["final"][key]), key
-    changed = [k for k in r0["final"] if k.endswith("weight") and not torch.equal(r0["final"][k], r0["initial"][k])]
+    changed = [
+        k
+        for k in r0["final"]
+        if k.endswith("weight") and not torch.equal(r0["final"][k], r0["initial"][k])
+    ]
     assert changed, "no weight moved: the processes did not train"
     # losses and accuracies are reduced over both processes, so both report the same
     assert [(h["loss"], h["train_accuracy"]) for h in r0["history"]] == [

@@ -14,10 +14,20 @@ def loaders(batch_size=32):
 
 
 def test_training_learns_digits_and_reports_every_step():
-    train_loader, test_loader = make_loaders("digits", batch_size=32, limit=120, seed=0, train_limit=600)
+    train_loader, test_loader = make_loaders(
+        "digits", batch_size=32, limit=100, seed=0, train_limit=400
+    )
     result = train(
-        "cnn", train_loader, test_loader, timesteps=2, epochs=3, optimizer="adam", lr=3e-3,
-        device="cpu", seed=0, **SMALL,
+        "cnn",
+        train_loader,
+        test_loader,
+        timesteps=2,
+        epochs=3,
+        optimizer="adam",
+        lr=3e-3,
+        device="cpu",
+        seed=0,
+        **SMALL,
     )
     losses = [h["loss"] for h in result.history]
     assert losses[-1] < losses[0]
@@ -40,7 +50,13 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        train("cnn", *loaders(), checkpoint_path=tmp_path / "b.pt", on_epoch=kill_after_first_epoch, **options)
+        train(
+            "cnn",
+            *loaders(),
+            checkpoint_path=tmp_path / "b.pt",
+            on_epoch=kill_after_first_epoch,
+            **options,
+        )
     resumed = train("cnn", *loaders(), checkpoint_path=tmp_path / "b.pt", resume=True, **options)
 
     a, b = straight.network.state_dict(), resumed.network.state_dict()
@@ -63,7 +79,15 @@ def test_nan_loss_names_the_step_and_the_last_good_checkpoint(tmp_path):
             net.module[-1].bias.fill_(float("nan"))
 
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 1 .*ck\.pt \(after epoch 1\)"):
-        train(net, *loaders(), epochs=2, lr=0.05, checkpoint_path=path, on_epoch=poison_after_first_epoch, **options)
+        train(
+            net,
+            *loaders(),
+            epochs=2,
+            lr=0.05,
+            checkpoint_path=path,
+            on_epoch=poison_after_first_epoch,
+            **options,
+        )
     # an absurd learning rate makes the readout overflow on the step after the first update
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 2 .*none written yet"):
         train("cnn", *loaders(), epochs=1, lr=1e38, **options, **SMALL)
@@ -79,9 +103,27 @@ def test_corrupt_truncated_and_missing_checkpoints_are_clear_errors(tmp_path):
     garbage.write_bytes(b"not a checkpoint at all" * 10)
     for path in (truncated, garbage):
         with pytest.raises(CheckpointError, match="truncated or corrupt"):
-            train("cnn", *loaders(), timesteps=1, epochs=2, device="cpu", checkpoint_path=path, resume=True, **SMALL)
+            train(
+                "cnn",
+                *loaders(),
+                timesteps=1,
+                epochs=2,
+                device="cpu",
+                checkpoint_path=path,
+                resume=True,
+                **SMALL,
+            )
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        train("cnn", *loaders(), timesteps=1, epochs=2, device="cpu", checkpoint_path=tmp_path / "none.pt", resume=True, **SMALL)
+        train(
+            "cnn",
+            *loaders(),
+            timesteps=1,
+            epochs=2,
+            device="cpu",
+            checkpoint_path=tmp_path / "none.pt",
+            resume=True,
+            **SMALL,
+        )
 
 
 def test_resuming_into_another_architecture_is_a_clear_error(tmp_path):
@@ -89,10 +131,26 @@ def test_resuming_into_another_architecture_is_a_clear_error(tmp_path):
     train("cnn", *loaders(), timesteps=1, epochs=1, device="cpu", checkpoint_path=path, **SMALL)
     wider = build_snn("cnn", 10, 1, 8, width=0.5)
     with pytest.raises(CheckpointError, match="different"):
-        train(wider, *loaders(), timesteps=1, epochs=2, device="cpu", checkpoint_path=path, resume=True)
+        train(
+            wider,
+            *loaders(),
+            timesteps=1,
+            epochs=2,
+            device="cpu",
+            checkpoint_path=path,
+            resume=True,
+        )
     resnet = build_snn("resnet20", 10, 1, 8, width=0.25)
     with pytest.raises(CheckpointError, match="different"):
-        train(resnet, *loaders(), timesteps=1, epochs=2, device="cpu", checkpoint_path=path, resume=True)
+        train(
+            resnet,
+            *loaders(),
+            timesteps=1,
+            epochs=2,
+            device="cpu",
+            checkpoint_path=path,
+            resume=True,
+        )
 
 
 @pytest.mark.parametrize("timesteps", [0, -3, 2.5])
@@ -127,3 +185,16 @@ def test_event_input_shorter_than_the_simulation_is_an_error():
     net = build_snn("cnn", 10, 2, 8, width=0.25, encoding="events").eval()
     with pytest.raises(ValueError, match="time bins"):
         net.simulate(torch.rand(3, 2, 2, 8, 8), 4)
+
+
+def test_event_simulation_reads_frames_in_order_across_chunks():
+    torch.manual_seed(0)
+    net = build_snn("cnn", 10, 2, 8, width=0.25, encoding="events", chunk_size=2).eval()
+    frames = torch.rand(3, 5, 2, 8, 8)
+    sim = net.simulate(frames, 5, record_spikes=True)
+    net.reset()
+    with torch.no_grad():
+        whole = net(frames.transpose(0, 1))  # all five frames in one call
+    expected = whole.cumsum(0) / torch.arange(1, 6).view(-1, 1, 1)
+    torch.testing.assert_close(sim.readout, expected)
+    assert all(v.shape == (5,) for v in sim.spikes.values())

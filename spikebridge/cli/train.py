@@ -32,14 +32,23 @@ def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a spiking network directly (STBP with tdBN)")
     add_architecture(p)
     add_common(p)
-    p.add_argument("--timesteps", type=positive_int, default=4, help="simulation steps T per sample")
+    p.add_argument(
+        "--timesteps", type=positive_int, default=4, help="simulation steps T per sample"
+    )
     p.add_argument("--epochs", type=positive_int, default=10)
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 0.1 for sgd, 1e-3 for adam)")
+    p.add_argument(
+        "--lr", type=float, default=None, help="learning rate (default 0.1 for sgd, 1e-3 for adam)"
+    )
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     p.add_argument("--weight-decay", type=float, default=0.0)
     p.add_argument("--schedule", default="cosine", choices=SCHEDULES)
-    p.add_argument("--train-limit", type=positive_int, default=None, help="train on a random subset of N samples")
+    p.add_argument(
+        "--train-limit",
+        type=positive_int,
+        default=None,
+        help="train on a random subset of N samples",
+    )
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     p.add_argument("--threshold", type=float, default=0.5, help="LIF threshold V_th")
     p.add_argument("--tau-decay", type=float, default=0.25, help="LIF leak factor per step")
@@ -57,15 +66,28 @@ def run(args: argparse.Namespace) -> int:
     out = output_dir(args.out)
     info = dataset_info(args.dataset)
     train_loader, test_loader = make_loaders(
-        args.dataset, args.data_root, args.batch_size, args.limit, args.seed, args.download,
-        timesteps=args.timesteps if info.is_event else None, num_workers=args.workers,
+        args.dataset,
+        args.data_root,
+        args.batch_size,
+        args.limit,
+        args.seed,
+        args.download,
+        timesteps=args.timesteps if info.is_event else None,
+        num_workers=args.workers,
         train_limit=args.train_limit,
     )
     seed_everything(args.seed)
     network = build_snn(
-        args.arch, info.num_classes, info.in_channels, info.image_size, args.width,
-        threshold=args.threshold, tau_decay=args.tau_decay, surrogate=args.surrogate,
-        surrogate_width=args.surrogate_width, pool=args.pool,
+        args.arch,
+        info.num_classes,
+        info.in_channels,
+        info.image_size,
+        args.width,
+        threshold=args.threshold,
+        tau_decay=args.tau_decay,
+        surrogate=args.surrogate,
+        surrogate_width=args.surrogate_width,
+        pool=args.pool,
         encoding="events" if info.is_event else "analog",
     )
     lr = args.lr if args.lr is not None else DEFAULT_LR[args.optimizer]
@@ -81,11 +103,22 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = train(
-            network, train_loader, test_loader, timesteps=args.timesteps, epochs=args.epochs,
-            optimizer=args.optimizer, lr=lr, momentum=args.momentum,
-            weight_decay=args.weight_decay, schedule=args.schedule, seed=args.seed,
-            checkpoint_path=out / CHECKPOINT_NAME, resume=args.resume, device=args.device,
-            progress=not args.quiet, on_epoch=report,
+            network,
+            train_loader,
+            test_loader,
+            timesteps=args.timesteps,
+            epochs=args.epochs,
+            optimizer=args.optimizer,
+            lr=lr,
+            momentum=args.momentum,
+            weight_decay=args.weight_decay,
+            schedule=args.schedule,
+            seed=args.seed,
+            checkpoint_path=out / CHECKPOINT_NAME,
+            resume=args.resume,
+            device=args.device,
+            progress=not args.quiet,
+            on_epoch=report,
         )
     except (CheckpointError, TrainingDiverged) as err:
         print(f"spikebridge train: error: {err}", file=sys.stderr)

@@ -78,17 +78,28 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint written by the trainer; CheckpointError names the file and the problem."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: start without --resume or point to an existing file")
+        raise CheckpointError(
+            f"no checkpoint at {path}: start without --resume or point to an existing file"
+        )
     try:
         try:
             data = torch.load(path, map_location=map_location, weights_only=True)
         except TypeError:  # pragma: no cover - torch without weights_only
             data = torch.load(path, map_location=map_location)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        ValueError,
+    ) as err:
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated or corrupt: {err}); delete it and "
             "train from scratch, or restore an intact copy"
@@ -99,11 +110,15 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{data.get('format') if isinstance(data, dict) else type(data).__name__!r})"
         )
     if data.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {data.get('version')} is not supported (expected {VERSION})")
+        raise CheckpointError(
+            f"{path}: checkpoint version {data.get('version')} is not supported (expected {VERSION})"
+        )
     return data
 
 
-def check_compatible(state: dict[str, torch.Tensor], model: nn.Module, path: str | os.PathLike) -> None:
+def check_compatible(
+    state: dict[str, torch.Tensor], model: nn.Module, path: str | os.PathLike
+) -> None:
     """Raise CheckpointError when ``state`` (a saved state_dict) does not fit ``model``."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]

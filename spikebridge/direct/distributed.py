@@ -43,7 +43,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA device is available; use --device cpu or auto")
+        raise ValueError(
+            "device 'cuda' was asked for but no CUDA device is available; use --device cpu or auto"
+        )
     return resolved
 
 

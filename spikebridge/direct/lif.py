@@ -80,7 +80,9 @@ class LIFFunction(torch.autograd.Function):
                     g.zero_()
                 if grad_next is not None:
                     below = u_t <= threshold
-                    through = below.to(u.dtype) if detach_reset else slope.mul_(u_t).neg_().add_(below)
+                    through = (
+                        below.to(u.dtype) if detach_reset else slope.mul_(u_t).neg_().add_(below)
+                    )
                     g.addcmul_(grad_next, through)
             grad_next = g * tau
         grad_v0 = grad_next if ctx.needs_input_grad[1] else None
@@ -146,7 +148,9 @@ def lif_reference(
 
 
 @torch.no_grad()
-def lif_inference(x_seq: Tensor, v0: Tensor | None, threshold: float, tau: float) -> tuple[Tensor, Tensor]:
+def lif_inference(
+    x_seq: Tensor, v0: Tensor | None, threshold: float, tau: float
+) -> tuple[Tensor, Tensor]:
     """The LIF loop without autograd bookkeeping, in place on one state tensor."""
     h = torch.zeros_like(x_seq[0]) if v0 is None else v0.clone()
     out = torch.empty_like(x_seq, memory_format=torch.contiguous_format)
@@ -181,7 +185,9 @@ class LIFNeuron(SpikingNeuron):
     ) -> None:
         super().__init__()
         if not (isinstance(threshold, (int, float)) and math.isfinite(threshold) and threshold > 0):
-            raise ValueError(f"LIFNeuron: threshold V_th must be a finite positive number, got {threshold!r}")
+            raise ValueError(
+                f"LIFNeuron: threshold V_th must be a finite positive number, got {threshold!r}"
+            )
         if not (isinstance(tau_decay, (int, float)) and 0 <= tau_decay <= 1):
             raise ValueError(f"LIFNeuron: tau_decay must be in [0, 1], got {tau_decay!r}")
         check_surrogate(surrogate, width)
@@ -211,7 +217,12 @@ class LIFNeuron(SpikingNeuron):
         if needs_grad:
             start = torch.zeros_like(x_seq[0]) if v0 is None else v0
             out, h = LIFFunction.apply(
-                x_seq, start, self.threshold, self.tau_decay, self.surrogate, self.width,
+                x_seq,
+                start,
+                self.threshold,
+                self.tau_decay,
+                self.surrogate,
+                self.width,
                 self.detach_reset,
             )
         else:

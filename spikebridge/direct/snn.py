@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..encoding import AnalogEncoder, PoissonEncoder, make_encoder
 from ..models import MODEL_NAMES, build_model, no_norm
-from ..network import Simulation, SpikingNetwork
+from ..network import Simulation, SpikingNetwork, default_chunk_size
 from .lif import LIFNeuron
 from .tdbn import tdbn_factory
 
@@ -65,7 +66,9 @@ Encoder = AnalogEncoder | PoissonEncoder | EventEncoder
 class DirectSNN(SpikingNetwork):
     """A :class:`SpikingNetwork` made by :func:`build_snn`; ``spec`` records how to rebuild it."""
 
-    def __init__(self, module, encoder=None, chunk_size=None, spec: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, module, encoder=None, chunk_size=None, spec: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(module, encoder, chunk_size)
         self.spec = dict(spec or {})
 
@@ -81,7 +84,44 @@ class DirectSNN(SpikingNetwork):
         """As :meth:`SpikingNetwork.simulate`; event input x is [B, T_data, ...] with T_data >= T."""
         if hasattr(self.encoder, "reset"):
             self.encoder.reset()
-        return super().simulate(x, timesteps, record_spikes)
+        if not isinstance(self.encoder, EventEncoder):
+            return super().simulate(x, timesteps, record_spikes)
+        return self._simulate_events(x, timesteps, record_spikes)
+
+    @torch.no_grad()
+    def _simulate_events(self, x: Tensor, timesteps: int, record_spikes: bool) -> Simulation:
+        """The chunked simulation for inputs that already have a time axis ([B, T_data, ...])."""
+        if not isinstance(timesteps, int) or timesteps <= 0:
+            raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
+        self.reset()
+        chunk = self.chunk_size or default_chunk_size(x.device)
+        spikes: dict[str, list[Tensor]] = {}
+        neurons: dict[str, int] = {}
+        handles = []
+        if record_spikes:
+            for name, neuron in self.neurons().items():
+                spikes[name] = []
+
+                def hook(mod, _inp, out, name=name):
+                    neurons[name] = out[0].numel()
+                    spikes[name].append(out.reshape(mod.steps, -1).ne(0).sum(1))
+
+                handles.append(neuron.register_forward_hook(hook))
+        total = None
+        readouts = []
+        try:
+            for start in range(0, timesteps, chunk):
+                out = self.forward(self.encoder(x, min(chunk, timesteps - start)))
+                cumulative = out.cumsum(0) if total is None else out.cumsum(0) + total
+                total = cumulative[-1]
+                readouts.append(cumulative)
+        finally:
+            for h in handles:
+                h.remove()
+        readout = torch.cat(readouts)
+        steps = torch.arange(1, timesteps + 1, device=readout.device, dtype=readout.dtype)
+        readout /= steps.view(-1, *([1] * (readout.dim() - 1)))
+        return Simulation(readout, {k: torch.cat(v) for k, v in spikes.items()}, neurons)
 
 
 def build_snn(
@@ -131,9 +171,18 @@ def build_snn(
     )
     encoder: Encoder = EventEncoder() if encoding == "events" else make_encoder(encoding)
     spec = dict(
-        arch=arch, num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-        width=width, threshold=threshold, tau_decay=tau_decay, surrogate=surrogate,
-        surrogate_width=surrogate_width, detach_reset=detach_reset, norm=norm, pool=pool,
+        arch=arch,
+        num_classes=num_classes,
+        in_channels=in_channels,
+        image_size=image_size,
+        width=width,
+        threshold=threshold,
+        tau_decay=tau_decay,
+        surrogate=surrogate,
+        surrogate_width=surrogate_width,
+        detach_reset=detach_reset,
+        norm=norm,
+        pool=pool,
         encoding=encoding,
     )
     return DirectSNN(module, encoder, chunk_size, spec)

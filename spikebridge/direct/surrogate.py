@@ -59,10 +59,17 @@ class SpikeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
         (u,) = ctx.saved_tensors
-        return grad_out * surrogate_gradient(ctx.name, u - ctx.threshold, ctx.width), None, None, None
+        return (
+            grad_out * surrogate_gradient(ctx.name, u - ctx.threshold, ctx.width),
+            None,
+            None,
+            None,
+        )
 
 
-def spike(u: Tensor, threshold: float = 0.5, name: str = "rectangular", width: float = 1.0) -> Tensor:
+def spike(
+    u: Tensor, threshold: float = 0.5, name: str = "rectangular", width: float = 1.0
+) -> Tensor:
     """Heaviside spike of ``u`` ([...]) with a surrogate gradient."""
     return SpikeFunction.apply(u, threshold, name, width)
 

@@ -35,7 +35,9 @@ class _ThresholdDependent:
     def _set_scale(self, alpha: float, threshold: float) -> None:
         for name, value in (("alpha", alpha), ("threshold", threshold)):
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{type(self).__name__}: {name} must be a finite positive number, got {value!r}")
+                raise ValueError(
+                    f"{type(self).__name__}: {name} must be a finite positive number, got {value!r}"
+                )
         self.alpha = float(alpha)
         self.threshold = float(threshold)
 
@@ -81,7 +83,9 @@ class _ThresholdDependent:
 class ThresholdDependentBatchNorm1d(_ThresholdDependent, nn.BatchNorm1d, TimeAware):
     """tdBN after a linear layer: input [T*B, C] or [T*B, C, L]."""
 
-    def __init__(self, num_features: int, alpha: float = 1.0, threshold: float = 0.5, **kwargs) -> None:
+    def __init__(
+        self, num_features: int, alpha: float = 1.0, threshold: float = 0.5, **kwargs
+    ) -> None:
         nn.BatchNorm1d.__init__(self, num_features, **kwargs)
         self._set_scale(alpha, threshold)
 
@@ -89,7 +93,9 @@ class ThresholdDependentBatchNorm1d(_ThresholdDependent, nn.BatchNorm1d, TimeAwa
 class ThresholdDependentBatchNorm2d(_ThresholdDependent, nn.BatchNorm2d, TimeAware):
     """tdBN after a conv layer: input [T*B, C, H, W]."""
 
-    def __init__(self, num_features: int, alpha: float = 1.0, threshold: float = 0.5, **kwargs) -> None:
+    def __init__(
+        self, num_features: int, alpha: float = 1.0, threshold: float = 0.5, **kwargs
+    ) -> None:
         nn.BatchNorm2d.__init__(self, num_features, **kwargs)
         self._set_scale(alpha, threshold)
 
@@ -100,7 +106,9 @@ def tdbn(num_features: int, dims: int, alpha: float = 1.0, threshold: float = 0.
         return ThresholdDependentBatchNorm1d(num_features, alpha, threshold)
     if dims == 2:
         return ThresholdDependentBatchNorm2d(num_features, alpha, threshold)
-    raise ValueError(f"tdBN supports 1-d (after Linear) and 2-d (after Conv2d) inputs, got dims={dims}")
+    raise ValueError(
+        f"tdBN supports 1-d (after Linear) and 2-d (after Conv2d) inputs, got dims={dims}"
+    )
 
 
 def tdbn_factory(threshold: float = 0.5):

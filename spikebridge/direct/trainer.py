@@ -175,9 +175,13 @@ def train(
     if isinstance(network, str):
         network = build_snn(network, **build_options)
     elif build_options:
-        raise TypeError(f"build options {sorted(build_options)} only apply when network is an architecture name")
+        raise TypeError(
+            f"build options {sorted(build_options)} only apply when network is an architecture name"
+        )
     if not isinstance(network, SpikingNetwork):
-        raise TypeError(f"train expects a SpikingNetwork or an architecture name, got {type(network).__name__}")
+        raise TypeError(
+            f"train expects a SpikingNetwork or an architecture name, got {type(network).__name__}"
+        )
 
     ctx = setup_distributed(device)
     network.to(ctx.device)
@@ -192,8 +196,16 @@ def train(
     path = Path(checkpoint_path) if checkpoint_path is not None else None
     spec = dict(getattr(network, "spec", {}))
     config = dict(
-        timesteps=timesteps, epochs=epochs, optimizer=optimizer, lr=lr, momentum=momentum,
-        weight_decay=weight_decay, schedule=schedule, step_size=step_size, gamma=gamma, seed=seed,
+        timesteps=timesteps,
+        epochs=epochs,
+        optimizer=optimizer,
+        lr=lr,
+        momentum=momentum,
+        weight_decay=weight_decay,
+        schedule=schedule,
+        step_size=step_size,
+        gamma=gamma,
+        seed=seed,
     )
 
     history: list[dict[str, float]] = []
@@ -202,7 +214,11 @@ def train(
         assert path is not None
         saved = load_checkpoint(path, map_location=ctx.device)
         if spec and saved.get("spec") and saved["spec"] != spec:
-            diff = {k: (saved["spec"].get(k), spec.get(k)) for k in spec if saved["spec"].get(k) != spec.get(k)}
+            diff = {
+                k: (saved["spec"].get(k), spec.get(k))
+                for k in spec
+                if saved["spec"].get(k) != spec.get(k)
+            }
             raise CheckpointError(
                 f"{path} was saved from a different network (checkpoint vs now: {diff}); use the "
                 "settings of the run that wrote it, or a new output directory"
@@ -234,7 +250,11 @@ def train(
             loss, output = stbp_loss(model, encode_batch(network, x, timesteps), y)
             value = loss.item()
             if not math.isfinite(value):
-                last = f"{path} (after epoch {last_saved})" if last_saved is not None else "none written yet"
+                last = (
+                    f"{path} (after epoch {last_saved})"
+                    if last_saved is not None
+                    else "none written yet"
+                )
                 raise TrainingDiverged(
                     f"the loss became {value} at epoch {epoch + 1}, step {step} (global step "
                     f"{global_step}); last good checkpoint: {last}. Lower the learning rate or check "
@@ -289,7 +309,9 @@ def train(
     if evaluation is None and test_loader is not None:
         evaluation = evaluate_snn(network, test_loader, timesteps, ctx.device)
     network.eval()
-    return TrainResult(network, history, evaluation, path if path is not None and path.exists() else None)
+    return TrainResult(
+        network, history, evaluation, path if path is not None and path.exists() else None
+    )
 
 
 def _length(loader: Iterable) -> int:
@@ -304,7 +326,9 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> Direct
     saved = load_checkpoint(path, map_location=device)
     spec = saved.get("spec")
     if not spec:
-        raise CheckpointError(f"{path} records no network spec; build the network yourself and load saved['model']")
+        raise CheckpointError(
+            f"{path} records no network spec; build the network yourself and load saved['model']"
+        )
     network = build_snn(**spec)
     check_compatible(saved["model"], network, path)
     network.load_state_dict(saved["model"])
