@@ -89,11 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--memory-timesteps", type=positive_ints, default=[16, 256])
     p.add_argument("--memory-batches", type=int, default=2, help="test batches per memory run")
-    p.add_argument("--memory-method", default="channel")
+    p.add_argument("--memory-method", default="channel", choices=SPIKEBRIDGE_METHODS)
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-spikingjelly", action="store_true")
     p.add_argument("--out", default=None, help="also write results.json to this directory")
     p.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)  # internal
+    p.add_argument("--memory-file", default=None, help=argparse.SUPPRESS)  # internal
     args = p.parse_args(argv)
     for name in ("batch_size", "epochs", "calibration_samples", "memory_batches"):
         if getattr(args, name) < (0 if name == "epochs" else 1):
@@ -166,20 +167,36 @@ def time_ann(model: nn.Module, batches: Batches, device: torch.device, repeats: 
     return correct / sum(len(y) for _, y in batches), best
 
 
-def run_spikebridge(net: SpikingNetwork, batches: Batches, steps: int, device: torch.device):
-    """(accuracy [steps] as fractions, wall seconds) of ``SpikingNetwork.simulate``."""
-    net.simulate(batches[0][0][:2], 1)  # warm-up
-    synchronize(device)
-    start = time.perf_counter()
-    correct = [net.simulate(x, steps).correct(y) for x, y in batches]
-    synchronize(device)
-    seconds = time.perf_counter() - start
+def timed_loop(simulate, ann: nn.Module, batches: Batches, device: torch.device):
+    """Run ``simulate(x, y) -> [T] correct`` on every batch, each right after one ANN pass over
+    the same batch: (accuracy [T], simulation seconds, ANN seconds). The pairing keeps the ratio
+    of the two honest on a machine whose load changes while the benchmark runs."""
+    sim_seconds = ann_seconds = 0.0
+    correct = []
+    with torch.no_grad():
+        for x, y in batches:
+            synchronize(device)
+            t0 = time.perf_counter()
+            ann(x)
+            synchronize(device)
+            t1 = time.perf_counter()
+            correct.append(simulate(x, y))
+            synchronize(device)
+            sim_seconds += time.perf_counter() - t1
+            ann_seconds += t1 - t0
     total = sum(len(y) for _, y in batches)
-    return (torch.stack(correct).sum(0).double() / total).cpu(), seconds
+    return (torch.stack(correct).sum(0).double() / total).cpu(), sim_seconds, ann_seconds
 
 
-def run_spikingjelly(net: nn.Module, batches: Batches, steps: int, device: torch.device):
-    """(accuracy [steps], wall seconds) of SpikingJelly's own per-step loop (its cnn_mnist.py)."""
+def run_spikebridge(net: SpikingNetwork, ann: nn.Module, batches: Batches, steps: int, device):
+    """``SpikingNetwork.simulate`` over the batches (see :func:`timed_loop`)."""
+    net.simulate(batches[0][0][:2], 1)  # warm-up
+    return timed_loop(lambda x, y: net.simulate(x, steps).correct(y), ann, batches, device)
+
+
+def run_spikingjelly(net: nn.Module, ann: nn.Module, batches: Batches, steps: int, device):
+    """SpikingJelly's own per-step loop (as its ann2snn cnn_mnist.py example), see
+    :func:`timed_loop`."""
     from spikingjelly.activation_based import functional
 
     def simulate(x: Tensor, y: Tensor) -> Tensor:
@@ -194,13 +211,7 @@ def run_spikingjelly(net: nn.Module, batches: Batches, steps: int, device: torch
 
     with torch.no_grad():
         simulate(batches[0][0][:2], batches[0][1][:2])  # warm-up
-        synchronize(device)
-        start = time.perf_counter()
-        correct = [simulate(x, y) for x, y in batches]
-        synchronize(device)
-        seconds = time.perf_counter() - start
-    total = sum(len(y) for _, y in batches)
-    return (torch.stack(correct).sum(0).double() / total).cpu(), seconds
+    return timed_loop(simulate, ann, batches, device)
 
 
 def first_within(accuracy: Tensor, target: float) -> int | None:
@@ -209,9 +220,9 @@ def first_within(accuracy: Tensor, target: float) -> int | None:
     return int(hits[0]) + 1 if len(hits) else None
 
 
-def evaluate(label: str, runner, batches: Batches, args, ann_accuracy: float, ann_seconds: float):
+def evaluate(label: str, runner, batches: Batches, args, ann_accuracy: float) -> dict:
     steps = max(args.timesteps)
-    accuracy, seconds = runner(batches, steps)
+    accuracy, seconds, ann_seconds = runner(batches, steps)
     t_star = first_within(accuracy, ann_accuracy - 0.01)
     tta = runner(batches, t_star)[1] if t_star is not None else None
     return {
@@ -220,6 +231,7 @@ def evaluate(label: str, runner, batches: Batches, args, ann_accuracy: float, an
         "curve": accuracy.tolist(),
         "seconds": seconds,
         "step_seconds": seconds / steps,
+        "paired_ann_seconds": ann_seconds,
         "step_vs_ann": seconds / steps / ann_seconds,
         "t_star": t_star,
         "time_to_accuracy": tta,
@@ -238,15 +250,13 @@ def _rss_kib(field: str) -> int:
 
 
 def memory_probe(args: argparse.Namespace) -> dict:
-    """Peak memory of one spikebridge simulation at T = ``--memory-probe`` (run in a subprocess)."""
+    """Peak memory of one simulation at T = ``--memory-probe`` steps, in a fresh process that
+    holds nothing but torch, the saved network and its test batches (so that the C allocator
+    has no freed memory from calibration to hide the simulation's allocations in)."""
     steps = int(args.memory_probe)
     device = torch.device(args.device)
-    batches = test_batches(args, device, args.memory_batches * args.batch_size)
-    model = trained_ann(args, device)
-    net = Converter(model, calibration(args), device=device).build(
-        args.memory_method, chunk_size=args.chunk_size
-    )
-    net.simulate(batches[0][0][:2], 1)
+    saved = torch.load(args.memory_file, map_location=device, weights_only=False)
+    net, batches = saved["network"], saved["batches"]
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
@@ -261,8 +271,8 @@ def memory_probe(args: argparse.Namespace) -> dict:
             reset = True
         except OSError:
             reset = False
-    for x, _ in batches:
-        net.simulate(x, steps)
+    for x in batches:
+        net.simulate(x.to(device), steps)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         peak = torch.cuda.max_memory_allocated(device)
@@ -277,21 +287,24 @@ def memory_probe(args: argparse.Namespace) -> dict:
     return {"timesteps": steps, "peak": peak, "base": base, "rise": peak - base, "kind": kind}
 
 
-def measure_memory(args: argparse.Namespace, ann_path: str) -> list[dict]:
+def measure_memory(args: argparse.Namespace, net: SpikingNetwork, batches: Batches) -> list[dict]:
+    """Run :func:`memory_probe` in a subprocess for each of ``--memory-timesteps``."""
+    import tempfile
+
     results = []
-    for steps in args.memory_timesteps:
-        cmd = [sys.executable, __file__, "--memory-probe", str(steps), "--ann", ann_path]
-        for name in ("data_root", "batch_size", "seed", "calibration_samples", "device"):
-            cmd += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-        cmd += ["--memory-batches", str(args.memory_batches), "--memory-method", args.memory_method]
-        if args.chunk_size:
-            cmd += ["--chunk-size", str(args.chunk_size)]
-        if args.threads:
-            cmd += ["--threads", str(args.threads)]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"memory probe at T={steps} failed:\n{done.stderr[-2000:]}")
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "probe.pt")
+        chosen = [x.cpu() for x, _ in batches[: args.memory_batches]]
+        torch.save({"network": copy.deepcopy(net).cpu(), "batches": chosen}, path)
+        for steps in args.memory_timesteps:
+            cmd = [sys.executable, os.path.abspath(__file__), "--memory-probe", str(steps)]
+            cmd += ["--memory-file", path, "--device", args.device]
+            if args.threads:
+                cmd += ["--threads", str(args.threads)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"memory probe at T={steps} failed:\n{done.stderr[-2000:]}")
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return results
 
 
@@ -317,8 +330,11 @@ def print_report(args, n_images, ann_accuracy, ann_seconds, folded_seconds, rows
         + "".join(f"{'T=' + str(t):>8}" for t in ts)
         + f"  {'sim s':>8} {'step s':>8} {'step/ANN':>8} {'t*':>4} {'TTA s':>8}"
     )
-    print(f"\naccuracy (%) after T steps; sim s = wall time of T={max(ts)}; "
-          "t* = first step within 1 point of the ANN; TTA = wall time of a t*-step run")
+    print(
+        f"\naccuracy (%) after T steps; sim s = wall time of T={max(ts)}; step s = sim s / T; "
+        "step/ANN = step s over one ANN pass timed right before each batch;\n"
+        "t* = first step within 1 point of the ANN; TTA s = wall time of a t*-step run"
+    )
     print(head)
     print("-" * len(head))
     for tool, row in rows:
@@ -329,8 +345,10 @@ def print_report(args, n_images, ann_accuracy, ann_seconds, folded_seconds, rows
             + f" {row['t_star'] if row['t_star'] else '-':>4} {fmt_s(row['time_to_accuracy']):>8}"
         )
     if memory:
-        print(f"\npeak memory of a spikebridge '{args.memory_method}' simulation "
-              f"({args.memory_batches} batches of {args.batch_size}; {memory[0]['kind']}):")
+        print(
+            f"\npeak memory of a spikebridge '{args.memory_method}' simulation "
+            f"({args.memory_batches} batches of {args.batch_size}; {memory[0]['kind']}):"
+        )
         for m in memory:
             print(
                 f"  T={m['timesteps']:<5} peak {m['peak'] / 2**20:8.1f} MiB, "
@@ -343,13 +361,21 @@ def check_targets(args, ann_accuracy, rows, memory) -> list[tuple[str, bool, str
     theirs = [r for tool, r in rows if tool == "spikingjelly"]
     checks = []
     worst = max(r["step_vs_ann"] for r in ours.values())
-    checks.append(("spikebridge step <= 1.1x ANN pass (every method)", worst <= 1.1, f"worst {worst:.2f}x"))
+    checks.append(
+        ("spikebridge step <= 1.1x ANN pass (every method)", worst <= 1.1, f"worst {worst:.2f}x")
+    )
     channel = ours.get("channel")
     if channel is not None:
         for t, limit in ((32, 0.3), (16, 1.0)):
             if t in channel["accuracy"]:
                 gap = 100 * (ann_accuracy - channel["accuracy"][t])
-                checks.append((f"channel within {limit} points of the ANN at T={t}", gap <= limit, f"gap {gap:.2f}"))
+                checks.append(
+                    (
+                        f"channel within {limit} points of the ANN at T={t}",
+                        gap <= limit,
+                        f"gap {gap:.2f}",
+                    )
+                )
     if theirs and channel is not None:
         finite = [r["time_to_accuracy"] for r in theirs if r["time_to_accuracy"] is not None]
         best_ours = min(
@@ -357,24 +383,52 @@ def check_targets(args, ann_accuracy, rows, memory) -> list[tuple[str, bool, str
             default=None,
         )
         if best_ours is None:
-            checks.append(("time-to-accuracy >= 2x better than SpikingJelly's best", False, "spikebridge never within 1 point"))
+            checks.append(
+                (
+                    "time-to-accuracy >= 2x better than SpikingJelly's best",
+                    False,
+                    "spikebridge never within 1 point",
+                )
+            )
         elif not finite:
-            checks.append(("time-to-accuracy >= 2x better than SpikingJelly's best", True, f"SpikingJelly never within 1 point by T={max(args.timesteps)}; ours {best_ours:.2f} s"))
+            checks.append(
+                (
+                    "time-to-accuracy >= 2x better than SpikingJelly's best",
+                    True,
+                    f"SpikingJelly never within 1 point by T={max(args.timesteps)}; ours {best_ours:.2f} s",
+                )
+            )
         else:
             ratio = min(finite) / best_ours
-            checks.append(("time-to-accuracy >= 2x better than SpikingJelly's best", ratio >= 2, f"{ratio:.2f}x ({best_ours:.2f} s vs {min(finite):.2f} s)"))
+            checks.append(
+                (
+                    "time-to-accuracy >= 2x better than SpikingJelly's best",
+                    ratio >= 2,
+                    f"{ratio:.2f}x ({best_ours:.2f} s vs {min(finite):.2f} s)",
+                )
+            )
         short = [
-            t for t in args.timesteps if channel["accuracy"][t] < max(r["accuracy"][t] for r in theirs)
+            t
+            for t in args.timesteps
+            if channel["accuracy"][t] < max(r["accuracy"][t] for r in theirs)
         ]
-        checks.append(("channel accuracy >= SpikingJelly's best at every T", not short, f"behind at T={short}" if short else "ok"))
+        checks.append(
+            (
+                "channel accuracy >= SpikingJelly's best at every T",
+                not short,
+                f"behind at T={short}" if short else "ok",
+            )
+        )
     if len(memory) >= 2:
         ratio = memory[-1]["rise"] / max(memory[0]["rise"], 1)
         peak_ratio = memory[-1]["peak"] / max(memory[0]["peak"], 1)
-        checks.append((
-            f"peak memory T={memory[-1]['timesteps']} <= 1.2x T={memory[0]['timesteps']}",
-            ratio <= 1.2,
-            f"rise ratio {ratio:.2f}, peak ratio {peak_ratio:.2f}",
-        ))
+        checks.append(
+            (
+                f"peak memory T={memory[-1]['timesteps']} <= 1.2x T={memory[0]['timesteps']}",
+                ratio <= 1.2,
+                f"rise ratio {ratio:.2f}, peak ratio {peak_ratio:.2f}",
+            )
+        )
     print("\ntargets (issue 2):")
     for name, ok, detail in checks:
         print(f"  [{'PASS' if ok else 'FAIL'}] {name}: {detail}")
@@ -398,10 +452,11 @@ def main(argv: list[str] | None = None) -> int:
     converter = Converter(model, calibration(args), device=device)
     _, folded_seconds = time_ann(converter.prepared_, batches, device)
     rows = []
+    networks = {}
     for method in SPIKEBRIDGE_METHODS:
-        net = converter.build(method, chunk_size=args.chunk_size)
-        runner = lambda b, s, net=net: run_spikebridge(net, b, s, device)  # noqa: E731
-        rows.append(("spikebridge", evaluate(method, runner, batches, args, ann_accuracy, ann_seconds)))
+        net = networks[method] = converter.build(method, chunk_size=args.chunk_size)
+        runner = lambda b, s, net=net: run_spikebridge(net, model, b, s, device)  # noqa: E731
+        rows.append(("spikebridge", evaluate(method, runner, batches, args, ann_accuracy)))
         print(f"spikebridge {method}: done", file=sys.stderr, flush=True)
     if not args.skip_spikingjelly:
         from spikingjelly.activation_based import ann2snn
@@ -409,17 +464,13 @@ def main(argv: list[str] | None = None) -> int:
         for label, options in SPIKINGJELLY_RECIPES.items():
             recipe = ann2snn.RateCodingRecipe(calibration(args), **options)
             net = ann2snn.Converter(recipe, device=device).convert(copy.deepcopy(model)).eval()
-            runner = lambda b, s, net=net: run_spikingjelly(net, b, s, device)  # noqa: E731
-            rows.append(("spikingjelly", evaluate(label, runner, batches, args, ann_accuracy, ann_seconds)))
+            runner = lambda b, s, net=net: run_spikingjelly(net, model, b, s, device)  # noqa: E731
+            rows.append(("spikingjelly", evaluate(label, runner, batches, args, ann_accuracy)))
             print(f"spikingjelly {label}: done", file=sys.stderr, flush=True)
 
     memory = []
     if not args.skip_memory:
-        ann_path = args.ann
-        if not ann_path or not Path(ann_path).is_file():
-            ann_path = str(Path(os.environ.get("TMPDIR", "/tmp")) / f"sb_bench_ann_{os.getpid()}.pt")
-            torch.save(model.state_dict(), ann_path)
-        memory = measure_memory(args, ann_path)
+        memory = measure_memory(args, networks[args.memory_method], batches)
     print_report(args, n_images, ann_accuracy, ann_seconds, folded_seconds, rows, memory)
     checks = check_targets(args, ann_accuracy, rows, memory)
     if args.out:

@@ -322,24 +322,29 @@ class SpikingNetwork(nn.Module):
         # without a chunk size, a first 1-step chunk measures the state, which sets the rest
         chunk = self.chunk_size or 1
 
-        spikes: dict[str, list[Tensor]] = {}
+        # Results go into tensors allocated once (not a list grown per step): small long-lived
+        # allocations between the large per-step ones fragment the C heap, and the resident
+        # memory would then grow with T.
+        spikes: dict[str, Tensor] = {}
         neurons: dict[str, int] = {}
         handles = []
+        cursor = [0]
         if record_spikes:
             for name, neuron in self.neurons().items():
-                spikes[name] = []
+                spikes[name] = torch.zeros(timesteps, dtype=torch.long, device=x.device)
 
                 def hook(mod, _inp, out, name=name):
                     neurons[name] = out[0].numel()
-                    spikes[name].append(out.reshape(mod.steps, -1).ne(0).sum(1))
+                    counts = out.reshape(mod.steps, -1).ne(0).sum(1)
+                    spikes[name][cursor[0] : cursor[0] + mod.steps] = counts
 
                 handles.append(neuron.register_forward_hook(hook))
-        readouts = []
-        total = None
+        readout: Tensor | None = None
         start = 0
         try:
             while start < timesteps:
                 steps = min(chunk, timesteps - start)
+                cursor[0] = start
                 self._set_steps(time_aware, steps)
                 if static_values is not None:
                     out = runner[1](*static_values)
@@ -347,24 +352,28 @@ class SpikingNetwork(nn.Module):
                     seq = self.encoder(x, steps)
                     out = self.module(seq.reshape(steps * x.shape[0], *x.shape[1:]))
                 out = out.reshape(steps, x.shape[0], *out.shape[1:])
+                if readout is None:
+                    readout = out.new_empty((timesteps, *out.shape[1:]))
+                    readout[0] = out[0]
+                    first = 1
+                else:
+                    first = 0
                 # a running sum step by step: the same additions in the same order whatever the
                 # chunking (a cumsum per chunk plus the previous total would round differently)
-                for t in range(steps):
-                    total = out[t].clone() if total is None else total + out[t]
-                    readouts.append(total)
+                for t in range(first, steps):
+                    torch.add(readout[start + t - 1], out[t], out=readout[start + t])
                 if start == 0 and self.chunk_size is None:
                     chunk = default_chunk_size(x.device, _largest_state_bytes(time_aware))
                 start += steps
         finally:
             for h in handles:
                 h.remove()
-        readout = torch.stack(readouts)
         readout /= torch.arange(1, timesteps + 1, device=readout.device, dtype=readout.dtype).view(
             -1, *([1] * (readout.dim() - 1))
         )
         return Simulation(
             readout=readout,
-            spikes={k: torch.cat(v) for k, v in spikes.items()},
+            spikes=spikes,
             neurons=neurons,
         )
 
