@@ -69,10 +69,7 @@ def load_checkpoint(path: str, arch_model: nn.Module | None, trust: bool) -> nn.
     if not file.is_file():
         raise FileNotFoundError(f"--checkpoint {path!r}: no such file")
     if file.suffix == ".pt2":
-        try:
-            return torch.export.load(str(file)).module()
-        except Exception as err:
-            raise ValueError(f"--checkpoint {path!r}: not a torch.export program ({err})") from err
+        return _load_exported(path, arch_model)
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -100,5 +97,29 @@ def load_checkpoint(path: str, arch_model: nn.Module | None, trust: bool) -> nn.
         raise ValueError(
             f"--checkpoint {path!r} does not match the architecture ({err}). Check --arch, --width "
             "and the dataset (input channels, classes)"
+        ) from err
+    return arch_model
+
+
+def _load_exported(path: str, arch_model: nn.Module | None) -> nn.Module:
+    """Weights of a torch.export program, loaded into the ``--arch`` model they were exported from.
+
+    An exported program's graph is made of ATen operators, not of the nn modules conversion
+    rewrites, so the architecture comes from ``--arch`` and the program supplies the weights.
+    """
+    try:
+        program = torch.export.load(path)
+    except Exception as err:
+        raise ValueError(f"--checkpoint {path!r}: not a torch.export program ({err})") from err
+    if arch_model is None:
+        raise ValueError(f"--checkpoint {path!r}: name the exported model's architecture with --arch")
+    state = dict(program.state_dict)
+    state.update({k: v for k, v in program.constants.items() if k in arch_model.state_dict()})
+    try:
+        arch_model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(
+            f"--checkpoint {path!r}: the exported program's weights do not match the architecture "
+            f"({err}). Check --arch and --width, or pass the model's state dict instead"
         ) from err
     return arch_model
