@@ -6,7 +6,9 @@ folded into the batch ([T*B, ...]); neurons unfold, loop over time and keep thei
 chunks, so a long simulation runs in chunks with memory independent of T. The output layer does
 not spike: its per-step output is accumulated, and the prediction after step t is the argmax of
 the mean output over steps 1..t (SPEC 3.1), so one simulation yields the whole latency-accuracy
-curve.
+curve. Under analog input the layers before the first neuron are the same at every step: they
+run once per simulation (:func:`split_static_prefix`), and the first neuron integrates their
+output directly.
 """
 
 from __future__ import annotations
@@ -307,7 +309,9 @@ class SpikingNetwork(nn.Module):
 
         The encoder turns x into spikes or currents chunk by chunk; the state is reset first.
         Returns a :class:`Simulation` with the readout after every step and, when asked, spike
-        counts per neuron layer.
+        counts per neuron layer. Results do not depend on the chunk size (bit for bit). Without
+        a ``chunk_size``, the first step runs alone and the size of the largest neuron state
+        then sets the chunk (:func:`default_chunk_size`).
         """
         if not isinstance(timesteps, int) or timesteps <= 0:
             raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
