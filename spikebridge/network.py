@@ -51,14 +51,17 @@ def _static_nodes(gm: fx.GraphModule, graph: fx.Graph) -> set[fx.Node]:
     """Nodes of ``graph`` that depend only on the input and parameters (not on any time-aware
     module): the same at every step under analog input."""
     static: set[fx.Node] = set()
+    constant: set[fx.Node] = set()  # parameters and what is computed from them alone: never broadcast
     for node in graph.nodes:
-        if node.op in ("placeholder", "get_attr"):
+        if node.op == "placeholder":
             static.add(node)
         elif node.op == "output":
             continue
         elif node.op == "call_module" and isinstance(_lookup(gm, node.target), TimeAware):
             continue
-        elif all(arg in static for arg in node.all_input_nodes):
+        elif node.op == "get_attr" or all(arg in constant for arg in node.all_input_nodes):
+            constant.add(node)
+        elif all(arg in static or arg in constant for arg in node.all_input_nodes):
             static.add(node)
     return static
 
@@ -162,7 +165,7 @@ def static_prefix_module(gm: fx.GraphModule) -> fx.GraphModule:
             node.kwargs = {**node.kwargs, "static": True}
             continue
         for arg in node.all_input_nodes:
-            if arg in static and arg.op != "get_attr":
+            if arg in static:
                 if arg not in broadcasts:
                     with graph.inserting_after(arg):
                         broadcasts[arg] = graph.call_module("_time_broadcast", (arg,))
