@@ -51,10 +51,10 @@ SPIKEBRIDGE_METHODS = ("max", "percentile", "channel")
 # label -> (method, initial potential as a fraction of theta); the last row mirrors
 # SpikingJelly's half_threshold (u[0] = theta/2, Bu et al. 2022)
 SPIKEBRIDGE_CONFIGS: dict[str, tuple[str, float]] = {
-    "max": ("max", 0.0),
-    "percentile": ("percentile", 0.0),
     "channel": ("channel", 0.0),
     "channel u0=th/2": ("channel", 0.5),
+    "percentile": ("percentile", 0.0),
+    "max": ("max", 0.0),
 }
 # label -> RateCodingRecipe keyword arguments
 SPIKINGJELLY_RECIPES: dict[str, dict] = {
@@ -323,6 +323,15 @@ def fmt_s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def format_row(tool: str, row: dict, ts: list[int]) -> str:
+    return (
+        f"{tool:<12} {row['label']:<22}"
+        + "".join(f"{100 * row['accuracy'][t]:>8.2f}" for t in ts)
+        + f"  {row['seconds']:>8.2f} {row['step_seconds']:>8.3f} {row['step_vs_ann']:>8.2f}"
+        + f" {row['t_star'] if row['t_star'] else '-':>4} {fmt_s(row['time_to_accuracy']):>8}"
+    )
+
+
 def print_report(args, n_images, ann_accuracy, ann_seconds, folded_seconds, rows, memory):
     ts = args.timesteps
     print(
@@ -346,12 +355,7 @@ def print_report(args, n_images, ann_accuracy, ann_seconds, folded_seconds, rows
     print(head)
     print("-" * len(head))
     for tool, row in rows:
-        print(
-            f"{tool:<12} {row['label']:<22}"
-            + "".join(f"{100 * row['accuracy'][t]:>8.2f}" for t in ts)
-            + f"  {row['seconds']:>8.2f} {row['step_seconds']:>8.3f} {row['step_vs_ann']:>8.2f}"
-            + f" {row['t_star'] if row['t_star'] else '-':>4} {fmt_s(row['time_to_accuracy']):>8}"
-        )
+        print(format_row(tool, row, ts))
     if memory:
         print(
             f"\npeak memory of a spikebridge '{args.memory_method}' simulation "
@@ -461,6 +465,11 @@ def main(argv: list[str] | None = None) -> int:
     model = trained_ann(args, device)
     ann_accuracy, ann_seconds = time_ann(model, batches, device)
 
+    print(
+        f"ANN accuracy {100 * ann_accuracy:.2f}% on {n_images} images; pass {ann_seconds:.3f} s",
+        file=sys.stderr,
+        flush=True,
+    )
     converter = Converter(model, calibration(args), device=device)
     _, folded_seconds = time_ann(converter.prepared_, batches, device)
     rows = []
@@ -470,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         networks[label] = net
         runner = lambda b, s, net=net: run_spikebridge(net, model, b, s, device)  # noqa: E731
         rows.append(("spikebridge", evaluate(label, runner, batches, args, ann_accuracy)))
-        print(f"spikebridge {label}: done", file=sys.stderr, flush=True)
+        print(format_row(*rows[-1], args.timesteps), file=sys.stderr, flush=True)
     if not args.skip_spikingjelly:
         from spikingjelly.activation_based import ann2snn
 
@@ -479,7 +488,7 @@ def main(argv: list[str] | None = None) -> int:
             net = ann2snn.Converter(recipe, device=device).convert(copy.deepcopy(model)).eval()
             runner = lambda b, s, net=net: run_spikingjelly(net, model, b, s, device)  # noqa: E731
             rows.append(("spikingjelly", evaluate(label, runner, batches, args, ann_accuracy)))
-            print(f"spikingjelly {label}: done", file=sys.stderr, flush=True)
+            print(format_row(*rows[-1], args.timesteps), file=sys.stderr, flush=True)
 
     memory = []
     if not args.skip_memory:

@@ -75,8 +75,8 @@ RESULT_FILES = (
 )
 DATA_BASED = ("max", "percentile", "channel")
 DEMO_SETTINGS: dict[str, Any] = dict(
-    arch="cnn", dataset="digits", methods="all", timesteps=32, epochs=10, direct_epochs=8,
-    direct_timesteps=4, width=0.5, batch_size=64, lr=2e-3, calibration_samples=1000,
+    arch="cnn", dataset="digits", methods="all", timesteps=32, epochs=8, direct_epochs=6,
+    direct_timesteps=4, width=0.5, batch_size=64, lr=2e-3, calibration_samples=256,
 )  # fmt: skip
 """A comparison on the offline digits data that runs in well under 3 minutes on 2 CPU cores:
 ``run(**DEMO_SETTINGS, out=...)``."""
