@@ -51,7 +51,9 @@ def _static_nodes(gm: fx.GraphModule, graph: fx.Graph) -> set[fx.Node]:
     """Nodes of ``graph`` that depend only on the input and parameters (not on any time-aware
     module): the same at every step under analog input."""
     static: set[fx.Node] = set()
-    constant: set[fx.Node] = set()  # parameters and what is computed from them alone: never broadcast
+    constant: set[fx.Node] = (
+        set()
+    )  # parameters and what is computed from them alone: never broadcast
     for node in graph.nodes:
         if node.op == "placeholder":
             static.add(node)
@@ -84,9 +86,16 @@ def split_static_prefix(gm: fx.GraphModule) -> tuple[fx.GraphModule, fx.GraphMod
     ]
     prefix_graph = fx.Graph()
     env: dict[fx.Node, fx.Node] = {}
+
+    def in_prefix(a: fx.Node) -> fx.Node:
+        # constants (parameters and what is computed from them alone) are copied where used
+        if a not in env:
+            env[a] = prefix_graph.node_copy(a, in_prefix)
+        return env[a]
+
     for node in gm.graph.nodes:
         if node in static:
-            env[node] = prefix_graph.node_copy(node, lambda a: env[a])
+            env[node] = prefix_graph.node_copy(node, in_prefix)
     prefix_graph.output(tuple(env[b] for b in boundary))
 
     suffix_graph = fx.Graph()

@@ -187,6 +187,30 @@ def test_static_value_meeting_a_time_varying_node_is_broadcast():
     assert torch.equal(fast.readout, slow.readout)
 
 
+def test_prefix_using_parameters_directly_is_split_not_expanded():
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.scale = nn.Parameter(torch.tensor([1.5, 0.5, 2.0, 1.0]))
+            self.fc1 = nn.Linear(4, 4)
+            self.if1 = IFNeuron(0.3)
+            self.fc2 = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc2(self.if1(self.fc1(x * self.scale.abs())))
+
+    torch.manual_seed(0)
+    net = Scaled()
+    prefix, _ = split_static_prefix(trace_spiking(net))
+    assert any(n.op == "get_attr" for n in prefix.graph.nodes)
+    x = torch.rand(6, 4)
+    fast = SpikingNetwork(net, AnalogEncoder(), 3)
+    fast.simulate(x, 2)
+    assert fast._static_runner() is not None
+    slow = SpikingNetwork(net, ExpandedAnalog(), 3)
+    assert torch.equal(fast.simulate(x, 10).readout, slow.simulate(x, 10).readout)
+
+
 def test_network_without_neurons_gives_the_ann_output_at_every_step():
     torch.manual_seed(0)
     ann = nn.Sequential(nn.Linear(4, 3))
