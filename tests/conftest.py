@@ -18,7 +18,9 @@ def shared_data_dir() -> Path:
 def mnist_root() -> Path:
     root = shared_data_dir() / "mnist"
     if not (root / "t10k-images-idx3-ubyte.gz").exists():
-        pytest.skip(f"MNIST files not found in {root} (set SPIKEBRIDGE_SHARED_DATA to the shared data folder)")
+        pytest.skip(
+            f"MNIST files not found in {root} (set SPIKEBRIDGE_SHARED_DATA to the shared data folder)"
+        )
     return root
 
 

@@ -11,13 +11,26 @@ import torch
 from spikebridge.cli import main
 from spikebridge.models import build_model
 
-FAST = ["--dataset", "digits", "--width", "0.25", "--timesteps", "8", "--limit", "64", "--quiet",
-        "--calibration-samples", "128"]
+FAST = [
+    "--dataset",
+    "digits",
+    "--width",
+    "0.25",
+    "--timesteps",
+    "8",
+    "--limit",
+    "64",
+    "--quiet",
+    "--calibration-samples",
+    "128",
+]
 
 
 def test_convert_writes_csv_summary_networks_and_plot(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["convert", *FAST, "--train-epochs", "1", "--method", "max,channel", "--out", str(out)])
+    code = main(
+        ["convert", *FAST, "--train-epochs", "1", "--method", "max,channel", "--out", str(out)]
+    )
     assert code == 0
     frame = pd.read_csv(out / "accuracy_vs_timesteps.csv")
     assert list(frame.columns) == ["route", "method", "timesteps", "accuracy"]
@@ -42,7 +55,9 @@ def test_output_directory_that_is_a_file_is_refused(tmp_path, capsys):
 
 def test_missing_data_root_names_the_directory(tmp_path, capsys):
     missing = tmp_path / "nowhere"
-    code = main(["convert", "--dataset", "mnist", "--data-root", str(missing), "--out", str(tmp_path / "o")])
+    code = main(
+        ["convert", "--dataset", "mnist", "--data-root", str(missing), "--out", str(tmp_path / "o")]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "train-images-idx3-ubyte" in err
@@ -64,7 +79,10 @@ def test_checkpoint_state_dict_round_trip(tmp_path):
     ckpt = tmp_path / "ann.pt"
     torch.save(model.state_dict(), ckpt)
     out = tmp_path / "o"
-    assert main(["convert", *FAST, "--checkpoint", str(ckpt), "--method", "max", "--out", str(out)]) == 0
+    assert (
+        main(["convert", *FAST, "--checkpoint", str(ckpt), "--method", "max", "--out", str(out)])
+        == 0
+    )
     assert (out / "snn_max.pt").exists()
 
 
@@ -73,8 +91,19 @@ def test_pickled_module_needs_trust(tmp_path, capsys):
     torch.save(build_model("cnn", 10, 1, 8, width=0.25), ckpt)
     assert main(["convert", *FAST, "--checkpoint", str(ckpt), "--out", str(tmp_path / "a")]) == 2
     assert "--trust-checkpoint" in capsys.readouterr().err
-    code = main(["convert", *FAST, "--checkpoint", str(ckpt), "--trust-checkpoint", "--method", "max",
-                 "--out", str(tmp_path / "b")])
+    code = main(
+        [
+            "convert",
+            *FAST,
+            "--checkpoint",
+            str(ckpt),
+            "--trust-checkpoint",
+            "--method",
+            "max",
+            "--out",
+            str(tmp_path / "b"),
+        ]
+    )
     assert code == 0
 
 
@@ -84,7 +113,10 @@ def test_torch_export_program_is_accepted(tmp_path):
     path = tmp_path / "ann.pt2"
     torch.export.save(program, str(path))
     out = tmp_path / "o"
-    assert main(["convert", *FAST, "--checkpoint", str(path), "--method", "max", "--out", str(out)]) == 0
+    assert (
+        main(["convert", *FAST, "--checkpoint", str(path), "--method", "max", "--out", str(out)])
+        == 0
+    )
 
 
 def test_event_data_is_refused_by_the_conversion_route(tmp_path, capsys):

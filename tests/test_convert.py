@@ -88,7 +88,9 @@ def test_prepare_gives_each_activation_call_site_its_own_layer():
     acts = activation_layers(gm)
     assert len(acts) == 5 and len({id(m) for m in acts.values()}) == 5
     x = torch.rand(3, 1, 8, 8)
-    with torch.no_grad():  # softmax dropped: same argmax, logits equal the model's pre-softmax output
+    with (
+        torch.no_grad()
+    ):  # softmax dropped: same argmax, logits equal the model's pre-softmax output
         assert torch.equal(gm(x).argmax(1), model(x).argmax(1))
     snn = Converter(model, [(x, None)]).build("max")
     assert sum(isinstance(m, IFNeuron) for m in snn.modules()) == 5
@@ -96,7 +98,12 @@ def test_prepare_gives_each_activation_call_site_its_own_layer():
 
 def test_check_reports_layer_rule_consequence_and_fix():
     model = nn.Sequential(
-        nn.Conv2d(1, 4, 3), nn.Sigmoid(), nn.MaxPool2d(2), nn.Flatten(), nn.LayerNorm(36), nn.Linear(36, 2)
+        nn.Conv2d(1, 4, 3),
+        nn.Sigmoid(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.LayerNorm(36),
+        nn.Linear(36, 2),
     )
     report = check(model)
     by_layer = {v.layer: v for v in report.violations}

@@ -112,7 +112,9 @@ def _load_exported(path: str, arch_model: nn.Module | None) -> nn.Module:
     except Exception as err:
         raise ValueError(f"--checkpoint {path!r}: not a torch.export program ({err})") from err
     if arch_model is None:
-        raise ValueError(f"--checkpoint {path!r}: name the exported model's architecture with --arch")
+        raise ValueError(
+            f"--checkpoint {path!r}: name the exported model's architecture with --arch"
+        )
     state = dict(program.state_dict)
     state.update({k: v for k, v in program.constants.items() if k in arch_model.state_dict()})
     try:

@@ -20,9 +20,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo", help="compare conversion and direct training on the embedded digits data (< 3 min)"
     )
-    p.add_argument("--out", default="spikebridge-demo", help="output directory (default ./spikebridge-demo)")
+    p.add_argument(
+        "--out", default="spikebridge-demo", help="output directory (default ./spikebridge-demo)"
+    )
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--overwrite", action="store_true", help="replace another experiment's results in --out")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace another experiment's results in --out"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars or stage messages")
     p.set_defaults(run=run_demo)
 
@@ -30,8 +34,10 @@ def add_parser(sub) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     resolve_device(args.device)  # a clear error for --device cuda without a GPU
-    print("spikebridge demo: small CNN on scikit-learn's 8x8 digits, converted with every method and "
-          "trained directly (STBP-tdBN)")
+    print(
+        "spikebridge demo: small CNN on scikit-learn's 8x8 digits, converted with every method and "
+        "trained directly (STBP-tdBN)"
+    )
 
     def log(message: str) -> None:
         print(f"[demo] {message}", file=sys.stderr, flush=True)

@@ -74,7 +74,9 @@ class ImageDataset(Dataset):
         return self.images.shape[0]
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
-        x = self.images[index].to(torch.float32) / self.scale  # never in place: the view may share memory
+        x = (
+            self.images[index].to(torch.float32) / self.scale
+        )  # never in place: the view may share memory
         if self.transform is not None:
             x = self.transform(x)
         return x, int(self.targets[index])
