@@ -27,8 +27,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from spikebridge.compare.plots import latency_accuracy_figure
 from spikebridge.convert import Converter, MethodNotApplicable
-from spikebridge.convert.experiment import latency_accuracy_figure, resolve_methods
+from spikebridge.convert.experiment import resolve_methods
 from spikebridge.data import calibration_loader, make_loaders
 from spikebridge.evaluation import evaluate_ann, evaluate_snn
 from spikebridge.io import output_dir, save_figure, write_csv, write_text

@@ -46,6 +46,19 @@ def test_convert_writes_csv_summary_networks_and_plot(tmp_path, capsys):
     assert "SNN accuracy" in capsys.readouterr().out
 
 
+def test_initial_potential_flag_reaches_every_neuron(tmp_path):
+    """``--initial-potential 0.5`` starts each IF neuron at theta/2 (Bu 2022) and is recorded."""
+    from spikebridge.neurons import IFNeuron
+
+    out = tmp_path / "half"
+    args = ["convert", *FAST, "--method", "max", "--initial-potential", "0.5", "--out", str(out)]
+    assert main(args) == 0
+    assert json.loads((out / "summary.json").read_text())["initial_potential"] == 0.5
+    snn = torch.load(out / "snn_max.pt", weights_only=False)
+    neurons = [m for m in snn.modules() if isinstance(m, IFNeuron)]
+    assert neurons and all(m.initial_potential == 0.5 for m in neurons)
+
+
 def test_output_directory_that_is_a_file_is_refused(tmp_path, capsys):
     target = tmp_path / "results"
     target.write_text("not a directory")

@@ -7,7 +7,8 @@ import time
 
 import torch
 
-from ..convert.experiment import latency_accuracy_figure, run_conversion
+from ..compare.plots import latency_accuracy_figure
+from ..convert.experiment import run_conversion
 from ..data import calibration_loader, dataset_info, make_loaders
 from ..io import output_dir, save_figure, save_torch, write_csv, write_json
 from ..models import build_model
@@ -59,6 +60,12 @@ def add_parser(sub) -> None:
     p.add_argument("--encoding", default="analog", choices=("analog", "poisson"))
     p.add_argument("--reset", default="subtract", choices=("subtract", "zero"))
     p.add_argument("--maxpool", default="spiking", choices=("spiking", "avg"))
+    p.add_argument(
+        "--initial-potential",
+        type=float,
+        default=None,
+        help="u[0] as a fraction of theta, e.g. 0.5 (Bu 2022; default 0.5 for qcfs, else 0)",
+    )
     p.add_argument("--calibration-samples", type=positive_int, default=2000)
     p.add_argument("--out", default="spikebridge-convert", help="output directory")
     p.set_defaults(run=run)
@@ -127,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
         device,
         args.seed,
         progress_enabled(args),
+        args.initial_potential,
     )
     write_outputs(args, out, result, history, time.perf_counter() - start)
     print_table(result)
@@ -154,6 +162,7 @@ def write_outputs(args, out, result, history, seconds: float) -> None:
             "encoding": args.encoding,
             "reset": args.reset,
             "percentile": args.percentile,
+            "initial_potential": args.initial_potential,
             "seed": args.seed,
             "ann_training": history,
             "simulation_seconds": result.seconds,
