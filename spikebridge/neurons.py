@@ -143,10 +143,19 @@ class IFNeuron(SpikingNeuron):
     to zero or reduced by theta (reset by subtraction, Rueckauer 2017). ``initial_potential`` is
     the starting potential as a fraction of theta (0.5 gives u[0] = theta/2, Bu et al. 2022).
 
+    With ``negative_spikes=True`` (reset by subtraction only) the neuron also emits a spike of
+    amplitude -theta when u[t] < 0 while it has emitted more positive than negative spikes so far
+    (u += theta): the signed IF neuron of Wang et al. 2022 ("signed neuron with memory") and Hu
+    et al. 2023 (Fast-SNN). It takes back spikes that inputs arriving later show to be too many
+    (the unevenness or sequential error), so the net spike count after T steps is
+    clamp(floor(sum z / theta + u[0] / theta), 0, T) whenever each step's input is within
+    (-theta, theta]: with u[0] = theta/2, exactly the rounding a QCFS activation computes.
+
     Args:
         threshold: theta, a scalar or one value per channel (channel dimension 1).
         reset: ``"subtract"`` or ``"zero"``.
         initial_potential: u[0] / theta.
+        negative_spikes: emit -theta to take back earlier spikes (see above).
     """
 
     def __init__(
@@ -154,26 +163,44 @@ class IFNeuron(SpikingNeuron):
         threshold: float | Tensor = 1.0,
         reset: Reset = "subtract",
         initial_potential: float = 0.0,
+        negative_spikes: bool = False,
     ) -> None:
         super().__init__()
         if reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
+        if negative_spikes and reset != "subtract":
+            raise ValueError(
+                "IFNeuron: negative_spikes needs reset='subtract' (a negative spike gives back "
+                "the theta a positive one took); got reset='zero'"
+            )
         self.reset = reset
         self.initial_potential = float(initial_potential)
+        self.negative_spikes = bool(negative_spikes)
+        self.count: Tensor | None = None  # net spikes so far, for negative_spikes
         self.register_buffer("threshold", _as_threshold(threshold, "IFNeuron"))
 
     def extra_repr(self) -> str:
         th = self.threshold
         shown = f"{th.item():.4g}" if th.dim() == 0 else f"[{th.numel()} channels]"
-        return f"threshold={shown}, reset={self.reset}, initial_potential={self.initial_potential}"
+        signed = ", negative_spikes=True" if self.negative_spikes else ""
+        return (
+            f"threshold={shown}, reset={self.reset}, "
+            f"initial_potential={self.initial_potential}{signed}"
+        )
+
+    def reset_state(self) -> None:
+        super().reset_state()
+        self.count = None
 
     def forward_sequence(self, x_seq: Tensor) -> Tensor:
+        th = channel_view(self.threshold.to(x_seq.dtype), x_seq[0])
+        v = _potential(self, x_seq, th)
+        if self.negative_spikes:
+            return self._signed_steps(x_seq, v, th)
         # Four elementwise passes per step, none allocating: the comparison writes 0/1 straight
         # into the float output (a bool mask times theta costs a conversion pass more), which
         # is then scaled in place to spikes of amplitude theta. Exact: spikes are 0 or theta,
         # and v - theta * 1 == v - theta, v - v * 1 == 0.
-        th = channel_view(self.threshold.to(x_seq.dtype), x_seq[0])
-        v = _potential(self, x_seq, th)
         out = empty_steps(x_seq)
         subtract = self.reset == "subtract"
         for t in range(x_seq.shape[0]):
@@ -186,6 +213,26 @@ class IFNeuron(SpikingNeuron):
             else:
                 v.addcmul_(v, s, value=-1.0)
                 s.mul_(th)
+        return out
+
+    def _signed_steps(self, x_seq: Tensor, v: Tensor, th: Tensor) -> Tensor:
+        if self.count is None or self.count.shape != v.shape:
+            self.count = torch.zeros_like(v)
+        count = self.count
+        out = empty_steps(x_seq)
+        neg = torch.empty_like(v)
+        owed = torch.empty_like(v)
+        for t in range(x_seq.shape[0]):
+            s = out[t]
+            v.add_(x_seq[t])
+            torch.ge(v, th, out=s)
+            torch.lt(v, 0, out=neg)
+            torch.gt(count, 0, out=owed)
+            neg.mul_(owed)  # a negative spike only takes back an earlier positive one
+            s.sub_(neg)  # +1, 0 or -1
+            count.add_(s)
+            s.mul_(th)
+            v.sub_(s)
         return out
 
 

@@ -38,6 +38,64 @@ def test_qcfs_trained_cnn_converts_with_lambda_thresholds_and_tracks_its_ann_at_
     assert snn >= ann - 0.03, (snn, ann)
 
 
+def test_negative_spikes_make_the_spike_count_the_rounded_total_input():
+    """Signed IF (Wang 2022, Hu 2023): whatever the order in which inputs arrive, the net count
+    after T steps is clamp(floor(sum z / theta + 1/2), 0, T), QCFS's rounding of the total; the
+    plain IF neuron cannot take back spikes fired on an early positive run."""
+    torch.manual_seed(0)
+    theta, steps = 1.3, 8
+    z = (torch.rand(steps, 4000) * 2 - 1) * theta * 0.999  # each step within (-theta, theta)
+    z[:, :1000] = z[:, :1000].abs().sort(0, descending=True)[0] * torch.tensor([1.0, -1.0]).repeat(
+        steps // 2
+    ).unsqueeze(1)  # positive first, then negative: the worst order for a plain IF neuron
+    expected = torch.clamp(torch.floor(z.sum(0) / theta + 0.5), 0, steps)
+    signed = IFNeuron(theta, "subtract", 0.5, negative_spikes=True)
+    count = signed.forward_sequence(z.clone()).sum(0) / theta
+    assert torch.equal(count.round(), expected)
+    plain = IFNeuron(theta, "subtract", 0.5).forward_sequence(z.clone()).sum(0) / theta
+    assert (plain.round() > expected).float().mean() > 0.05  # plain IF overshoots
+
+
+def test_negative_spikes_keep_state_across_chunks():
+    torch.manual_seed(1)
+    z = torch.randn(12, 3, 5)
+    whole = IFNeuron(1.0, "subtract", 0.5, negative_spikes=True).forward_sequence(z.clone())
+    chunked = IFNeuron(1.0, "subtract", 0.5, negative_spikes=True)
+    parts = [chunked.forward_sequence(z[i : i + 5].clone()) for i in range(0, 12, 5)]
+    assert torch.equal(torch.cat(parts), whole)
+    chunked.reset_state()
+    assert chunked.count is None and chunked.v is None
+
+
+def test_negative_spikes_need_reset_by_subtraction():
+    with pytest.raises(ValueError, match="negative_spikes needs reset='subtract'"):
+        IFNeuron(1.0, "zero", negative_spikes=True)
+    with pytest.raises(MethodNotApplicable, match=r"^\S+: negative spikes .* reset='zero'"):
+        Converter(trained_digits("cnn", "qcfs", levels=4)).build(
+            "qcfs", reset="zero", negative_spikes=True
+        )
+
+
+def test_qcfs_with_negative_spikes_tracks_its_ann_closer_at_t_equals_l():
+    """At T = L the signed network's readout is nearer the ANN's logits, and agrees with the
+    ANN's predictions more often, than the plain IF network's."""
+    model = trained_digits("cnn", "qcfs", levels=4)
+    x, _ = digits_tensors(train=False)
+    with torch.no_grad():
+        logits = model(x)
+    converter = Converter(model)
+    signed_net = converter.build("qcfs", negative_spikes=True)
+    assert all(n.negative_spikes for n in signed_net.neurons().values())
+    results = {}
+    for name, net in (("plain", converter.build("qcfs")), ("signed", signed_net)):
+        out = net.simulate(x, 4).readout[-1]
+        error = float((out - logits).norm() / logits.norm())
+        agree = float((out.argmax(1) == logits.argmax(1)).float().mean())
+        results[name] = (error, agree)
+    assert results["signed"][0] < 0.8 * results["plain"][0], results
+    assert results["signed"][1] > results["plain"][1], results
+
+
 def test_qcfs_method_on_a_relu_ann_names_the_layer_and_the_method():
     model = trained_digits()
     assert "qcfs" not in applicable_methods(model)

@@ -47,6 +47,7 @@ _HELP = {
     "encoding": "input encoding for both routes: analog or poisson",
     "percentile": "percentile p of the percentile and channel methods",
     "initial_potential": "initial membrane potential as a fraction of threshold (default: 0.5 for qcfs, else 0)",
+    "negative_spikes": "signed IF neurons that take back excess spikes (Wang 2022, Hu 2023)",
     "maxpool": "max-pooling in converted networks: spiking (gate) or avg",
 }
 

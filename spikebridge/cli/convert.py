@@ -66,6 +66,11 @@ def add_parser(sub) -> None:
         default=None,
         help="u[0] as a fraction of theta, e.g. 0.5 (Bu 2022; default 0.5 for qcfs, else 0)",
     )
+    p.add_argument(
+        "--negative-spikes",
+        action="store_true",
+        help="signed IF neurons that take back excess spikes (Wang 2022, Hu 2023; best for qcfs)",
+    )
     p.add_argument("--calibration-samples", type=positive_int, default=2000)
     p.add_argument("--out", default="spikebridge-convert", help="output directory")
     p.set_defaults(run=run)
@@ -135,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         progress_enabled(args),
         args.initial_potential,
+        args.negative_spikes,
     )
     write_outputs(args, out, result, history, time.perf_counter() - start)
     print_table(result)
@@ -163,6 +169,7 @@ def write_outputs(args, out, result, history, seconds: float) -> None:
             "reset": args.reset,
             "percentile": args.percentile,
             "initial_potential": args.initial_potential,
+            "negative_spikes": args.negative_spikes,
             "seed": args.seed,
             "ann_training": history,
             "simulation_seconds": result.seconds,

@@ -69,6 +69,7 @@ class Settings:
     encoding: str = "analog"
     percentile: float = 99.9
     initial_potential: float | None = None
+    negative_spikes: bool = False
     maxpool: str = "spiking"
 
     def __post_init__(self) -> None:

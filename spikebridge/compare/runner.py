@@ -381,6 +381,7 @@ def run(
     encoding: str = "analog",
     percentile: float = 99.9,
     initial_potential: float | None = None,
+    negative_spikes: bool = False,
     maxpool: str = "spiking",
     download: bool = False,
     progress: bool = False,
@@ -403,7 +404,7 @@ def run(
         limit: test samples (first N); ``train_limit``: a fixed random subset of training samples.
         calibration_samples: training samples for the conversion's calibration pass.
         e_mac, e_ac: energy per MAC and per accumulate (pJ; SPEC 3.2 defaults 4.6 and 0.9).
-        reset, encoding, percentile, initial_potential, maxpool: conversion options
+        reset, encoding, percentile, initial_potential, negative_spikes, maxpool: conversion options
             (see :func:`spikebridge.convert.convert`); ``encoding`` applies to both routes.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: tqdm progress bars; ``log``: called with one line per stage (the CLI prints them).
@@ -424,6 +425,7 @@ def run(
         train_limit=train_limit, calibration_samples=calibration_samples, lr=lr, direct_lr=direct_lr,
         direct_optimizer=direct_optimizer, seed=seed, device=device, e_mac=e_mac, e_ac=e_ac, reset=reset,
         encoding=encoding, percentile=percentile, initial_potential=initial_potential, maxpool=maxpool,
+        negative_spikes=negative_spikes,
     )  # fmt: skip
     return run_settings(settings, out, progress=progress, overwrite=overwrite, log=log)
 
@@ -544,7 +546,10 @@ def _run(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Compar
         for method in requested if converter is not None else []:
             start = time.perf_counter()
             try:
-                network = converter.build(method, s.reset, s.encoding, s.initial_potential)
+                network = converter.build(
+                    method, s.reset, s.encoding, s.initial_potential,
+                    negative_spikes=s.negative_spikes,
+                )  # fmt: skip
             except (MethodNotApplicable, ConversionError) as err:
                 notes.append(
                     f"method {method!r} does not apply to this {s.arch} and was skipped: {err}"

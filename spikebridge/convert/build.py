@@ -25,8 +25,13 @@ def neuron_for(
     reset: str = "subtract",
     initial_potential: float = 0.0,
     method: str = "",
+    negative_spikes: bool = False,
 ) -> SpikingNeuron:
-    """The neuron that stands in for ``activation`` with threshold ``scale`` (0-d or [C])."""
+    """The neuron that stands in for ``activation`` with threshold ``scale`` (0-d or [C]).
+
+    ``negative_spikes`` gives ReLU-like activations signed IF neurons (Wang 2022, Hu 2023; see
+    :class:`~spikebridge.neurons.IFNeuron`); LeakyReLU always gets Kim 2020's signed neuron.
+    """
     scale = scale.detach().float()
     if isinstance(activation, nn.LeakyReLU):
         if reset != "subtract":
@@ -39,7 +44,12 @@ def neuron_for(
         scale = scale.clamp(max=float(activation.max_val))
     elif isinstance(activation, QCFS):
         scale = scale.clamp(max=float(activation.lambda_.detach()))
-    return IFNeuron(scale, reset, initial_potential)
+    if negative_spikes and reset != "subtract":
+        raise MethodNotApplicable(
+            f"{layer}: negative spikes take back a subtracted threshold; reset={reset!r} does not "
+            f"apply with method {method!r} and negative_spikes=True: use reset='subtract'"
+        )
+    return IFNeuron(scale, reset, initial_potential, negative_spikes)
 
 
 def build_snn(
@@ -49,6 +59,7 @@ def build_snn(
     initial_potential: float = 0.0,
     maxpool: str = "spiking",
     method: str = "",
+    negative_spikes: bool = False,
 ) -> fx.GraphModule:
     """A copy of the prepared ANN with every activation replaced by its neuron (and max-pools by
     spiking max-pool gates when ``maxpool="spiking"``). Runs on [T*B, ...] inside SpikingNetwork."""
@@ -57,7 +68,9 @@ def build_snn(
         if name not in scales:
             raise MethodNotApplicable(f"{name}: method {method!r} gave no threshold for this layer")
         _set_submodule(
-            snn, name, neuron_for(name, act, scales[name], reset, initial_potential, method)
+            snn,
+            name,
+            neuron_for(name, act, scales[name], reset, initial_potential, method, negative_spikes),
         )
     if maxpool == "spiking":
         for node in snn.graph.nodes:

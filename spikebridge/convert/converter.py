@@ -184,12 +184,24 @@ class Converter:
         encoding: str = "analog",
         initial_potential: float | None = None,
         chunk_size: int | None = None,
+        negative_spikes: bool = False,
     ) -> SpikingNetwork:
-        """The spiking network for ``method``; ``initial_potential`` defaults to 0.5 for qcfs, else 0."""
+        """The spiking network for ``method``; ``initial_potential`` defaults to 0.5 for qcfs, else 0.
+
+        ``negative_spikes=True`` uses signed IF neurons that take back spikes later inputs show
+        to be too many (Wang et al. 2022; Hu et al. 2023): with ``qcfs`` at T = L they remove
+        most of the unevenness error of plain IF neurons.
+        """
         if initial_potential is None:
             initial_potential = 0.5 if method == "qcfs" else 0.0
         module = build_snn(
-            self.prepared_, self.scales(method), reset, initial_potential, self.maxpool, method
+            self.prepared_,
+            self.scales(method),
+            reset,
+            initial_potential,
+            self.maxpool,
+            method,
+            negative_spikes,
         )
         return SpikingNetwork(module, make_encoder(encoding, self.seed), chunk_size).to(self.device)
 
@@ -209,6 +221,7 @@ def convert(
     chunk_size: int | None = None,
     spike_norm_window: int = 256,
     spike_norm_samples: int | None = 256,
+    negative_spikes: bool = False,
 ) -> SpikingNetwork:
     """Convert a trained ANN into a :class:`SpikingNetwork` in one call.
 
@@ -230,4 +243,4 @@ def convert(
         spike_norm_window=spike_norm_window,
         spike_norm_samples=spike_norm_samples,
     )
-    return converter.build(method, reset, encoding, initial_potential, chunk_size)
+    return converter.build(method, reset, encoding, initial_potential, chunk_size, negative_spikes)

@@ -57,6 +57,7 @@ def run_conversion(
     seed: int = 0,
     progress: bool = False,
     initial_potential: float | None = None,
+    negative_spikes: bool = False,
 ) -> ConversionResult:
     """Convert ``model`` with each method and evaluate every t <= ``timesteps`` in one simulation.
 
@@ -77,7 +78,9 @@ def run_conversion(
     for method in names:
         start = time.perf_counter()
         try:
-            snn = converter.build(method, reset, encoding, initial_potential)
+            snn = converter.build(
+                method, reset, encoding, initial_potential, negative_spikes=negative_spikes
+            )
         except MethodNotApplicable as err:
             if explicit:
                 raise
