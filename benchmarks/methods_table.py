@@ -2,7 +2,8 @@
 
 Trains each ANN briefly on CPU (``--epochs``, ``--train-limit``, ``--width``), converts it with
 every applicable spikebridge method (model, max, percentile, channel, spike-norm; qcfs only for
-QCFS-trained ANNs) and with SpikingJelly 2.0's ``RateCodingRecipe`` in its Max, 99.9% and
+QCFS-trained ANNs, which ``--archs`` names as ``ARCH:qcfsL``; their qcfs rows come also with
+signed IF neurons, ``qcfs+negative-spikes``) and, for ReLU ANNs, with SpikingJelly 2.0's ``RateCodingRecipe`` in its Max, 99.9% and
 channel-wise (99.9%) modes, evaluates each SNN after every step up to the largest T, and writes
 
 - ``methods_table.md``: accuracy (%) per architecture, method and T in {1, 2, 4, ..., 256},
@@ -37,7 +38,7 @@ from spikebridge.models import build_model
 from spikebridge.training import train_ann
 
 STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-ARCHS = ("cnn", "vgg11", "resnet20")
+ARCHS = ("cnn", "vgg11", "resnet20", "cnn:qcfs4")
 SJ_RECIPES = {"sj-max": ("Max", False), "sj-99.9%": ("99.9%", False), "sj-channel": ("99.9%", True)}
 
 
@@ -89,6 +90,11 @@ def convert_all(model: nn.Module, calib, test_loader, args) -> tuple[pd.DataFram
             continue
         result = evaluate_snn(snn, test_loader, args.timesteps, "cpu")
         rows += [("spikebridge", method, t, a) for t, a in enumerate(result.accuracy.tolist(), 1)]
+        if method == "qcfs":  # also with signed IF neurons (Wang 2022, Hu 2023)
+            snn = converter.build(method, negative_spikes=True)
+            result = evaluate_snn(snn, test_loader, args.timesteps, "cpu")
+            curve = enumerate(result.accuracy.tolist(), 1)
+            rows += [("spikebridge", "qcfs+negative-spikes", t, a) for t, a in curve]
     return pd.DataFrame(rows, columns=["route", "method", "timesteps", "accuracy"]), skipped
 
 
@@ -129,13 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     frames, ann = [], {}
     for arch in args.archs.split(","):
         start = time.perf_counter()
-        model = build_model(arch, 10, 1, 28, args.width)
+        name, _, variant = arch.partition(":")  # e.g. cnn:qcfs4 = cnn trained with QCFS, L = 4
+        if variant and not variant.startswith("qcfs"):
+            raise SystemExit(f"--archs {arch}: the only variant is ':qcfsL' (QCFS with L levels)")
+        options = {"activation": "qcfs", "levels": int(variant[4:] or 4)} if variant else {}
+        model = build_model(name, 10, 1, 28, args.width, **options)
         train_ann(model, train_loader, args.epochs, 1e-3, "cpu", args.seed)
         model.eval()
         ann[arch] = evaluate_ann(model, test_loader, "cpu")
         frame, skipped = convert_all(model, calib, test_loader, args)
         frame = frame.assign(arch=arch)
-        if not args.no_spikingjelly:
+        if not args.no_spikingjelly and not variant:  # SpikingJelly converts ReLU networks
             for name, curve in spikingjelly_curves(
                 model, calib, test_loader, args.timesteps
             ).items():
@@ -146,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         fig = latency_accuracy_figure(
             frame.drop(columns="arch"), ann[arch], f"{arch} (width {args.width}) on MNIST"
         )
-        save_figure(Path(out) / f"latency_accuracy_{arch}.png", fig)
+        save_figure(Path(out) / f"latency_accuracy_{arch.replace(':', '-')}.png", fig)
         print(f"{arch}: ANN {100 * ann[arch]:.2f}% ({time.perf_counter() - start:.0f} s)")
         for method, why in skipped.items():
             print(f"  skipped {method}: {why}")
