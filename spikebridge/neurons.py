@@ -158,6 +158,10 @@ class IFNeuron(SpikingNeuron):
         negative_spikes: emit -theta to take back earlier spikes (see above).
     """
 
+    # class defaults keep networks pickled before these options existed loadable
+    negative_spikes: bool = False
+    count: Tensor | None = None
+
     def __init__(
         self,
         threshold: float | Tensor = 1.0,
