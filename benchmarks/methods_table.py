@@ -2,8 +2,8 @@
 
 Trains each ANN briefly on CPU (``--epochs``, ``--train-limit``, ``--width``), converts it with
 every applicable spikebridge method (model, max, percentile, channel, spike-norm; qcfs only for
-QCFS-trained ANNs, which ``--archs`` names as ``ARCH:qcfsL``; their qcfs rows come also with
-signed IF neurons, ``qcfs+negative-spikes``) and, for ReLU ANNs, with SpikingJelly 2.0's ``RateCodingRecipe`` in its Max, 99.9% and
+QCFS-trained ANNs, which ``--archs`` names as ``ARCH:qcfsL``; their qcfs rows, signed IF
+neurons by default, come also with plain IF neurons, ``qcfs-plain-if``) and, for ReLU ANNs, with SpikingJelly 2.0's ``RateCodingRecipe`` in its Max, 99.9% and
 channel-wise (99.9%) modes, evaluates each SNN after every step up to the largest T, and writes
 
 - ``methods_table.md``: accuracy (%) per architecture, method and T in {1, 2, 4, ..., 256},
@@ -90,11 +90,11 @@ def convert_all(model: nn.Module, calib, test_loader, args) -> tuple[pd.DataFram
             continue
         result = evaluate_snn(snn, test_loader, args.timesteps, "cpu")
         rows += [("spikebridge", method, t, a) for t, a in enumerate(result.accuracy.tolist(), 1)]
-        if method == "qcfs":  # also with signed IF neurons (Wang 2022, Hu 2023)
-            snn = converter.build(method, negative_spikes=True)
+        if method == "qcfs":  # also with the paper's plain IF neurons (qcfs defaults to signed)
+            snn = converter.build(method, negative_spikes=False)
             result = evaluate_snn(snn, test_loader, args.timesteps, "cpu")
             curve = enumerate(result.accuracy.tolist(), 1)
-            rows += [("spikebridge", "qcfs+negative-spikes", t, a) for t, a in curve]
+            rows += [("spikebridge", "qcfs-plain-if", t, a) for t, a in curve]
     return pd.DataFrame(rows, columns=["route", "method", "timesteps", "accuracy"]), skipped
 
 

@@ -112,6 +112,16 @@ def test_flags_override_the_config_file(tmp_path):
     assert settings_from_args(args)[1:] == ("cli", True)
 
 
+def test_boolean_settings_can_be_switched_either_way_over_the_config_file(tmp_path):
+    """negative_spikes defaults per method (None); a file or a flag sets it either way."""
+    assert Settings().negative_spikes is None
+    path = write(tmp_path, "negative_spikes = true\n")
+    args = build_parser().parse_args(["compare", "--config", str(path)])
+    assert settings_from_args(args)[0].negative_spikes is True
+    args = build_parser().parse_args(["compare", "--config", str(path), "--no-negative-spikes"])
+    assert settings_from_args(args)[0].negative_spikes is False
+
+
 def test_bad_flag_values_name_the_setting():
     args = build_parser().parse_args(["compare", "--methods", "max,nope"])
     with pytest.raises(ConfigError, match="unknown method"):

@@ -27,10 +27,11 @@ def test_qcfs_trained_cnn_converts_with_lambda_thresholds_and_tracks_its_ann_at_
     model = trained_digits("cnn", "qcfs", levels=4)
     assert "qcfs" in applicable_methods(model)
     x, y = digits_tensors(train=False)
-    network = Converter(model).build("qcfs")  # data-free: theta = lambda
+    network = Converter(model).build("qcfs")  # data-free: theta = lambda, signed IF neurons
     lambdas = [m.lambda_.detach().abs() for m in model.modules() if isinstance(m, QCFS)][:-1]
     neurons = list(network.neurons().values())
     assert all(n.initial_potential == 0.5 and n.reset == "subtract" for n in neurons)
+    assert all(n.negative_spikes for n in neurons)
     assert all(torch.allclose(n.threshold, lam) for n, lam in zip(neurons, lambdas))
     with torch.no_grad():
         ann = float((model(x).argmax(1) == y).float().mean())
@@ -84,10 +85,10 @@ def test_qcfs_with_negative_spikes_tracks_its_ann_closer_at_t_equals_l():
     with torch.no_grad():
         logits = model(x)
     converter = Converter(model)
-    signed_net = converter.build("qcfs", negative_spikes=True)
-    assert all(n.negative_spikes for n in signed_net.neurons().values())
+    plain_net = converter.build("qcfs", negative_spikes=False)
+    assert not any(n.negative_spikes for n in plain_net.neurons().values())
     results = {}
-    for name, net in (("plain", converter.build("qcfs")), ("signed", signed_net)):
+    for name, net in (("plain", plain_net), ("signed", converter.build("qcfs"))):
         out = net.simulate(x, 4).readout[-1]
         error = float((out - logits).norm() / logits.norm())
         agree = float((out.argmax(1) == logits.argmax(1)).float().mean())

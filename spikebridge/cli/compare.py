@@ -47,7 +47,7 @@ _HELP = {
     "encoding": "input encoding for both routes: analog or poisson",
     "percentile": "percentile p of the percentile and channel methods",
     "initial_potential": "initial membrane potential as a fraction of threshold (default: 0.5 for qcfs, else 0)",
-    "negative_spikes": "signed IF neurons that take back excess spikes (Wang 2022, Hu 2023)",
+    "negative_spikes": "signed IF neurons that take back excess spikes (Wang 2022, Hu 2023; default: on for qcfs, off otherwise)",
     "maxpool": "max-pooling in converted networks: spiking (gate) or avg",
 }
 
@@ -96,7 +96,8 @@ def add_parser(sub) -> None:
         if default is not None and kind is not None:
             text += f" (default {default})"
         if kind is None:
-            p.add_argument(flag, dest=name, action="store_true", default=None, help=text)
+            action = argparse.BooleanOptionalAction
+            p.add_argument(flag, dest=name, action=action, default=None, help=text)
         else:
             p.add_argument(flag, dest=name, type=kind, default=None, help=text)
     p.set_defaults(run=run)

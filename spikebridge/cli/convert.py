@@ -68,8 +68,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--negative-spikes",
-        action="store_true",
-        help="signed IF neurons that take back excess spikes (Wang 2022, Hu 2023; best for qcfs)",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="signed IF neurons that take back excess spikes (Wang 2022, Hu 2023; "
+        "default: on for qcfs, off otherwise)",
     )
     p.add_argument("--calibration-samples", type=positive_int, default=2000)
     p.add_argument("--out", default="spikebridge-convert", help="output directory")

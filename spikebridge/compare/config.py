@@ -69,7 +69,7 @@ class Settings:
     encoding: str = "analog"
     percentile: float = 99.9
     initial_potential: float | None = None
-    negative_spikes: bool = False
+    negative_spikes: bool | None = None
     maxpool: str = "spiking"
 
     def __post_init__(self) -> None:

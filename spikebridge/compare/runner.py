@@ -381,7 +381,7 @@ def run(
     encoding: str = "analog",
     percentile: float = 99.9,
     initial_potential: float | None = None,
-    negative_spikes: bool = False,
+    negative_spikes: bool | None = None,
     maxpool: str = "spiking",
     download: bool = False,
     progress: bool = False,

@@ -184,16 +184,20 @@ class Converter:
         encoding: str = "analog",
         initial_potential: float | None = None,
         chunk_size: int | None = None,
-        negative_spikes: bool = False,
+        negative_spikes: bool | None = None,
     ) -> SpikingNetwork:
-        """The spiking network for ``method``; ``initial_potential`` defaults to 0.5 for qcfs, else 0.
+        """The spiking network for ``method``.
 
-        ``negative_spikes=True`` uses signed IF neurons that take back spikes later inputs show
-        to be too many (Wang et al. 2022; Hu et al. 2023): with ``qcfs`` at T = L they remove
-        most of the unevenness error of plain IF neurons.
+        ``initial_potential`` (u[0] / theta) defaults to 0.5 for qcfs, else 0. ``negative_spikes``
+        chooses signed IF neurons that take back spikes later inputs show to be too many (Wang et
+        al. 2022; Hu et al. 2023); it defaults to True for qcfs, where it removes the unevenness
+        error that keeps plain IF neurons far from the ANN at T = L (docs/normalization.md), and
+        to False (the papers' IF neuron) for the other methods.
         """
         if initial_potential is None:
             initial_potential = 0.5 if method == "qcfs" else 0.0
+        if negative_spikes is None:
+            negative_spikes = method == "qcfs"
         module = build_snn(
             self.prepared_,
             self.scales(method),
@@ -221,7 +225,7 @@ def convert(
     chunk_size: int | None = None,
     spike_norm_window: int = 256,
     spike_norm_samples: int | None = 256,
-    negative_spikes: bool = False,
+    negative_spikes: bool | None = None,
 ) -> SpikingNetwork:
     """Convert a trained ANN into a :class:`SpikingNetwork` in one call.
 

@@ -57,7 +57,7 @@ def run_conversion(
     seed: int = 0,
     progress: bool = False,
     initial_potential: float | None = None,
-    negative_spikes: bool = False,
+    negative_spikes: bool | None = None,
 ) -> ConversionResult:
     """Convert ``model`` with each method and evaluate every t <= ``timesteps`` in one simulation.
 
