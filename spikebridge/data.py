@@ -215,19 +215,28 @@ def make_loaders(
 
 
 def calibration_loader(
-    dataset: Dataset, n: int = 1000, batch_size: int = 128, seed: int = 0
+    dataset: Dataset, n: int = 1000, batch_size: int = 128, seed: int = 0, skip: int = 0
 ) -> DataLoader:
     """A loader over a fixed random subset of ``n`` samples of ``dataset`` (all when fewer).
 
     Meant for the conversion's calibration pass: the subset depends only on ``seed`` and the
     dataset size, and the order is fixed (no shuffling), so calibration is reproducible.
+    ``skip`` passes over the first ``skip`` samples of the same random order: with
+    ``skip`` = the calibration set's ``n`` it gives held-out samples disjoint from it (for
+    validation, e.g. :func:`spikebridge.convert.select_percentile`).
     """
     _positive_int(n, "n", allow_none=False)
     _positive_int(batch_size, "batch_size", allow_none=False)
     size = len(dataset)
     if size == 0:
         raise ValueError("calibration_loader: the dataset is empty; calibration needs samples")
-    if n < size:
-        chosen = torch.randperm(size, generator=_seeded_generator(seed))[:n].sort().values
+    if skip < 0 or skip >= size:
+        raise ValueError(
+            f"calibration_loader: skip={skip} leaves no samples of a dataset of {size}; "
+            "use a smaller calibration set"
+        )
+    if n < size or skip:
+        order = torch.randperm(size, generator=_seeded_generator(seed))
+        chosen = order[skip : skip + n].sort().values
         dataset = _subset(dataset, chosen.tolist())
     return DataLoader(dataset, batch_size=batch_size, shuffle=False)

@@ -8,7 +8,8 @@ import time
 import torch
 
 from ..compare.plots import latency_accuracy_figure
-from ..convert.experiment import run_conversion
+from ..convert import Converter, PercentileChoice, select_percentile
+from ..convert.experiment import resolve_methods, run_conversion
 from ..data import calibration_loader, dataset_info, make_loaders
 from ..io import output_dir, save_figure, save_torch, write_csv, write_json
 from ..models import build_model
@@ -55,7 +56,25 @@ def add_parser(sub) -> None:
         default="channel",
         help="model, max, percentile, channel, spike-norm, qcfs; comma-separated or 'all'",
     )
-    p.add_argument("--percentile", type=float, default=99.9)
+    p.add_argument(
+        "--percentile",
+        type=percentile_arg,
+        default=99.9,
+        help="p of the percentile and channel methods (default 99.9), or 'auto': the best of "
+        "99, 99.5, 99.9, 99.99 at --timesteps on --validation-samples held-out training images",
+    )
+    p.add_argument(
+        "--validation-samples",
+        type=positive_int,
+        default=1000,
+        help="held-out training images (not the calibration ones) for --percentile auto",
+    )
+    p.add_argument(
+        "--selection-timesteps",
+        type=positive_int,
+        default=None,
+        help="the latency T at which --percentile auto compares p (default --timesteps)",
+    )
     p.add_argument("--timesteps", type=positive_int, default=32)
     p.add_argument("--encoding", default="analog", choices=("analog", "poisson"))
     p.add_argument("--reset", default="subtract", choices=("subtract", "zero"))
@@ -76,6 +95,57 @@ def add_parser(sub) -> None:
     p.add_argument("--calibration-samples", type=positive_int, default=2000)
     p.add_argument("--out", default="spikebridge-convert", help="output directory")
     p.set_defaults(run=run)
+
+
+def percentile_arg(text: str) -> float | str:
+    """``auto`` or a percentile in (0, 100]."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number in (0, 100] or 'auto', got {text!r}"
+        ) from None
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"percentile must be in (0, 100], got {text}")
+    return value
+
+
+def choose_percentile(args, model, train_loader, calib, device) -> PercentileChoice:
+    """``--percentile auto``: select p on held-out training images (never the test set)."""
+    methods = resolve_methods(model, args.method)
+    method = next((m for m in ("channel", "percentile") if m in methods), None)
+    if method is None:
+        raise ValueError(
+            f"--percentile auto: none of the methods {', '.join(methods)} uses a percentile; "
+            "add channel or percentile to --method, or give --percentile a number"
+        )
+    train = train_loader.dataset
+    if args.calibration_samples >= len(train):
+        raise ValueError(
+            f"--percentile auto: the {len(train)} training images are all calibration images "
+            f"(--calibration-samples {args.calibration_samples}); lower --calibration-samples to "
+            "leave held-out images for validation"
+        )
+    validation = calibration_loader(
+        train, args.validation_samples, args.batch_size, args.seed, skip=args.calibration_samples
+    )
+    converter = Converter(model, calib, args.maxpool, device=device, seed=args.seed)
+    steps = args.selection_timesteps or args.timesteps
+    choice = select_percentile(
+        converter,
+        validation,
+        steps,
+        method,
+        initial_potential=args.initial_potential,
+        negative_spikes=args.negative_spikes,
+        reset=args.reset,
+        encoding=args.encoding,
+    )
+    tried = ", ".join(f"p={p:g}: {100 * a:.2f}%" for p, a in choice.accuracy.items())
+    print(f"percentile auto ({method}, T={steps}, validation): {tried} -> p={choice.percentile:g}")
+    return choice
 
 
 def prepare_ann(args: argparse.Namespace, device: torch.device):
@@ -127,7 +197,11 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     device = resolve_device(args.device)
     out = output_dir(args.out)
-    info, model, _, test_loader, calib, history = prepare_ann(args, device)
+    info, model, train_loader, test_loader, calib, history = prepare_ann(args, device)
+    selection = None
+    if args.percentile == "auto":
+        selection = choose_percentile(args, model, train_loader, calib, device)
+        args.percentile = selection.percentile
     result = run_conversion(
         model,
         calib,
@@ -144,13 +218,13 @@ def run(args: argparse.Namespace) -> int:
         args.initial_potential,
         args.negative_spikes,
     )
-    write_outputs(args, out, result, history, time.perf_counter() - start)
+    write_outputs(args, out, result, history, time.perf_counter() - start, selection)
     print_table(result)
     print(f"results in {out}/")
     return 0
 
 
-def write_outputs(args, out, result, history, seconds: float) -> None:
+def write_outputs(args, out, result, history, seconds: float, selection=None) -> None:
     write_csv(out / "accuracy_vs_timesteps.csv", result.accuracy)
     for method, net in result.networks.items():
         save_torch(out / f"snn_{method}.pt", net.cpu())
@@ -170,6 +244,12 @@ def write_outputs(args, out, result, history, seconds: float) -> None:
             "encoding": args.encoding,
             "reset": args.reset,
             "percentile": args.percentile,
+            "percentile_selection": None
+            if selection is None
+            else {
+                "timesteps": selection.timesteps,
+                "validation_accuracy": {str(p): a for p, a in selection.accuracy.items()},
+            },
             "initial_potential": args.initial_potential,
             "negative_spikes": args.negative_spikes,
             "seed": args.seed,

@@ -6,6 +6,7 @@ from .check import BLOCKS, COSTS, ConstraintReport, Violation, check
 from .converter import METHODS, Converter, applicable_methods, convert
 from .graph import ConversionError, trace
 from .prepare import prepare
+from .tuning import PercentileChoice, select_percentile
 
 __all__ = [
     "BLOCKS",
@@ -15,6 +16,7 @@ __all__ = [
     "ConversionError",
     "Converter",
     "MethodNotApplicable",
+    "PercentileChoice",
     "Violation",
     "applicable_methods",
     "build_snn",
@@ -22,6 +24,7 @@ __all__ = [
     "convert",
     "neuron_for",
     "prepare",
+    "select_percentile",
     "threshold_summary",
     "trace",
 ]

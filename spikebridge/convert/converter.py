@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 import torch
@@ -17,6 +18,7 @@ from .graph import feeding_synaptic_layers
 from .prepare import prepare
 
 METHODS: tuple[str, ...] = ("model", "max", "percentile", "channel", "spike-norm", "qcfs")
+PERCENTILE_METHODS = ("percentile", "channel")  # the methods whose thresholds depend on p
 DATA_FREE = ("model", "qcfs")
 
 
@@ -72,6 +74,14 @@ class Converter:
         self.input_bound = input_bound
         self.stats_: CalibrationStatistics | None = None
         self._scales: dict[str, dict[str, Tensor]] = {}
+
+    def with_percentile(self, percentile: float) -> Converter:
+        """A converter for another p that shares this one's prepared model and statistics."""
+        other = copy.copy(self)
+        other.percentile = percentile
+        other.stats_ = self.statistics() if self.calibration is not None else None
+        other._scales = {m: s for m, s in self._scales.items() if m not in PERCENTILE_METHODS}
+        return other
 
     def statistics(self) -> CalibrationStatistics:
         """Activation statistics of the calibration data (computed on first use)."""
