@@ -70,3 +70,55 @@ def test_two_process_ddp_trains_and_ranks_agree(tmp_path):
     ]
     assert r0["history"][-1]["loss"] < r0["history"][0]["loss"]
     assert (tmp_path / "ck.pt").exists()
+
+
+NAN_WORKER = textwrap.dedent(
+    """
+    import os, sys
+    import torch
+    import torch.distributed as dist
+    from spikebridge.direct import build_snn, train
+    from spikebridge.direct.trainer import TrainingDiverged
+
+    out = sys.argv[1]
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    if rank == 1:  # only this process sees a NaN loss
+        import spikebridge.direct.trainer as trainer
+        real_loss = trainer.stbp_loss
+        def nan_loss(*args):
+            loss, output = real_loss(*args)
+            return loss * float("nan"), output
+        trainer.stbp_loss = nan_loss
+    x = torch.rand(32, 1, 8, 8)
+    data = torch.utils.data.TensorDataset(x, torch.randint(0, 10, (32,)))
+    loader = torch.utils.data.DataLoader(data, batch_size=32)
+    torch.manual_seed(0)
+    net = build_snn("cnn", 10, 1, 8, width=0.25)
+    try:
+        train(net, loader, None, timesteps=2, epochs=1, optimizer="sgd", lr=0.1, device="cpu",
+              seed=0, checkpoint_path=os.path.join(out, "ck.pt"))
+    except TrainingDiverged as err:
+        open(os.path.join(out, f"rank{rank}.txt"), "w").write(str(err))
+    """
+)
+
+
+def test_a_nan_loss_on_one_process_stops_every_process(tmp_path):
+    """Under torchrun the divergence check is collective: no process is left waiting in DDP's
+    gradient all-reduce for one that stopped."""
+    script = tmp_path / "nan_worker.py"
+    script.write_text(NAN_WORKER)
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    proc = subprocess.run(
+        [*cmd, str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    messages = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
+    assert "NaN/inf on another process" in messages[0]
+    assert "the loss became nan" in messages[1]

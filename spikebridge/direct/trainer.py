@@ -249,14 +249,20 @@ def train(
             network.reset()
             loss, output = stbp_loss(model, encode_batch(network, x, timesteps), y)
             value = loss.item()
-            if not math.isfinite(value):
+            # every process must stop at the same step, or the others would wait forever in
+            # DDP's gradient all-reduce: under torchrun the check is collective
+            bad = not math.isfinite(value)
+            if ctx.enabled:
+                bad = all_reduce_sums([float(bad)], ctx)[0] > 0
+            if bad:
                 last = (
                     f"{path} (after epoch {last_saved})"
                     if last_saved is not None
                     else "none written yet"
                 )
+                became = value if not math.isfinite(value) else "NaN/inf on another process"
                 raise TrainingDiverged(
-                    f"the loss became {value} at epoch {epoch + 1}, step {step} (global step "
+                    f"the loss became {became} at epoch {epoch + 1}, step {step} (global step "
                     f"{global_step}); last good checkpoint: {last}. Lower the learning rate or check "
                     "the inputs for NaN/inf"
                 )
