@@ -12,7 +12,7 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors):
 
 from . import compare, convert, direct, normalization
 from .compare import run as compare_routes
-from .convert import METHODS, Converter, applicable_methods, check, prepare
+from .convert import METHODS, Converter, applicable_methods, check, prepare, select_percentile
 from .convert import convert as convert_model
 from .direct import build_snn as build_direct_snn
 from .direct import fuse_norms
@@ -54,6 +54,7 @@ __all__ = [
     "make_encoder",
     "normalization",
     "prepare",
+    "select_percentile",
     "train_ann",
     "train_direct",
 ]

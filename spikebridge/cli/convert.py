@@ -61,7 +61,8 @@ def add_parser(sub) -> None:
         type=percentile_arg,
         default=99.9,
         help="p of the percentile and channel methods (default 99.9), or 'auto': the best of "
-        "99, 99.5, 99.9, 99.99 at --timesteps on --validation-samples held-out training images",
+        "99, 99.5, 99.9, 99.99 on --validation-samples held-out training images (judged on "
+        "channel when it runs, else percentile; used by both)",
     )
     p.add_argument(
         "--validation-samples",
