@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from spikebridge.convert import Converter
+from spikebridge.convert import Converter, select_percentile
 from spikebridge.data import calibration_loader, load_dataset, make_loaders
 from spikebridge.io import output_dir, write_json
 from spikebridge.models import build_model
@@ -48,14 +48,15 @@ from spikebridge.network import SpikingNetwork
 from spikebridge.training import train_ann
 
 SPIKEBRIDGE_METHODS = ("max", "percentile", "channel")
-# label -> (method, initial potential as a fraction of theta, percentile or None for --percentile).
-# "u0=th/2" mirrors SpikingJelly's half_threshold (u[0] = theta/2, Bu et al. 2022); the last
-# channel row lowers p (Rueckauer 2017 leaves p to the user: a lower p trades clipping of rare
-# large activations for finer rate resolution, which is what low T needs).
-SPIKEBRIDGE_CONFIGS: dict[str, tuple[str, float, float | None]] = {
+# label -> (method, initial potential as a fraction of theta, percentile: None for --percentile,
+# "auto" for the p that select_percentile picks on held-out training images at
+# --selection-timesteps). "u0=th/2" mirrors SpikingJelly's half_threshold (u[0] = theta/2, Bu et
+# al. 2022). Rueckauer 2017 leaves p to the user: a lower p trades clipping of rare large
+# activations for finer rate resolution, which is what low T needs.
+SPIKEBRIDGE_CONFIGS: dict[str, tuple[str, float, float | str | None]] = {
     "channel": ("channel", 0.0, None),
     "channel u0=th/2": ("channel", 0.5, None),
-    "channel p99 u0=th/2": ("channel", 0.5, 99.0),
+    "channel p=auto u0=th/2": ("channel", 0.5, "auto"),
     "percentile": ("percentile", 0.0, None),
     "max": ("max", 0.0, None),
 }
@@ -93,6 +94,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibration-samples", type=int, default=2000)
     p.add_argument("--percentile", type=float, default=99.9, help="p of percentile/channel rows")
+    p.add_argument("--validation-samples", type=int, default=2000, help="held-out images, p=auto")
+    p.add_argument("--selection-timesteps", type=int, default=16, help="T at which p=auto picks")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--chunk-size", type=int, default=None, help="spikebridge steps per chunk")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
@@ -155,9 +158,14 @@ def trained_ann(args: argparse.Namespace, device: torch.device) -> nn.Module:
     return model.to(device).eval()
 
 
-def calibration(args: argparse.Namespace):
+def calibration(args: argparse.Namespace, held_out: int | None = None):
+    """The calibration images, or with ``held_out`` = N that many training images disjoint
+    from them (for choosing p)."""
     train = load_dataset("mnist", args.data_root, train=True)
-    return calibration_loader(train, args.calibration_samples, args.batch_size, args.seed)
+    if held_out is None:
+        return calibration_loader(train, args.calibration_samples, args.batch_size, args.seed)
+    skip = args.calibration_samples
+    return calibration_loader(train, held_out, args.batch_size, args.seed, skip=skip)
 
 
 # --------------------------------------------------------------------------- timing
@@ -483,13 +491,21 @@ def main(argv: list[str] | None = None) -> int:
     networks = {}
     for label, (method, u0, p) in SPIKEBRIDGE_CONFIGS.items():
         conv = converter
+        if p == "auto":
+            choice = select_percentile(
+                converter, calibration(args, args.validation_samples), args.selection_timesteps,
+                method, initial_potential=u0,
+            )  # fmt: skip
+            tried = ", ".join(f"{k:g}: {100 * v:.2f}%" for k, v in choice.accuracy.items())
+            print(f"{label}: p = {choice.percentile:g} ({tried})", file=sys.stderr, flush=True)
+            p = choice.percentile
         if p is not None and p != args.percentile:  # same statistics, another percentile
-            conv = Converter(model, None, percentile=p, device=device)
-            conv.stats_ = converter.statistics()
+            conv = converter.with_percentile(p)
         net = conv.build(method, initial_potential=u0, chunk_size=args.chunk_size)
         networks[label] = net
         runner = lambda b, s, net=net: run_spikebridge(net, model, b, s, device)  # noqa: E731
         rows.append(("spikebridge", evaluate(label, runner, batches, args, ann_accuracy)))
+        rows[-1][1]["percentile"] = p if p is not None else args.percentile
         print(format_row(*rows[-1], args.timesteps), file=sys.stderr, flush=True)
     if not args.skip_spikingjelly:
         from spikingjelly.activation_based import ann2snn
