@@ -101,6 +101,8 @@ NAN_WORKER = textwrap.dedent(
               seed=0, checkpoint_path=os.path.join(out, "ck.pt"))
     except TrainingDiverged as err:
         open(os.path.join(out, f"rank{rank}.txt"), "w").write(str(err))
+    dist.barrier()
+    dist.destroy_process_group()
     """
 )
 
