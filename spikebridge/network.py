@@ -51,9 +51,8 @@ def _static_nodes(gm: fx.GraphModule, graph: fx.Graph) -> set[fx.Node]:
     """Nodes of ``graph`` that depend only on the input and parameters (not on any time-aware
     module): the same at every step under analog input."""
     static: set[fx.Node] = set()
-    constant: set[fx.Node] = (
-        set()
-    )  # parameters and what is computed from them alone: never broadcast
+    # parameters and what is computed from them alone: constants, never broadcast
+    constant: set[fx.Node] = set()
     for node in graph.nodes:
         if node.op == "placeholder":
             static.add(node)

@@ -34,25 +34,24 @@ WORKER = textwrap.dedent(
 )
 
 
-def test_two_process_ddp_trains_and_ranks_agree(tmp_path):
+def run_two_processes(worker: str, tmp_path: Path, timeout: int) -> None:
+    """Run ``worker`` (Python source; argv[1] = tmp_path) as 2 CPU processes under torchrun."""
     script = tmp_path / "worker.py"
-    script.write_text(WORKER)
+    script.write_text(worker)
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = "1"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(script),
-        str(tmp_path),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    proc = subprocess.run(
+        [*cmd, str(script), str(tmp_path)], env=env, capture_output=True, text=True,
+        timeout=timeout,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+
+
+def test_two_process_ddp_trains_and_ranks_agree(tmp_path):
+    run_two_processes(WORKER, tmp_path, timeout=300)
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert r0["world"] == r1["world"] == 2
@@ -110,17 +109,7 @@ NAN_WORKER = textwrap.dedent(
 def test_a_nan_loss_on_one_process_stops_every_process(tmp_path):
     """Under torchrun the divergence check is collective: no process is left waiting in DDP's
     gradient all-reduce for one that stopped."""
-    script = tmp_path / "nan_worker.py"
-    script.write_text(NAN_WORKER)
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    proc = subprocess.run(
-        [*cmd, str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    run_two_processes(NAN_WORKER, tmp_path, timeout=120)
     messages = [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)]
     assert "NaN/inf on another process" in messages[0]
     assert "the loss became nan" in messages[1]
