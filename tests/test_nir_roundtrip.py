@@ -1,0 +1,109 @@
+"""NIR export -> import gives the exported network back exactly (docs/nir.md).
+
+Spike counts per layer are identical and the readout equal (to float tolerance) for the four kinds
+of network spikebridge makes: a channel-converted cnn (per-channel thresholds, amplitudes folded
+into the next weights), a resnet20 conversion (residual joins, where the amplitude travels as a
+Scale node), a QCFS conversion (signed IF neurons with u[0] = theta/2, spiking max-pool gates) and
+a direct LIF + tdBN cnn (tdBN fused first). All on sklearn digits with fixed seeds.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+pytest.importorskip("nir", reason="NIR export needs the optional 'nir' extra (pip install nir)")
+
+from test_methods_fixtures import digits_tensors, trained_digits  # noqa: E402
+
+from spikebridge.convert import Converter  # noqa: E402
+from spikebridge.direct import build_snn, fuse_norms  # noqa: E402
+from spikebridge.interop import NIRExportWarning, export_nir, import_nir  # noqa: E402
+from spikebridge.neurons import IFNeuron, SpikingMaxPool  # noqa: E402
+
+T = 12
+
+
+def assert_same_simulation(original, restored, x, timesteps=T):
+    a = original.simulate(x, timesteps, record_spikes=True)
+    b = restored.simulate(x, timesteps, record_spikes=True)
+    assert set(a.spikes) == set(b.spikes), "neuron layers keep their names"
+    for layer, counts in a.spikes.items():
+        assert torch.equal(counts, b.spikes[layer]), layer
+    assert sum(int(c.sum()) for c in a.spikes.values()) > 0, "the test network must spike"
+    torch.testing.assert_close(b.readout, a.readout, rtol=1e-5, atol=1e-6)
+
+
+def round_trip(network, tmp_path, **options):
+    path = tmp_path / "net.nir"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NIRExportWarning)
+        export_nir(network, path, input_shape=(1, 8, 8), **options)
+    return import_nir(path)
+
+
+def test_channel_converted_cnn_round_trips_with_identical_spikes(tmp_path):
+    x, _ = digits_tensors(train=False, n=48)
+    calib, _ = digits_tensors(train=True, n=256)
+    network = Converter(trained_digits("cnn"), calib).build("channel", reset="zero")
+    assert any(n.threshold.dim() == 1 for n in network.neurons().values()), "per-channel"
+    restored = round_trip(network, tmp_path)
+    assert_same_simulation(network, restored, x)
+    # the weights come back bit for bit although the file holds them times the amplitudes
+    for name, param in network.module.named_parameters():
+        assert torch.equal(param, restored.module.get_parameter(name)), name
+
+
+def test_resnet20_conversion_with_residual_joins_round_trips(tmp_path):
+    x, _ = digits_tensors(train=False, n=32)
+    calib, _ = digits_tensors(train=True, n=128)
+    network = Converter(trained_digits("resnet20", width=0.25, epochs=1), calib).build(
+        "channel", reset="subtract"
+    )
+    restored = round_trip(network, tmp_path)
+    assert_same_simulation(network, restored, x)
+
+
+def test_qcfs_network_with_signed_neurons_and_spiking_max_pool_round_trips(tmp_path):
+    x, _ = digits_tensors(train=False, n=48)
+    model = trained_digits("cnn", "qcfs", pool="max", levels=4)
+    network = Converter(model, maxpool="spiking").build("qcfs")
+    neurons = list(network.neurons().values())
+    assert all(n.negative_spikes and n.initial_potential == 0.5 for n in neurons)
+    restored = round_trip(network, tmp_path)
+    for layer, neuron in restored.neurons().items():
+        assert isinstance(neuron, IFNeuron) and neuron.negative_spikes, layer
+        assert neuron.initial_potential == 0.5 and neuron.reset == "subtract"
+    assert any(isinstance(m, SpikingMaxPool) for m in restored.modules())
+    assert_same_simulation(network, restored, x, timesteps=8)
+
+
+def _direct_cnn_with_digit_statistics():
+    """A direct LIF + tdBN cnn whose tdBN running statistics come from digits (so it spikes)."""
+    torch.manual_seed(0)
+    network = build_snn("cnn", 10, 1, 8, width=0.25)
+    x, _ = digits_tensors(train=True, n=256)
+    network.train()
+    with torch.no_grad():
+        for batch in x.split(64):
+            network.reset()
+            network(network.encode(batch, 4))
+    return network.eval()
+
+
+@pytest.mark.parametrize("lif_node", ["LIF", "CubaLIF"])
+def test_direct_lif_tdbn_cnn_round_trips_through_lif_and_cubalif(tmp_path, lif_node):
+    x, _ = digits_tensors(train=False, n=48)
+    network = _direct_cnn_with_digit_statistics()
+    path = tmp_path / "direct.nir"
+    graph = export_nir(network, path, lif_node=lif_node)  # input shape from the network's spec
+    assert {type(n).__name__ for n in graph.nodes.values()} >= {lif_node, "Conv2d", "Affine"}
+    restored = import_nir(path)
+    # the export folds tdBN into the weights first (SPEC 2.4): compare with the fused network
+    assert_same_simulation(fuse_norms(network), restored, x)
+    # and the fused network is the trained one (eval mode), so the predictions agree
+    a = network.simulate(x, T).predictions()[-1]
+    b = restored.simulate(x, T).predictions()[-1]
+    assert (a == b).float().mean() >= 0.95
