@@ -6,7 +6,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("convert", "train", "compare", "demo")
+SUBCOMMANDS = ("convert", "train", "compare", "demo", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
