@@ -30,7 +30,9 @@ import numpy as np
 import pytest
 import torch
 
-nir = pytest.importorskip("nir", reason="NIR export needs the optional 'nir' extra (pip install nir)")
+nir = pytest.importorskip(
+    "nir", reason="NIR export needs the optional 'nir' extra (pip install nir)"
+)
 pytest.importorskip("nirtorch", reason="snnTorch's NIR reader needs nirtorch (the 'nir' extra)")
 snn = pytest.importorskip("snntorch", reason="the cross-tool reader snnTorch is not installed")
 snntorch_nir = pytest.importorskip("snntorch.import_nir", reason="snnTorch without import_nir")

@@ -11,7 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-nir = pytest.importorskip("nir", reason="NIR export needs the optional 'nir' extra (pip install nir)")
+nir = pytest.importorskip(
+    "nir", reason="NIR export needs the optional 'nir' extra (pip install nir)"
+)
 
 from test_methods_fixtures import digits_tensors, trained_digits  # noqa: E402
 
@@ -158,7 +160,9 @@ def test_lif_constants_map_to_nir_lif_and_cubalif_exactly():
         lif = build_nir_graph(net, (4,), dt=dt).nodes["2"]
         cuba = build_nir_graph(net, (4,), dt=dt, lif_node="CubaLIF").nodes["2"]
     assert np.allclose(1 - dt / lif.tau, 0.6) and np.allclose(dt / lif.tau * lif.r, 1.0)
-    assert np.all(lif.v_leak == 0) and np.all(lif.v_reset == 0) and np.allclose(lif.v_threshold, 0.3)
+    assert (
+        np.all(lif.v_leak == 0) and np.all(lif.v_reset == 0) and np.allclose(lif.v_threshold, 0.3)
+    )
     assert np.allclose(cuba.tau_syn, dt) and np.allclose(1 - dt / cuba.tau_mem, 0.6)
     assert np.allclose(dt / cuba.tau_mem * cuba.r, 1.0) and np.all(cuba.w_in == 1)
 

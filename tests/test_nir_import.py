@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-nir = pytest.importorskip("nir", reason="NIR import needs the optional 'nir' extra (pip install nir)")
+nir = pytest.importorskip(
+    "nir", reason="NIR import needs the optional 'nir' extra (pip install nir)"
+)
 
 from test_methods_fixtures import digits_tensors, trained_digits  # noqa: E402
 
@@ -31,14 +33,22 @@ def plain_graph():
     nodes = {
         "input": nir.Input(input_type={"input": np.array([1, 4, 4])}),
         "conv": nir.Conv2d(
-            input_shape=(4, 4), weight=conv_w, stride=1, padding=1, dilation=1, groups=1, bias=conv_b
+            input_shape=(4, 4),
+            weight=conv_w,
+            stride=1,
+            padding=1,
+            dilation=1,
+            groups=1,
+            bias=conv_b,
         ),
         "if": nir.IF(
             r=f32(2, 4, 4, low=0.5, high=1.5),
             v_threshold=f32(2, 4, 4, low=0.5, high=1.0),
             v_reset=f32(2, 4, 4, low=-0.2, high=0.0),
         ),
-        "sum": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "sum": nir.SumPool2d(
+            kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])
+        ),
         "flat": nir.Flatten(input_type={"input": np.array([2, 2, 2])}, start_dim=0, end_dim=-1),
         "scale": nir.Scale(scale=f32(8, low=0.5, high=2.0)),
         "lin": nir.Linear(weight=f32(3, 8)),
@@ -131,13 +141,22 @@ def test_several_edges_into_a_node_are_summed_and_avgpool_is_read():
     w_a, w_b = f32(3, 4, seed=1), f32(3, 4, seed=2)
     nodes = {
         "input": nir.Input(input_type={"input": np.array([1, 4, 4])}),
-        "pool": nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        "pool": nir.AvgPool2d(
+            kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])
+        ),
         "flat": nir.Flatten(input_type={"input": np.array([1, 2, 2])}, start_dim=0),
         "a": nir.Linear(weight=w_a),
         "b": nir.Linear(weight=w_b),
         "output": nir.Output(output_type={"output": np.array([3])}),
     }
-    edges = [("input", "pool"), ("pool", "flat"), ("flat", "a"), ("flat", "b"), ("a", "output"), ("b", "output")]
+    edges = [
+        ("input", "pool"),
+        ("pool", "flat"),
+        ("flat", "a"),
+        ("flat", "b"),
+        ("a", "output"),
+        ("b", "output"),
+    ]
     network = import_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
     x = torch.rand(5, 1, 4, 4)
     pooled = torch.nn.functional.avg_pool2d(x, 2).flatten(1)
@@ -153,13 +172,23 @@ def test_unsupported_nodes_recurrence_and_several_inputs_are_refused_by_name():
     out = nir.Output(output_type={"output": np.array([2])})
     li = nir.LI(tau=np.ones(2), r=np.ones(2), v_leak=np.zeros(2))
     with pytest.raises(NIRImportError, match="'leaky' is a LI"):
-        import_nir(graph({"input": inp, "leaky": li, "output": out}, [("input", "leaky"), ("leaky", "output")]))
+        import_nir(
+            graph(
+                {"input": inp, "leaky": li, "output": out},
+                [("input", "leaky"), ("leaky", "output")],
+            )
+        )
     lin = nir.Linear(weight=np.eye(2, dtype=np.float32))
     neuron = nir.IF(r=np.ones(2), v_threshold=np.ones(2))
     recurrent = {"input": inp, "w": lin, "n": neuron, "output": out}
     with pytest.raises(NIRImportError, match="recurrent edges"):
         import_nir(graph(recurrent, [("input", "n"), ("n", "w"), ("w", "n"), ("n", "output")]))
-    two = {"input": inp, "input2": nir.Input(input_type={"input": np.array([2])}), "w": lin, "output": out}
+    two = {
+        "input": inp,
+        "input2": nir.Input(input_type={"input": np.array([2])}),
+        "w": lin,
+        "output": out,
+    }
     with pytest.raises(NIRImportError, match="one input"):
         import_nir(graph(two, [("input", "w"), ("input2", "w"), ("w", "output")]))
 

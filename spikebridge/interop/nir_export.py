@@ -227,7 +227,9 @@ def build_nir_graph(
                 raise NIRExportError("NIR export supports networks with one input")
             b.add(
                 "input",
-                nir.Input(input_type={"input": np.array(shape_in)}, metadata=_encoder_facts(network)),
+                nir.Input(
+                    input_type={"input": np.array(shape_in)}, metadata=_encoder_facts(network)
+                ),
                 [],
             )
             values[node] = _Value(["input"], shape_in)
@@ -241,7 +243,11 @@ def build_nir_graph(
                 meaning="non-spiking readout: the prediction after t steps is the argmax of the "
                 "mean of this output over steps 1..t",
             )
-            b.add("output", nir.Output(output_type={"output": np.array(value.shape)}, metadata=meta), value.sources)
+            b.add(
+                "output",
+                nir.Output(output_type={"output": np.array(value.shape)}, metadata=meta),
+                value.sources,
+            )
         else:
             values[node] = _export_node(b, gm, node, values, shapes, dt, lif_node)
     graph_meta = {
@@ -303,7 +309,6 @@ def _export_node(
     dt: float,
     lif_node: str,
 ) -> _Value:
-    nir = b.nir
     mod = _module(gm, node)
     name = str(node.target) if node.op == "call_module" else node.name
     shape = shapes.get(node)
@@ -316,7 +321,9 @@ def _export_node(
     if _is_add(node):
         terms = _inputs(node, values, "addition")
         if len(terms) != 2:
-            raise NIRExportError(f"{node.name}: an addition of a tensor and a constant has no NIR node")
+            raise NIRExportError(
+                f"{node.name}: an addition of a tensor and a constant has no NIR node"
+            )
         left, right = (b.ann_units(t) for t in terms)
         return _Value(left.sources + right.sources, shape)
     if node.op != "call_module" or shape is None:
@@ -393,7 +400,11 @@ def _neuron(
                 )
             else:
                 node = nir.LIF(
-                    tau=tau, r=r, v_leak=np.zeros(shape), v_threshold=thr, v_reset=np.zeros(shape),
+                    tau=tau,
+                    r=r,
+                    v_leak=np.zeros(shape),
+                    v_threshold=thr,
+                    v_reset=np.zeros(shape),
                     metadata=facts,
                 )
         b.add(name, node, value.sources)
@@ -553,7 +564,9 @@ def _conv(b: _Builder, name: str, mod: nn.Module, value: _Value, shape: tuple[in
     return _Value([name], shape)
 
 
-def _linear(b: _Builder, name: str, mod: nn.Linear, value: _Value, shape: tuple[int, ...]) -> _Value:
+def _linear(
+    b: _Builder, name: str, mod: nn.Linear, value: _Value, shape: tuple[int, ...]
+) -> _Value:
     if len(value.shape) != 1:
         raise NIRExportError(
             f"{name}: Linear applied to a {len(value.shape)}-d input {value.shape}; NIR's Affine "
@@ -581,7 +594,9 @@ def _pool(
     """Average pooling maps exactly; max-pooling (NIR has none) becomes an AvgPool2d stand-in
     whose metadata names the real operation."""
     if len(value.shape) != 3:
-        raise NIRExportError(f"{name}: NIR pooling nodes are 2-d; got an input of shape {value.shape}")
+        raise NIRExportError(
+            f"{name}: NIR pooling nodes are 2-d; got an input of shape {value.shape}"
+        )
     h, w = value.shape[1:]
     facts: dict[str, Any] = {}
     if isinstance(pool, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):

@@ -150,7 +150,9 @@ def _incoming(nodes: dict[str, Any], edges) -> dict[str, list[str]]:
     for src, dst in edges:
         for end in (src, dst):
             if end not in nodes:
-                raise NIRImportError(f"an edge {src!r} -> {dst!r} names a node {end!r} not in the graph")
+                raise NIRImportError(
+                    f"an edge {src!r} -> {dst!r} names a node {end!r} not in the graph"
+                )
         incoming[dst].append(src)
     return incoming
 
@@ -188,7 +190,9 @@ def _target(name: str, taken: set[str]) -> str:
             part = f"{part}_"
         parts.append(part)
     target = ".".join(parts)
-    while target in taken or any(t.startswith(target + ".") or target.startswith(t + ".") for t in taken):
+    while target in taken or any(
+        t.startswith(target + ".") or target.startswith(t + ".") for t in taken
+    ):
         target += "_"
     taken.add(target)
     return target
@@ -300,7 +304,9 @@ def _unfolded(weight: np.ndarray, facts: dict[str, Any], groups: int = 1) -> tor
     """float32 weights, divided by the input amplitude the export folded into them (exact)."""
     w = torch.from_numpy(np.array(weight, dtype=np.float64))
     if "input_amplitude" in facts:
-        w = w / amplitude_factor(torch.from_numpy(np.asarray(facts["input_amplitude"])), tuple(w.shape), groups)
+        w = w / amplitude_factor(
+            torch.from_numpy(np.asarray(facts["input_amplitude"])), tuple(w.shape), groups
+        )
     return w.float()
 
 
