@@ -107,3 +107,25 @@ def test_direct_lif_tdbn_cnn_round_trips_through_lif_and_cubalif(tmp_path, lif_n
     a = network.simulate(x, T).predictions()[-1]
     b = restored.simulate(x, T).predictions()[-1]
     assert (a == b).float().mean() >= 0.95
+
+
+def test_the_input_encoder_travels_in_metadata(tmp_path):
+    """A Poisson-coded network comes back Poisson-coded (same seed, same spikes); an event-input
+    direct network comes back reading [B, T, ...] frames."""
+    x, _ = digits_tensors(train=False, n=16)
+    calib, _ = digits_tensors(train=True, n=128)
+    network = Converter(trained_digits("cnn"), calib, seed=3).build(
+        "percentile", reset="zero", encoding="poisson"
+    )
+    restored = import_nir(
+        export_nir(network, tmp_path / "poisson.nir", input_shape=(1, 8, 8)), seed=3
+    )
+    assert type(restored.encoder).__name__ == "PoissonEncoder"
+    assert_same_simulation(network, restored, x)
+
+    events = build_snn("cnn", 10, 2, 8, width=0.25, encoding="events").eval()
+    frames = (torch.rand(4, T, 2, 8, 8, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    restored = import_nir(export_nir(events, tmp_path / "events.nir"))
+    a = events.simulate(frames, T).readout
+    b = restored.simulate(frames, T).readout
+    torch.testing.assert_close(b, a)
