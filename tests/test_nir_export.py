@@ -138,6 +138,17 @@ def test_layers_nir_cannot_express_are_refused_by_name():
     with pytest.raises(NIRExportError, match="cat"):
         export_nir(SpikingNetwork(Concat()), "unused.nir", input_shape=(1, 8, 8))
 
+    class Offset(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.act = IFNeuron(1.0, "zero")
+
+        def forward(self, x):
+            return (self.act(x) + 0.5).flatten(1)
+
+    with pytest.raises(NIRExportError, match="addition with a constant argument 0.5"):
+        export_nir(SpikingNetwork(Offset()), "unused.nir", input_shape=(1, 8, 8))
+
 
 def test_input_shape_is_required_and_checked(tmp_path):
     network = converted()

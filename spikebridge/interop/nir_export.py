@@ -134,9 +134,9 @@ def _is_flatten(gm: fx.GraphModule, node: fx.Node) -> tuple[int, int] | None:
 
 
 def _is_add(node: fx.Node) -> bool:
-    return (node.op == "call_function" and node.target in (operator.add, torch.add)) or (
-        node.op == "call_method" and node.target == "add"
-    )
+    return (
+        node.op == "call_function" and node.target in (operator.add, operator.iadd, torch.add)
+    ) or (node.op == "call_method" and node.target in ("add", "add_"))
 
 
 def _shapes(gm: fx.GraphModule, input_shape: tuple[int, ...]) -> dict[fx.Node, tuple[int, ...]]:
@@ -320,9 +320,10 @@ def _export_node(
         return _flatten(b, name, value, flat, shape)
     if _is_add(node):
         terms = _inputs(node, values, "addition")
-        if len(terms) != 2:
+        if len(terms) != 2 or node.kwargs:
             raise NIRExportError(
-                f"{node.name}: an addition of a tensor and a constant has no NIR node"
+                f"{node.name}: only the sum of two tensors maps to NIR (several edges into a node); "
+                f"got {len(terms)} tensor(s) and options {dict(node.kwargs)}"
             )
         left, right = (b.ann_units(t) for t in terms)
         return _Value(left.sources + right.sources, shape)
