@@ -129,3 +129,27 @@ def test_the_input_encoder_travels_in_metadata(tmp_path):
     a = events.simulate(frames, T).readout
     b = restored.simulate(frames, T).readout
     torch.testing.assert_close(b, a)
+
+
+class DepthwiseNet(torch.nn.Module):
+    """Grouped (depthwise) convolution, ReLU6 and functional adaptive pooling, as MobileNets use."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.act1 = torch.nn.ReLU6()
+        self.depthwise = torch.nn.Conv2d(4, 8, 3, padding=1, groups=4)
+        self.act2 = torch.nn.ReLU6()
+        self.head = torch.nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.act2(self.depthwise(self.act1(self.stem(x))))
+        return self.head(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_grouped_convolution_and_functional_pooling_round_trip(tmp_path):
+    torch.manual_seed(0)
+    x, _ = digits_tensors(train=False, n=32)
+    calib, _ = digits_tensors(train=True, n=128)
+    network = Converter(DepthwiseNet().eval(), calib).build("channel", reset="zero")
+    assert_same_simulation(network, round_trip(network, tmp_path), x)

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -293,7 +294,7 @@ def _inputs(node: fx.Node, values: dict[fx.Node, _Value], what: str) -> list[_Va
     for a in node.args:
         if isinstance(a, fx.Node):
             args.append(values[a])
-        elif not isinstance(a, (int, float, tuple, list)) or what != "flatten":
+        elif not isinstance(a, (int, float, tuple, list)) or what not in ("flatten", "pooling"):
             raise NIRExportError(
                 f"{node.name}: {what} with a constant argument {a!r} has no NIR equivalent"
             )
@@ -327,6 +328,10 @@ def _export_node(
             )
         left, right = (b.ann_units(t) for t in terms)
         return _Value(left.sources + right.sources, shape)
+    functional_pool = _FUNCTIONAL_POOLS.get(node.target) if node.op == "call_function" else None
+    if functional_pool is not None and shape is not None:
+        (value,) = _inputs(node, values, "pooling")
+        return _pool(b, name, functional_pool(*node.args[1:], **node.kwargs), value, shape)
     if node.op != "call_module" or shape is None:
         raise NIRExportError(
             f"{node.name}: {node.op} {node.target!r} has no NIR equivalent; NIR export supports "
@@ -349,6 +354,14 @@ def _export_node(
         "Linear, AvgPool2d, AdaptiveAvgPool2d, max-pooling (as metadata), Flatten, residual "
         "additions and IF/signed IF/LIF neurons"
     )
+
+
+_FUNCTIONAL_POOLS = {
+    F.avg_pool2d: nn.AvgPool2d,
+    F.adaptive_avg_pool2d: nn.AdaptiveAvgPool2d,
+    F.max_pool2d: nn.MaxPool2d,
+    F.adaptive_max_pool2d: nn.AdaptiveMaxPool2d,
+}
 
 
 def _full(values: Tensor, shape: tuple[int, ...]) -> Tensor:
