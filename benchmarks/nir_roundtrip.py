@@ -54,7 +54,7 @@ def measure(arch: str, batch: int, timesteps: int, seed: int, folder: Path) -> d
         "export s": exported,
         "import s": imported,
         "spikes identical": all(torch.equal(a.spikes[k], b.spikes[k]) for k in a.spikes),
-        "max |readout diff|": float((a.readout - b.readout).abs().max()),
+        "max readout diff": float((a.readout - b.readout).abs().max()),
     }
 
 
