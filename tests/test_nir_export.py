@@ -3,7 +3,6 @@ refusal under strict), and the errors for what NIR cannot express (docs/nir.md).
 
 from __future__ import annotations
 
-import sys
 import warnings
 
 import numpy as np
@@ -22,9 +21,7 @@ from spikebridge.direct import LIFNeuron  # noqa: E402
 from spikebridge.interop import (  # noqa: E402
     NIRExportError,
     NIRExportWarning,
-    NIRUnavailable,
     export_nir,
-    import_nir,
 )
 from spikebridge.interop.nir_metadata import KEY, read_facts  # noqa: E402
 from spikebridge.network import SpikingNetwork  # noqa: E402
@@ -176,14 +173,6 @@ def test_lif_constants_map_to_nir_lif_and_cubalif_exactly():
     )
     assert np.allclose(cuba.tau_syn, dt) and np.allclose(1 - dt / cuba.tau_mem, 0.6)
     assert np.allclose(dt / cuba.tau_mem * cuba.r, 1.0) and np.all(cuba.w_in == 1)
-
-
-def test_without_the_nir_package_the_message_names_the_pip_command(monkeypatch, tmp_path):
-    monkeypatch.setitem(sys.modules, "nir", None)
-    with pytest.raises(NIRUnavailable, match="pip install"):
-        export_nir(converted(), tmp_path / "a.nir", input_shape=(1, 8, 8))
-    with pytest.raises(NIRUnavailable, match="pip install"):
-        import_nir(tmp_path / "a.nir")
 
 
 def test_metadata_lives_under_one_key_readers_can_ignore(tmp_path):
