@@ -279,22 +279,24 @@ def check_value(f, value: Any) -> Any:
 
 
 def _check_methods(value: str | list) -> str | list[str]:
-    from .convert.methods import METHODS, method_list
+    from .convert.methods import method_list, method_names
+
+    known = method_names()
 
     if isinstance(value, list) and not all(isinstance(m, str) for m in value):
         raise SettingsError(f"methods must be a list of method names (strings), got {value!r}")
     names = value.split(",") if isinstance(value, str) else value
-    unknown = [m.strip() for m in names if m.strip() and m.strip() not in (*METHODS, "all")]
+    unknown = [m.strip() for m in names if m.strip() and m.strip() not in (*known, "all")]
     if unknown:
         raise SettingsError(
             f"methods: unknown method(s) {', '.join(map(repr, unknown))}; choose from "
-            f"{', '.join(METHODS)} or 'all'"
+            f"{', '.join(known)} or 'all'"
         )
     try:
         method_list(value)
     except ValueError:
         raise SettingsError(
-            f"methods names no method; choose from {', '.join(METHODS)} or 'all'"
+            f"methods names no method; choose from {', '.join(known)} or 'all'"
         ) from None
     return value.strip() if isinstance(value, str) else list(value)
 

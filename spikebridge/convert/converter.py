@@ -15,7 +15,7 @@ from ..engine.network import SpikingNetwork
 from ..normalization import calibrate
 from ..normalization.calibrate import CalibrationStatistics, activation_layers
 from .build import build_spiking_module
-from .methods import METHODS, PERCENTILE_METHODS, get_method
+from .methods import get_method, method_names
 from .prepare import prepare
 
 
@@ -25,7 +25,7 @@ def applicable_methods(model: nn.Module) -> list[str]:
     on a 3-d tensor)."""
     acts = activation_layers(prepare(model, maxpool="avg"))
     applicable = []
-    for name in METHODS:
+    for name in method_names():
         if get_method(name).activations is not None and not acts:
             continue
         try:
@@ -88,7 +88,9 @@ class Converter:
         other = copy.copy(self)
         other.percentile = percentile
         other.stats_ = self.statistics() if self.calibration is not None else None
-        other._scales = {k: s for k, s in self._scales.items() if k[0] not in PERCENTILE_METHODS}
+        other._scales = {
+            k: s for k, s in self._scales.items() if not get_method(k[0]).uses_percentile
+        }
         return other
 
     def statistics(self) -> CalibrationStatistics:

@@ -106,15 +106,9 @@ def register(method: ThresholdMethod) -> ThresholdMethod:
     return method
 
 
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
-
-METHODS: tuple[str, ...] = tuple(
-    sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].order, n))
-)  # fmt: skip
-"""Every registered method's name, in order."""
-PERCENTILE_METHODS: tuple[str, ...] = tuple(m for m in METHODS if _REGISTRY[m].uses_percentile)
-"""The methods whose thresholds depend on the percentile p."""
+def method_names() -> tuple[str, ...]:
+    """Every registered method's name, in order (methods registered later included)."""
+    return tuple(sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].order, n)))
 
 
 def get_method(name: str) -> ThresholdMethod:
@@ -122,7 +116,17 @@ def get_method(name: str) -> ThresholdMethod:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown method {name!r}: choose one of {', '.join(METHODS)}") from None
+        known = ", ".join(method_names())
+        raise ValueError(f"unknown method {name!r}: choose one of {known}") from None
+
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
+
+METHODS: tuple[str, ...] = method_names()
+"""Every method in this package, in order."""
+PERCENTILE_METHODS: tuple[str, ...] = tuple(m for m in METHODS if _REGISTRY[m].uses_percentile)
+"""The methods whose thresholds depend on the percentile p."""
 
 
 def method_list(methods: str | Sequence[str]) -> list[str]:
@@ -134,11 +138,12 @@ def method_list(methods: str | Sequence[str]) -> list[str]:
     """
     if isinstance(methods, str):
         if methods.strip() == "all":
-            return list(METHODS)
+            return list(method_names())
         methods = [m.strip() for m in methods.split(",")]
     names = list(dict.fromkeys(m for m in methods if m))
     if not names:
-        raise ValueError(f"no conversion method given: name one of {', '.join(METHODS)} or 'all'")
+        known = ", ".join(method_names())
+        raise ValueError(f"no conversion method given: name one of {known} or 'all'")
     for name in names:
         get_method(name)
     return names
@@ -146,7 +151,7 @@ def method_list(methods: str | Sequence[str]) -> list[str]:
 
 def methods_help() -> str:
     """One line per method (``name (paper): help``) for command-line help texts."""
-    return "; ".join(f"{_REGISTRY[m].label}: {_REGISTRY[m].help}" for m in METHODS)
+    return "; ".join(f"{_REGISTRY[m].label}: {_REGISTRY[m].help}" for m in method_names())
 
 
 __all__ = [
@@ -155,6 +160,7 @@ __all__ = [
     "Scales",
     "ThresholdMethod",
     "get_method",
+    "method_names",
     "method_list",
     "methods_help",
     "register",
