@@ -28,8 +28,8 @@ def plugged():
     route = routes.register(routes.Route("extra", networks, order=30))
     evaluation_pass = passes.register(passes.EvaluationPass("copy", loaders))
     yield
-    routes._ROUTES.pop(route.name)
-    passes._PASSES.pop(evaluation_pass.name)
+    routes.ROUTES.unregister(route.name)
+    passes.PASSES.unregister(evaluation_pass.name)
 
 
 def test_a_registered_route_and_pass_are_scored_by_the_pipeline(plugged, tmp_path):

@@ -46,7 +46,7 @@ def per_t_method():
         )
     )  # fmt: skip
     yield method, built
-    registry._REGISTRY.pop(method.name)
+    registry.REGISTRY.unregister(method.name)
 
 
 def test_target_timesteps_are_powers_of_two_and_t_itself():

@@ -8,15 +8,9 @@ from dataclasses import dataclass
 import pytest
 
 from spikebridge.cli import build_parser
+from spikebridge.cli.flags import add_flags, given
 from spikebridge.compare.config import Settings, check_value
-from spikebridge.settings import (
-    ConversionSettings,
-    SettingsError,
-    TrainingSettings,
-    add_flags,
-    given,
-    setting,
-)
+from spikebridge.settings import ConversionSettings, SettingsError, TrainingSettings, setting
 
 
 def test_each_setting_has_one_default_across_commands():

@@ -6,7 +6,8 @@ import argparse
 import sys
 from typing import Any
 
-from ..settings import add_flags, build, given
+from ..settings import build
+from .flags import add_flags, given
 
 
 def add_settings(parser: argparse.ArgumentParser, *groups: type, **options: Any) -> list[str]:

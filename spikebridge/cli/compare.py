@@ -16,8 +16,8 @@ from ..compare.config import ConfigError, Settings, load_config
 from ..compare.pipeline import run_settings
 from ..compare.report import accuracy_pivot, summary_frame
 from ..convert.methods import methods_help
-from ..settings import given
 from .common import add_settings
+from .flags import given
 
 DEFAULT_OUT = "spikebridge-compare"
 

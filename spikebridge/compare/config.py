@@ -26,6 +26,7 @@ from typing import Any
 
 from ..convert.methods import method_list
 from ..settings import (
+    TYPE_NAMES,
     ConversionSettings,
     ExperimentSettings,
     SettingsError,
@@ -63,7 +64,6 @@ _FIELDS = setting_fields(Settings)
 KEYS: tuple[str, ...] = tuple(_FIELDS)
 FILE_ONLY_KEYS: dict[str, type] = {"out": str, "overwrite": bool}
 """Keys a config file may hold besides the settings: where to write and whether to replace."""
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
 def check_value(name: str, value: Any) -> Any:
@@ -128,7 +128,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
             kind = FILE_ONLY_KEYS[key]
             if not isinstance(value, kind):
                 raise ConfigError(
-                    f"{where}: key {raw_key!r} must be {_TYPE_NAMES[kind]}, got {type(value).__name__} {value!r}"
+                    f"{where}: key {raw_key!r} must be {TYPE_NAMES[kind]}, got {type(value).__name__} {value!r}"
                 )
             settings[key] = value
             continue

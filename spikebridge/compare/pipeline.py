@@ -28,7 +28,7 @@ from ..direct.distributed import setup_distributed
 from ..evaluation import current_shard, evaluate, launched_distributed
 from ..io import output_dir, write_json
 from .ann import build_ann, trained_ann
-from .config import Settings
+from .config import KEYS, ConfigError, Settings
 from .context import ComparisonContext
 from .directory import EXPERIMENT_FILE, FORMAT, claim_directory, clear_results
 from .energy import (
@@ -112,6 +112,11 @@ def run(
         ValueError (:class:`~spikebridge.compare.config.ConfigError`) for a bad setting, naming it;
         FileExistsError when ``out`` holds another experiment and ``overwrite`` is False.
     """
+    unknown = sorted(set(settings) - set(KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(map(repr, unknown))}; known settings: {', '.join(KEYS)}"
+        )
     if "data_root" in settings and settings["data_root"] is not None:
         settings["data_root"] = str(settings["data_root"])
     if "methods" in settings and not isinstance(settings["methods"], str):

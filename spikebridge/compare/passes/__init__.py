@@ -16,11 +16,11 @@ condition, timesteps, accuracy) go to ``Comparison.extra[name]`` and ``DIR/<name
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from ...registry import Registry
 
 if TYPE_CHECKING:
     from ..context import ComparisonContext
@@ -45,24 +45,9 @@ class EvaluationPass:
     order: int = 100
 
 
-_PASSES: dict[str, EvaluationPass] = {}
+PASSES: Registry[EvaluationPass] = Registry("evaluation pass")
+register = PASSES.register
+passes = PASSES.entries
+PASSES.discover(__name__, __path__)
 
-
-def register(evaluation_pass: EvaluationPass) -> EvaluationPass:
-    """Add an extra evaluation pass (a second pass of the same name is an error)."""
-    name = evaluation_pass.name
-    if name in _PASSES and _PASSES[name] is not evaluation_pass:
-        raise ValueError(f"evaluation pass {name!r} is registered twice")
-    _PASSES[name] = evaluation_pass
-    return evaluation_pass
-
-
-def passes() -> list[EvaluationPass]:
-    """Every registered extra pass, in order."""
-    return sorted(_PASSES.values(), key=lambda p: (p.order, p.name))
-
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["PASS_COLUMNS", "EvaluationPass", "passes", "register"]
+__all__ = ["PASSES", "PASS_COLUMNS", "EvaluationPass", "passes", "register"]

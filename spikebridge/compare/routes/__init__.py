@@ -19,13 +19,12 @@ on the same test set, and becomes rows of the comparison's tables.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ...engine.network import SpikingNetwork
+from ...registry import Registry
 
 if TYPE_CHECKING:
     from ..context import ComparisonContext
@@ -65,23 +64,9 @@ class Route:
     order: int = 100
 
 
-_ROUTES: dict[str, Route] = {}
+ROUTES: Registry[Route] = Registry("comparison route")
+register = ROUTES.register
+routes = ROUTES.entries
+ROUTES.discover(__name__, __path__)
 
-
-def register(route: Route) -> Route:
-    """Add ``route`` to the comparison (a second route of the same name is an error)."""
-    if route.name in _ROUTES and _ROUTES[route.name] is not route:
-        raise ValueError(f"comparison route {route.name!r} is registered twice")
-    _ROUTES[route.name] = route
-    return route
-
-
-def routes() -> list[Route]:
-    """Every registered route, in order."""
-    return sorted(_ROUTES.values(), key=lambda r: (r.order, r.name))
-
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["Candidate", "Route", "register", "routes"]
+__all__ = ["ROUTES", "Candidate", "Route", "register", "routes"]

@@ -21,8 +21,6 @@ imports them all, so adding a method is adding one file here::
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor, nn
 
 from ...engine.graph import MethodNotApplicable
+from ...registry import Registry
 
 if TYPE_CHECKING:
     from ..converter import Converter
@@ -93,39 +92,23 @@ class ThresholdMethod:
                 )
 
 
-_REGISTRY: dict[str, ThresholdMethod] = {}
+REGISTRY: Registry[ThresholdMethod] = Registry("method")
+get_method = REGISTRY.get
+method_names = REGISTRY.names
 
 
 def register(method: ThresholdMethod) -> ThresholdMethod:
     """Add ``method`` to the registry (a second method of the same name is an error)."""
-    if method.name in _REGISTRY and _REGISTRY[method.name] is not method:
-        raise ValueError(f"threshold method {method.name!r} is registered twice")
     if method.name == "all" or "," in method.name:
         raise ValueError(f"{method.name!r} cannot name a threshold method")
-    _REGISTRY[method.name] = method
-    return method
+    return REGISTRY.register(method)
 
 
-def method_names() -> tuple[str, ...]:
-    """Every registered method's name, in order (methods registered later included)."""
-    return tuple(sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].order, n)))
-
-
-def get_method(name: str) -> ThresholdMethod:
-    """The registered method ``name``; ValueError listing the known ones otherwise."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        known = ", ".join(method_names())
-        raise ValueError(f"unknown method {name!r}: choose one of {known}") from None
-
-
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+REGISTRY.discover(__name__, __path__)
 
 METHODS: tuple[str, ...] = method_names()
-"""Every method in this package, in order."""
-PERCENTILE_METHODS: tuple[str, ...] = tuple(m for m in METHODS if _REGISTRY[m].uses_percentile)
+"""Every method in this package, in order (``method_names()`` includes methods registered later)."""
+PERCENTILE_METHODS: tuple[str, ...] = tuple(m for m in METHODS if get_method(m).uses_percentile)
 """The methods whose thresholds depend on the percentile p."""
 
 
@@ -151,11 +134,12 @@ def method_list(methods: str | Sequence[str]) -> list[str]:
 
 def methods_help() -> str:
     """One line per method (``name (paper): help``) for command-line help texts."""
-    return "; ".join(f"{_REGISTRY[m].label}: {_REGISTRY[m].help}" for m in method_names())
+    return "; ".join(f"{m.label}: {m.help}" for m in REGISTRY.entries())
 
 
 __all__ = [
     "METHODS",
+    "REGISTRY",
     "PERCENTILE_METHODS",
     "Scales",
     "ThresholdMethod",

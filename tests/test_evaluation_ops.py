@@ -1,5 +1,6 @@
-"""Operation counting (SPEC 3.2): hand-computed SOPs/MACs of a tiny network, exact fan-outs at the
-borders, residual junctions, analog versus Poisson input, and a published MAC figure."""
+"""Operation counts of the one evaluator (SPEC 3.2): hand-computed SOPs/MACs of a tiny network,
+exact fan-outs at the borders, residual junctions, analog versus Poisson input, and a published
+MAC figure."""
 
 from __future__ import annotations
 
