@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from spikebridge.convert import convert
+from spikebridge.convert import convert_model
 from spikebridge.interop import NIRExportWarning, export_nir, import_nir
 from spikebridge.models import build_model, count_parameters
 
@@ -33,7 +33,7 @@ def measure(arch: str, batch: int, timesteps: int, seed: int, folder: Path) -> d
     torch.manual_seed(seed)
     ann = build_model(arch, 10, shape[0], shape[1]).eval()
     x = torch.rand(batch, *shape)
-    network = convert(ann, x, method="channel", reset="subtract")
+    network = convert_model(ann, x, method="channel", reset="subtract")
     path = folder / f"{arch.replace(':', '_')}.nir"
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:

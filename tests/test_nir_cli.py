@@ -14,7 +14,7 @@ from test_methods_fixtures import digits_tensors, trained_digits  # noqa: E402
 
 from spikebridge.cli import main  # noqa: E402
 from spikebridge.convert import Converter  # noqa: E402
-from spikebridge.direct import build_snn  # noqa: E402
+from spikebridge.direct import build_direct_snn  # noqa: E402
 from spikebridge.direct.checkpoint import FORMAT, VERSION  # noqa: E402
 from spikebridge.interop import import_nir  # noqa: E402
 from spikebridge.io import save_torch  # noqa: E402
@@ -62,7 +62,7 @@ def test_a_pickled_network_needs_trust(converted_file, tmp_path, capsys):
 
 
 def test_a_train_checkpoint_exports_without_trust_or_shape(tmp_path, capsys):
-    network = build_snn("cnn", 10, 1, 8, width=0.25)
+    network = build_direct_snn("cnn", 10, 1, 8, width=0.25)
     checkpoint = tmp_path / "checkpoint.pt"
     save_torch(
         checkpoint,

@@ -40,7 +40,7 @@ snntorch_nir = pytest.importorskip("snntorch.import_nir", reason="snnTorch witho
 from test_methods_fixtures import digits_tensors, trained_digits  # noqa: E402
 
 from spikebridge.convert import Converter  # noqa: E402
-from spikebridge.direct import build_snn, fuse_norms  # noqa: E402
+from spikebridge.direct import build_direct_snn, fuse_norms  # noqa: E402
 from spikebridge.interop import NIRExportWarning, export_nir, import_nir  # noqa: E402
 
 STEPS = 16
@@ -102,7 +102,7 @@ def snntorch_with_nir_if(monkeypatch):
 def test_snntorch_reads_a_direct_lif_network_with_the_same_spike_counts(tmp_path, capsys):
     x, _ = digits_tensors(train=False, n=64)
     torch.manual_seed(0)
-    network = build_snn("cnn", 10, 1, 8, width=0.25)
+    network = build_direct_snn("cnn", 10, 1, 8, width=0.25)
     train_x, _ = digits_tensors(train=True, n=256)
     network.train()
     with torch.no_grad():  # tdBN running statistics from digits, so the network spikes

@@ -18,14 +18,14 @@ from test_methods_fixtures import digits_tensors, trained_digits  # noqa: E402
 
 from spikebridge.convert import Converter  # noqa: E402
 from spikebridge.direct import LIFNeuron  # noqa: E402
+from spikebridge.engine.network import SpikingNetwork  # noqa: E402
+from spikebridge.engine.neurons import IFNeuron  # noqa: E402
 from spikebridge.interop import (  # noqa: E402
     NIRExportError,
     NIRExportWarning,
     export_nir,
 )
 from spikebridge.interop.nir_metadata import KEY, read_facts  # noqa: E402
-from spikebridge.network import SpikingNetwork  # noqa: E402
-from spikebridge.neurons import IFNeuron  # noqa: E402
 
 
 def converted(reset="zero", method="percentile", pool="avg", **options):

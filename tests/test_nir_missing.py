@@ -9,9 +9,9 @@ import pytest
 from torch import nn
 
 from spikebridge.cli import main
+from spikebridge.engine.network import SpikingNetwork
+from spikebridge.engine.neurons import IFNeuron
 from spikebridge.interop import NIRUnavailable, export_nir, import_nir
-from spikebridge.network import SpikingNetwork
-from spikebridge.neurons import IFNeuron
 
 
 def test_without_the_nir_package_the_message_names_the_pip_command(monkeypatch, tmp_path):

@@ -19,9 +19,9 @@ pytest.importorskip("nir", reason="NIR export needs the optional 'nir' extra (pi
 from test_methods_fixtures import digits_tensors, trained_digits  # noqa: E402
 
 from spikebridge.convert import Converter  # noqa: E402
-from spikebridge.direct import build_snn, fuse_norms  # noqa: E402
+from spikebridge.direct import build_direct_snn, fuse_norms  # noqa: E402
+from spikebridge.engine.neurons import IFNeuron, SpikingMaxPool  # noqa: E402
 from spikebridge.interop import NIRExportWarning, export_nir, import_nir  # noqa: E402
-from spikebridge.neurons import IFNeuron, SpikingMaxPool  # noqa: E402
 
 T = 12
 
@@ -83,7 +83,7 @@ def test_qcfs_network_with_signed_neurons_and_spiking_max_pool_round_trips(tmp_p
 def _direct_cnn_with_digit_statistics():
     """A direct LIF + tdBN cnn whose tdBN running statistics come from digits (so it spikes)."""
     torch.manual_seed(0)
-    network = build_snn("cnn", 10, 1, 8, width=0.25)
+    network = build_direct_snn("cnn", 10, 1, 8, width=0.25)
     x, _ = digits_tensors(train=True, n=256)
     network.train()
     with torch.no_grad():
@@ -123,7 +123,7 @@ def test_the_input_encoder_travels_in_metadata(tmp_path):
     assert type(restored.encoder).__name__ == "PoissonEncoder"
     assert_same_simulation(network, restored, x)
 
-    events = build_snn("cnn", 10, 2, 8, width=0.25, encoding="events").eval()
+    events = build_direct_snn("cnn", 10, 2, 8, width=0.25, encoding="events").eval()
     frames = (torch.rand(4, T, 2, 8, 8, generator=torch.Generator().manual_seed(0)) < 0.3).float()
     restored = import_nir(export_nir(events, tmp_path / "events.nir"))
     a = events.simulate(frames, T).readout

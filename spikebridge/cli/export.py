@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..data import dataset_info
-from ..network import SpikingNetwork
+from ..engine.network import SpikingNetwork
 
 FORMATS = ("nir",)
 

@@ -39,10 +39,11 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..direct.fusion import fuse_module
 from ..direct.lif import LIFNeuron
-from ..encoding import PoissonEncoder
+from ..engine.encoding import PoissonEncoder
+from ..engine.graph import trace_spiking
+from ..engine.network import SpikingNetwork
+from ..engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, TimeAware
 from ..io import atomic_write
-from ..network import SpikingNetwork, trace_spiking
-from ..neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, TimeAware
 from .nir_metadata import DEFAULT_DT, FORMAT, KEY, node_metadata, require_nir
 
 LIF_NODES = ("LIF", "CubaLIF")

@@ -27,10 +27,9 @@ import torch
 from torch import fx, nn
 
 from ..direct.lif import LIFNeuron
-from ..direct.snn import DirectSNN, EventEncoder
-from ..encoding import AnalogEncoder, PoissonEncoder
-from ..network import SpikingNetwork
-from ..neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool
+from ..engine.encoding import AnalogEncoder, EventEncoder, PoissonEncoder
+from ..engine.network import SpikingNetwork
+from ..engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool
 from .nir_export import amplitude_factor
 from .nir_metadata import DEFAULT_DT, FORMAT, KEY, read_facts, require_nir
 from .nir_neurons import (
@@ -124,9 +123,7 @@ def import_nir(
         env[name] = fx_graph.call_module(target, (x,))
     fx_graph.lint()
     gm = fx.GraphModule(modules, fx_graph, "NIRNetwork")
-    encoder, direct = _encoder(read_facts(nodes[inputs[0]]) if use_metadata else {}, seed)
-    if direct:
-        return DirectSNN(gm, encoder).eval()
+    encoder = _encoder(read_facts(nodes[inputs[0]]) if use_metadata else {}, seed)
     return SpikingNetwork(gm, encoder).eval()
 
 
@@ -201,10 +198,10 @@ def _target(name: str, taken: set[str]) -> str:
 def _encoder(facts: dict[str, Any], seed: int | None):
     kind = facts.get("encoder", "analog")
     if kind == "poisson":
-        return PoissonEncoder(max_rate=float(facts.get("probability", 1.0)), seed=seed), False
+        return PoissonEncoder(max_rate=float(facts.get("probability", 1.0)), seed=seed)
     if kind == "events":
-        return EventEncoder(), True
-    return AnalogEncoder(), False
+        return EventEncoder()
+    return AnalogEncoder()
 
 
 def _array(node: Any, field: str) -> np.ndarray:
