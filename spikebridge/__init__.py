@@ -9,10 +9,12 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
   (STBP with LIF neurons and tdBN);
 - evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
 - comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report;
-- settings (:mod:`spikebridge.settings`): every setting and its one default.
+- settings (:mod:`spikebridge.settings`): every setting and its one default;
+- interchange (:mod:`spikebridge.interop`): :func:`export_nir` / :func:`import_nir` (NIR, the
+  ``nir`` extra; docs/nir.md).
 """
 
-from . import compare, convert, direct, evaluation, normalization, settings
+from . import compare, convert, direct, evaluation, interop, normalization, settings
 from .convert import (
     METHODS,
     Converter,
@@ -27,6 +29,7 @@ from .engine.encoding import AnalogEncoder, EventEncoder, PoissonEncoder, make_e
 from .engine.network import Simulation, SpikingNetwork
 from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeuron
 from .evaluation import Evaluation, evaluate
+from .interop import export_nir, import_nir
 from .models import MODEL_NAMES, build_model
 from .settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
 from .training import train_ann
@@ -61,7 +64,10 @@ __all__ = [
     "direct",
     "evaluate",
     "evaluation",
+    "export_nir",
     "fuse_norms",
+    "import_nir",
+    "interop",
     "make_encoder",
     "normalization",
     "prepare",

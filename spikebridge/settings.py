@@ -102,6 +102,10 @@ class ExperimentSettings(_Checked):
     )
     seed: int = setting(0, "random seed (weights, data order, calibration subset)")
     device: str = setting("auto", "auto, cpu or cuda", choices=DEVICES, runtime=True)
+    export_nir: bool = setting(
+        False, "also write every spiking network as NIR (needs the nir extra; docs/nir.md)",
+        runtime=True,
+    )  # fmt: skip
 
 
 @dataclass

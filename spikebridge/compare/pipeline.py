@@ -15,6 +15,7 @@ data-parallel by its trainer, and rank 0 writes the outputs.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,8 +198,11 @@ def _run(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Compar
                 ("ann", s.activation, condition, float("nan"), float(acc))
             )
     timings: dict[str, float] = {}
+    nir_files = _nir_folder(ctx) if s.export_nir else None
     for route in routes():
         for candidate in route.networks(ctx):
+            if nir_files is not None:
+                nir_files += _export_nir(ctx, candidate)
             accuracy, energy, layers = _score(ctx, candidate, energy_rows[0]["energy_pJ"])
             accuracy_parts.append(accuracy)
             energy_rows.append(energy)
@@ -227,9 +231,36 @@ def _run(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Compar
         float(ann.accuracy[0]), timings, extra,
     )  # fmt: skip
     if ctx.shard.rank == 0:
-        result.files = write_outputs(result, s)
+        result.files = write_outputs(result, s) + (nir_files or [])
     ctx.barrier()
     return result
+
+
+def _nir_folder(ctx: ComparisonContext) -> list[Path]:
+    """With ``export_nir``: check that ``nir`` is installed and empty ``DIR/nir`` of an earlier
+    run's files (every network of this run is written there as ``<route>-<method>.nir``)."""
+    from ..interop import check_nir_available
+
+    check_nir_available()
+    if ctx.shard.rank == 0 and (ctx.out / "nir").is_dir():
+        for old in (ctx.out / "nir").glob("*.nir"):
+            old.unlink()
+    return []
+
+
+def _export_nir(ctx: ComparisonContext, c: Candidate) -> list[Path]:
+    """``DIR/nir/<route>-<method>.nir`` for one candidate network (rank 0 only)."""
+    if ctx.shard.rank != 0:
+        return []
+    from ..interop import NIRExportWarning, export_nir_files
+
+    shape = (ctx.info.in_channels, ctx.info.image_size, ctx.info.image_size)
+    key = f"{c.route}-{c.method}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NIRExportWarning)
+        written = export_nir_files({key: c.network}, ctx.out / "nir", shape, "{key}.nir")
+    ctx.notes.extend(f"NIR: {w.message}" for w in caught if w.category is NIRExportWarning)
+    return list(written.values())
 
 
 def _score(ctx: ComparisonContext, c: Candidate, ann_energy: float):

@@ -47,6 +47,10 @@ def run_conversion_experiment(
     torch.export program or, with ``trust_checkpoint``, a pickled module), train it for
     ``training.epochs`` epochs, and run the conversion loop on the test set."""
     start = time.perf_counter()
+    if experiment.export_nir:
+        from ..interop import check_nir_available
+
+        check_nir_available()
     info = dataset_info(experiment.dataset)
     if info.is_event:
         raise ValueError(
@@ -92,7 +96,8 @@ def write_conversion_outputs(
     simulation: SimulationSettings,
 ) -> Path:
     """``accuracy_vs_timesteps.csv``, ``snn_<network>.pt``, ``latency_accuracy.png`` and
-    ``summary.json`` in ``out`` (each written atomically)."""
+    ``summary.json`` in ``out`` (each written atomically); with ``experiment.export_nir`` also
+    ``snn_<network>.nir`` (docs/nir.md)."""
     from ..compare.plots import latency_accuracy_figure
 
     out = output_dir(out)
@@ -100,6 +105,11 @@ def write_conversion_outputs(
     write_csv(out / "accuracy_vs_timesteps.csv", result.accuracy)
     for key, net in result.networks.items():
         save_torch(out / f"snn_{key}.pt", net.cpu())
+    if experiment.export_nir:
+        from ..interop import export_nir_files
+
+        shape = (run.info.in_channels, run.info.image_size, run.info.image_size)
+        export_nir_files(result.networks, out, shape)
     fig = latency_accuracy_figure(
         result.accuracy, result.ann_accuracy, f"{experiment.arch} on {experiment.dataset}"
     )

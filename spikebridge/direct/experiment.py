@@ -37,6 +37,10 @@ def run_training_experiment(
     ``accuracy_vs_timesteps.csv`` and ``summary.json``. Event datasets are fed as frames."""
     start = time.perf_counter()
     e, t = experiment, training
+    if e.export_nir:
+        from ..interop import check_nir_available
+
+        check_nir_available()
     timesteps = t.direct_timesteps
     out = output_dir(out)
     info = dataset_info(e.dataset)
@@ -69,6 +73,11 @@ def run_training_experiment(
             "train_samples": len(train_loader.dataset),
         }  # fmt: skip
         write_training_outputs(out, result, summary, time.perf_counter() - start)
+        if e.export_nir:  # the trained network with tdBN folded: out/direct.nir (docs/nir.md)
+            from ..interop import export_nir_files
+
+            shape = (info.in_channels, info.image_size, info.image_size)
+            export_nir_files({"direct": result.network}, out, shape, pattern="{key}.nir")
     return result
 
 

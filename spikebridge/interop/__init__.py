@@ -5,6 +5,7 @@ a function here runs, so ``import spikebridge`` works without it.
 """
 
 from .nir_export import NIRExportError, NIRExportWarning, build_nir_graph, export_nir
+from .nir_files import check_nir_available, export_nir_files
 from .nir_import import NIRImportError, import_nir
 from .nir_metadata import NIRUnavailable
 
@@ -14,6 +15,8 @@ __all__ = [
     "NIRImportError",
     "NIRUnavailable",
     "build_nir_graph",
+    "check_nir_available",
     "export_nir",
+    "export_nir_files",
     "import_nir",
 ]
