@@ -200,9 +200,10 @@ class RunDirectory:
             self._write_record("failed", error=f"{exc_type.__name__}: {exc}")
         self.release(remove_created=not self._began)
 
-    def begin(self, remove: Iterable[str] = ()) -> None:
+    def begin(self, remove: Iterable[str] = (), planned: Iterable[str] = ()) -> None:
         """Compute starts: remove the ``remove`` files (a replaced run's results) and write the
-        record, ``status: running``."""
+        record, ``status: running``, listing the ``planned`` files (so that a run replacing
+        this one, should it be killed, knows what to remove)."""
         if not self.held:
             return
         for name in remove:
@@ -210,7 +211,7 @@ class RunDirectory:
             if target.is_file() or target.is_symlink():
                 target.unlink()
         self._began = True
-        self._write_record("running")
+        self._write_record("running", files=sorted(set(planned)))
 
     def finish(self, files: Iterable[str | os.PathLike] = (), **extra: Any) -> None:
         """The run completed: record ``status: finished`` and the files it wrote."""
