@@ -29,7 +29,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +379,7 @@ def claim(
     may_grow: Iterable[str] = ("epochs",),
     arg: str = "--out",
     rank: int | None = None,
+    adopt: Callable[[Path], bool] | None = None,
 ) -> RunDirectory:
     """Take the output directory ``path`` for a run of ``command`` with ``settings`` (the
     result-determining ones, e.g. from :func:`settings_from_args`).
@@ -392,6 +393,9 @@ def claim(
             ``resume`` or ``overwrite`` (True for deterministic results such as a conversion; False
             for training, whose checkpoint a fresh run would replace).
         arg: the flag that named the directory, for messages.
+        adopt: for a directory without a run record, whether it holds this command's earlier
+            results for the same settings, recorded in the command's own way (e.g. a comparison's
+            ``experiment.json`` from before run records); such a directory is accepted.
         rank: the process rank under torchrun (default: the RANK environment variable); only
             rank 0 claims.
 
@@ -429,13 +433,15 @@ def _check_ownership(
     rerun: bool,
     may_grow: Iterable[str],
     arg: str,
+    adopt: Callable[[Path], bool] | None = None,
 ) -> dict[str, Any] | None:
     record = read_record(out)
     where = f"{arg} {str(out)!r}"
     choose = f"choose another {arg}, or pass --overwrite to replace them"
     if record is None:
         visible = _visible_files(out)
-        if visible and not overwrite and not resume:
+        adopted = adopt is not None and bool(visible) and adopt(out)
+        if visible and not overwrite and not resume and not adopted:
             shown = ", ".join(visible[:5]) + (", ..." if len(visible) > 5 else "")
             raise DirectoryNotOwned(
                 f"{where} is not empty ({shown}) and holds no spikebridge run record "

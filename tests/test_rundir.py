@@ -242,3 +242,11 @@ def test_busy_message_waits_for_nothing(tmp_path):
         with pytest.raises(DirectoryBusy):
             claim(tmp_path, "train", TRAIN)
         assert time.perf_counter() - start < 1.0
+
+
+def test_an_unrecorded_directory_the_command_recognises_is_adopted(tmp_path):
+    (tmp_path / "experiment.json").write_text('{"seed": 0}')
+    with pytest.raises(DirectoryNotOwned):
+        claim(tmp_path, "compare", {"seed": 0}, adopt=lambda d: False)
+    with claim(tmp_path, "compare", {"seed": 0}, adopt=lambda d: True) as run:
+        assert run.previous is None
