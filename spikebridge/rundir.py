@@ -416,7 +416,7 @@ def claim(
     handle = RunDirectory(out, command, settings, None, created, fd)
     try:
         handle.previous = _check_ownership(
-            out, command, settings, overwrite, resume, rerun, may_grow, arg
+            out, command, settings, overwrite, resume, rerun, may_grow, arg, adopt
         )
     except BaseException:
         handle.release(remove_created=True)
