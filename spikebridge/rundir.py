@@ -192,6 +192,14 @@ class RunDirectory:
     def held(self) -> bool:
         return self._lock_fd is not None
 
+    def previous_files(self) -> list[str]:
+        """The files the run recorded here had written or planned (top-level names), to remove
+        when this run replaces it."""
+        if not self.previous:
+            return []
+        files = self.previous.get("files") or []
+        return [f for f in files if isinstance(f, str) and "/" not in f and not f.startswith(".")]
+
     def __enter__(self) -> RunDirectory:
         return self
 

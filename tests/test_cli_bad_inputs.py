@@ -31,7 +31,8 @@ from spikebridge.rundir import claim
 read_only = readonly_dirs.read_only  # the fixture
 
 CONVERT = [
-    "convert", "--width", "0.25", "--batch-size", "64", "--limit", "32",
+    "convert", "--width", "0.25", "--batch-size", "64", "--limit", "32", "--epochs", "1",
+    "--train-limit", "128",
     "--calibration-samples", "32", "--timesteps", "4", "--method", "max", "--device", "cpu",
     "--quiet",
 ]  # fmt: skip
@@ -48,58 +49,6 @@ DEMO = ["demo", "--device", "cpu", "--quiet"]
 BASE = {"convert": CONVERT, "train": TRAIN, "compare": COMPARE, "demo": DEMO}
 
 
-# Failing on the CLI as it stands; fixed by wiring the run directory into the commands (phase B
-# of issue 12). strict: a case that starts passing must leave this set.
-PENDING = {
-    "compare-config-directory",
-    "compare-other-experiment",
-    "compare-out-busy",
-    "compare-out-is-a-file",
-    "compare-out-read-only",
-    "compare-out-read-only-parent",
-    "convert-checkpoint-class-gone-trusted",
-    "convert-checkpoint-corrupt-export",
-    "convert-checkpoint-module-gone-trusted",
-    "convert-checkpoint-random-bytes-trusted",
-    "convert-checkpoint-truncated-trusted",
-    "convert-into-compare-directory",
-    "convert-into-unrecorded-files",
-    "convert-other-experiment",
-    "convert-out-busy",
-    "convert-out-is-a-file",
-    "convert-out-read-only",
-    "convert-out-read-only-parent",
-    "convert-train-epochs-negative",
-    "convert-width-0",
-    "convert-width-negative",
-    "demo-into-train-directory",
-    "demo-out-busy",
-    "demo-out-is-a-file",
-    "demo-out-read-only",
-    "demo-out-read-only-parent",
-    "train-into-convert-directory",
-    "train-into-finished-run-without-resume",
-    "train-out-busy",
-    "train-out-is-a-file",
-    "train-out-read-only",
-    "train-out-read-only-parent",
-    "train-resume-changed-batch-size",
-    "train-resume-changed-data",
-    "train-resume-changed-lr",
-    "train-resume-changed-optimizer",
-    "train-resume-changed-schedule",
-    "train-resume-changed-seed",
-    "train-resume-changed-timesteps",
-    "train-resume-compare-directory",
-    "train-resume-corrupt-checkpoint",
-    "train-resume-fewer-epochs",
-    "train-resume-other-width",
-    "train-resume-several-changes-named",
-    "train-width-0",
-    "train-width-negative",
-}
-
-
 @dataclass
 class Case:
     """One bad input: ``args`` follow the command's base arguments; ``{data}`` is the folder of
@@ -114,12 +63,7 @@ class Case:
     marks: list = field(default_factory=list)
 
     def param(self):
-        marks = list(self.marks)
-        if self.id in PENDING:
-            # a demo that is not refused runs the whole demo: not run until it is refused
-            run = self.command != "demo"
-            marks.append(pytest.mark.xfail(reason="issue 12, phase B", strict=True, run=run))
-        return pytest.param(self, id=self.id, marks=marks)
+        return pytest.param(self, id=self.id, marks=self.marks)
 
 
 def _numbers(command: str, bad: list[tuple[str, list[str], str]]) -> list[Case]:
@@ -151,15 +95,15 @@ CASES: list[Case] = [
             ("method-unknown", ["--method", "bogus"], r"bogus"),
             ("arch-unknown", ["--arch", "bogus"], r"bogus"),
             ("dataset-unknown", ["--dataset", "bogus"], r"bogus"),
-            ("device-cuda-absent", ["--device", "cuda"], r"--device cuda"),
+            ("device-cuda-absent", ["--device", "cuda"], r"device 'cuda'.*--device cpu"),
         ],
     ),
     *_numbers(
         "train",
         [
             ("timesteps-0", ["--timesteps", "0"], POSITIVE.format("--timesteps")),
-            ("epochs-0", ["--epochs", "0"], POSITIVE.format("--epochs")),
-            ("epochs-negative", ["--epochs", "-1"], POSITIVE.format("--epochs")),
+            ("epochs-0", ["--epochs", "0"], r"--epochs must be a positive integer to train, got 0"),
+            ("epochs-negative", ["--epochs", "-1"], r"argument --epochs: expected an integer >= 0"),
             ("lr-negative", ["--lr", "-1"], r"--lr|learning rate"),
             ("lr-nan", ["--lr", "nan"], r"--lr|learning rate"),
             ("lr-inf", ["--lr", "inf"], r"--lr|learning rate"),
@@ -172,15 +116,15 @@ CASES: list[Case] = [
             ("seed-text", ["--seed", "abc"], r"argument --seed"),
             ("arch-unknown", ["--arch", "bogus"], r"bogus"),
             ("dataset-unknown", ["--dataset", "bogus"], r"bogus"),
-            ("device-cuda-absent", ["--device", "cuda"], r"--device cuda|cuda"),
+            ("device-cuda-absent", ["--device", "cuda"], r"device 'cuda'.*--device cpu"),
         ],
     ),
     *_numbers(
         "compare",
         [
             ("timesteps-0", ["--timesteps", "0"], POSITIVE.format("--timesteps")),
-            ("epochs-0", ["--epochs", "0"], POSITIVE.format("--epochs")),
-            ("direct-epochs-negative", ["--direct-epochs", "-1"], r"direct_epochs must be >= 0"),
+            ("epochs-negative", ["--epochs", "-2"], r"argument --epochs(/--train-epochs)?: expected an integer >= 0"),
+            ("direct-epochs-negative", ["--direct-epochs", "-1"], r"argument --direct-epochs: expected an integer >= 0"),
             ("width-0", ["--width", "0"], r"width must be positive"),
             ("width-negative", ["--width", "-1"], r"width must be positive"),
             ("lr-0", ["--lr", "0"], r"lr must be positive"),
@@ -190,10 +134,10 @@ CASES: list[Case] = [
             ("dataset-events", ["--dataset", "nmnist"], r"nmnist"),
             ("arch-unknown", ["--arch", "bogus"], r"bogus"),
             ("calibration-0", ["--calibration-samples", "0"], r"--calibration-samples"),
-            ("device-cuda-absent", ["--device", "cuda"], r"cuda"),
+            ("device-cuda-absent", ["--device", "cuda"], r"device 'cuda'.*--device cpu"),
         ],
     ),
-    Case("demo-device-cuda-absent", "demo", ["--device", "cuda"], r"--device cuda"),
+    Case("demo-device-cuda-absent", "demo", ["--device", "cuda"], r"device 'cuda'.*--device cpu"),
     Case("demo-unknown-flag", "demo", ["--epochs", "3"], r"unrecognized arguments: --epochs"),
     # --- data files ----------------------------------------------------------------------------
     *[
@@ -237,10 +181,10 @@ CASES: list[Case] = [
     Case("train-resume-truncated-checkpoint", "train", ["--resume"], r"checkpoint.pt is not a readable checkpoint", out="train-run-truncated"),
     Case("train-resume-other-width", "train", ["--resume", "--width", "0.5"], r"--width: 0.25 in the run being resumed, 0.5 now", out="train-run"),
     Case("train-resume-changed-timesteps", "train", ["--resume", "--timesteps", "3"], r"--timesteps: 2 in the run being resumed, 3 now", out="train-run"),
-    Case("train-resume-changed-lr", "train", ["--resume", "--lr", "0.01"], r"--lr: 0.001 in the run being resumed, 0.01 now", out="train-run"),
+    Case("train-resume-changed-lr", "train", ["--resume", "--lr", "0.01"], r"--lr: 0.1 in the run being resumed, 0.01 now", out="train-run"),
     Case("train-resume-changed-seed", "train", ["--resume", "--seed", "1"], r"--seed: 0 in the run being resumed, 1 now", out="train-run"),
     Case("train-resume-changed-batch-size", "train", ["--resume", "--batch-size", "16"], r"--batch-size: 32 in the run being resumed, 16 now", out="train-run"),
-    Case("train-resume-changed-optimizer", "train", ["--resume", "--optimizer", "sgd"], r"--optimizer: 'adam' in the run being resumed, 'sgd' now", out="train-run"),
+    Case("train-resume-changed-optimizer", "train", ["--resume", "--optimizer", "adam"], r"--optimizer: 'sgd' in the run being resumed, 'adam' now", out="train-run"),
     Case("train-resume-changed-schedule", "train", ["--resume", "--schedule", "step"], r"--schedule: 'cosine' in the run being resumed, 'step' now", out="train-run"),
     Case("train-resume-changed-data", "train", ["--resume", "--train-limit", "48"], r"--train-limit: 64 in the run being resumed, 48 now", out="train-run"),
     Case("train-resume-fewer-epochs", "train", ["--resume", "--epochs", "1"], r"--epochs", out="train-run-2-epochs"),
@@ -252,7 +196,7 @@ CASES: list[Case] = [
     Case("compare-config-unknown-key", "compare", ["--config", "{data}/unknown.toml"], r"unknown.toml.*unknown key 'timestep'"),
     Case("compare-config-wrong-type", "compare", ["--config", "{data}/wrong_type.toml"], r"wrong_type.toml.*timesteps"),
     Case("compare-config-bad-value", "compare", ["--config", "{data}/bad_value.toml"], r"bad_value.toml.*percentile"),
-    Case("compare-config-directory", "compare", ["--config", "{data}"], r"--config|config file"),
+    Case("compare-config-directory", "compare", ["--config", "{data}"], r"config file .*bad-files.* is a directory"),
     Case("compare-config-not-utf8", "compare", ["--config", "{data}/latin1.toml"], r"latin1.toml: not a UTF-8 text file"),
     # --- output directories --------------------------------------------------------------------
     *[
@@ -489,11 +433,11 @@ def test_debug_shows_the_traceback(tmp_path, bad_files, capsys, monkeypatch):
 
 def test_unexpected_errors_keep_their_traceback(monkeypatch, tmp_path):
     """A bug is not turned into a one-line message: the traceback reaches the user."""
-    import spikebridge.cli.train as train_cli
+    import spikebridge.direct.experiment as training_experiment
 
     def broken(*_args, **_kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(train_cli, "dataset_info", broken)
+    monkeypatch.setattr(training_experiment, "dataset_info", broken)
     with pytest.raises(KeyError):
         main([*TRAIN, "--out", str(tmp_path / "o")])

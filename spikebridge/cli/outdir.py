@@ -43,11 +43,3 @@ def take_output(
         rerun=rerun,
         may_grow=may_grow,
     )
-
-
-def previous_files(run: RunDirectory) -> list[str]:
-    """The files the run recorded in the directory wrote (to remove when replacing it)."""
-    if not run.previous:
-        return []
-    files = run.previous.get("files") or []
-    return [f for f in files if isinstance(f, str) and "/" not in f and not f.startswith(".")]
