@@ -9,10 +9,12 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
   (STBP with LIF neurons and tdBN);
 - evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
 - comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report;
-- settings (:mod:`spikebridge.settings`): every setting and its one default.
+- settings (:mod:`spikebridge.settings`): every setting and its one default;
+- output directories (:mod:`spikebridge.rundir`): :func:`claim` (one run per directory, its
+  ownership record), :func:`check_resume`.
 """
 
-from . import compare, convert, direct, evaluation, normalization, settings
+from . import compare, convert, direct, evaluation, normalization, rundir, settings
 from .convert import (
     METHODS,
     Converter,
@@ -28,6 +30,7 @@ from .engine.network import Simulation, SpikingNetwork
 from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeuron
 from .evaluation import Evaluation, evaluate
 from .models import MODEL_NAMES, build_model
+from .rundir import RunDirectory, check_resume, claim
 from .settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
 from .training import train_ann
 
@@ -44,6 +47,7 @@ __all__ = [
     "ExperimentSettings",
     "IFNeuron",
     "PoissonEncoder",
+    "RunDirectory",
     "SignedIFNeuron",
     "Simulation",
     "SimulationSettings",
@@ -55,6 +59,8 @@ __all__ = [
     "build_direct_snn",
     "build_model",
     "check",
+    "check_resume",
+    "claim",
     "compare",
     "convert",
     "convert_model",
@@ -65,6 +71,7 @@ __all__ = [
     "make_encoder",
     "normalization",
     "prepare",
+    "rundir",
     "select_percentile",
     "settings",
     "train_ann",

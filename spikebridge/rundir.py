@@ -142,7 +142,7 @@ def check_resume(
     problems = resume_differences(saved, given, may_grow)
     if problems:
         raise ResumeMismatch(
-            f"--resume: the settings differ from those of the run being resumed ({source}): "
+            f"--resume with settings different from those of the run being resumed ({source}): "
             + "; ".join(problems)
             + ". Resume with the same settings (only --epochs may grow), or start a new --out"
         )
@@ -476,7 +476,7 @@ def _check_ownership(
     differences = resume_differences(saved, settings, may_grow=(), saved_as="DIR")
     if differences:
         raise DirectoryNotOwned(
-            f"{where} holds the results of another `spikebridge {command}` experiment ("
+            f"{where} holds the results of a different experiment ("
             + "; ".join(differences)
             + f"); {choose}"
         )
