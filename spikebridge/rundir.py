@@ -23,8 +23,6 @@ nothing, as they write nothing.
 
 from __future__ import annotations
 
-import argparse
-import errno
 import json
 import os
 import socket
@@ -33,31 +31,13 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import dirlock
+from .dirlock import LOCK_NAME
 from .io import write_json
 
-LOCK_NAME = ".spikebridge.lock"
 RECORD_NAME = "run.json"
 FORMAT = "spikebridge-run"
 VERSION = 1
-
-NON_RESULT_ARGS = frozenset(
-    {
-        "command",
-        "run",
-        "out",
-        "overwrite",
-        "resume",
-        "quiet",
-        "debug",
-        "device",
-        "workers",
-        "data_root",
-        "download",
-        "config",
-    }
-)
-"""Arguments that never change a run's results (where output goes, progress, the device, where
-the data files live); every other argument is a result-determining setting."""
 
 
 class RunDirectoryError(RuntimeError):
@@ -87,15 +67,6 @@ class ResumeMismatch(RunDirectoryError, ValueError):
 def flag(key: str) -> str:
     """The command-line flag of a setting: ``batch_size`` -> ``--batch-size``."""
     return "--" + key.replace("_", "-")
-
-
-def settings_from_args(
-    args: argparse.Namespace | Mapping[str, Any], ignore: Iterable[str] = NON_RESULT_ARGS
-) -> dict[str, Any]:
-    """The result-determining settings of a parsed command line (JSON values)."""
-    values = vars(args) if isinstance(args, argparse.Namespace) else dict(args)
-    skip = set(ignore)
-    return {k: _plain(v) for k, v in sorted(values.items()) if k not in skip and not callable(v)}
 
 
 def _plain(value: Any) -> Any:
@@ -248,14 +219,8 @@ class RunDirectory:
         ``remove_created``, also remove the directories :func:`claim` created, if empty."""
         if self._lock_fd is None:
             return
-        try:
-            try:
-                os.unlink(self.path / LOCK_NAME)
-            except OSError:
-                pass
-        finally:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        fd, self._lock_fd = self._lock_fd, None
+        dirlock.release(self.path, fd)
         if remove_created:
             for directory in reversed(self._created):
                 try:
@@ -312,60 +277,34 @@ def _not_writable(path: Path, arg: str, err: OSError) -> DirectoryNotWritable:
 
 
 def _lock(path: Path, arg: str, command: str, created: list[Path]) -> int:
-    """Take ``path/.spikebridge.lock`` (exclusive, non-blocking) and write our pid into it."""
-    import fcntl
-
-    lock_path = path / LOCK_NAME
-    while True:
-        try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-        except OSError as err:
-            _remove(created)
-            raise _not_writable(path, arg, err) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = _read_holder(fd)
-            os.close(fd)
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise _not_writable(path, arg, err) from None
-            pid = holder.get("pid") if isinstance(holder.get("pid"), int) else None
-            who = f"pid {pid}" if pid is not None else "a process that did not record its pid"
-            what = f", `spikebridge {holder['command']}`" if holder.get("command") else ""
-            since = f", since {holder['started']}" if holder.get("started") else ""
-            host = holder.get("host")
-            on = f" on {host}" if host and host != socket.gethostname() else ""
-            raise DirectoryBusy(
-                f"{arg} {str(path)!r} is in use by another spikebridge run ({who}{on}{what}"
-                f"{since}); wait for it to finish, or choose another {arg}",
-                pid,
-            ) from None
-        # the holder before us may have removed the file after we opened it: lock what is there now
-        try:
-            same = os.fstat(fd).st_ino == os.stat(lock_path).st_ino
-        except FileNotFoundError:
-            same = False
-        if not same:
-            os.close(fd)
-            continue
-        info = {
-            "pid": os.getpid(),
-            "command": command,
-            "host": socket.gethostname(),
-            "started": _timestamp(time.time()),
-        }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
-        return fd
-
-
-def _read_holder(fd: int) -> dict[str, Any]:
+    """Take the directory's lock (:mod:`spikebridge.dirlock`) for this process."""
+    info = {
+        "pid": os.getpid(),
+        "command": command,
+        "host": socket.gethostname(),
+        "started": _timestamp(time.time()),
+    }
     try:
-        text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
-        holder = json.loads(text)
-    except (OSError, ValueError):
-        return {}
-    return holder if isinstance(holder, dict) else {}
+        return dirlock.acquire(path, info)
+    except dirlock.LockHeld as held:
+        _remove(created)
+        raise DirectoryBusy(_busy_message(path, arg, held.holder), held.holder.get("pid")) from None
+    except OSError as err:
+        _remove(created)
+        raise _not_writable(path, arg, err) from None
+
+
+def _busy_message(path: Path, arg: str, holder: dict[str, Any]) -> str:
+    pid = holder.get("pid") if isinstance(holder.get("pid"), int) else None
+    who = f"pid {pid}" if pid is not None else "a process that did not record its pid"
+    host = holder.get("host")
+    on = f" on {host}" if host and host != socket.gethostname() else ""
+    what = f", `spikebridge {holder['command']}`" if holder.get("command") else ""
+    since = f", since {holder['started']}" if holder.get("started") else ""
+    return (
+        f"{arg} {str(path)!r} is in use by another spikebridge run ({who}{on}{what}{since}); "
+        f"wait for it to finish, or choose another {arg}"
+    )
 
 
 def _remove(created: list[Path]) -> None:
@@ -491,7 +430,6 @@ def _check_ownership(
 
 __all__ = [
     "LOCK_NAME",
-    "NON_RESULT_ARGS",
     "RECORD_NAME",
     "DirectoryBusy",
     "DirectoryNotOwned",
@@ -503,5 +441,4 @@ __all__ = [
     "claim",
     "read_record",
     "resume_differences",
-    "settings_from_args",
 ]

@@ -24,7 +24,6 @@ from spikebridge.rundir import (
     claim,
     read_record,
     resume_differences,
-    settings_from_args,
 )
 
 read_only = readonly_dirs.read_only  # the fixture
@@ -176,15 +175,6 @@ def test_resume_lets_epochs_grow_but_not_shrink():
     check_resume(TRAIN, {**TRAIN, "epochs": 5})
     with pytest.raises(ResumeMismatch, match=r"--epochs: 1 now, fewer than the 2"):
         check_resume(TRAIN, {**TRAIN, "epochs": 1})
-
-
-def test_settings_from_args_drop_what_does_not_change_results():
-    import argparse
-
-    args = argparse.Namespace(
-        out="x", quiet=True, device="cpu", workers=2, resume=True, seed=1, width=0.5, run=print
-    )
-    assert settings_from_args(args) == {"seed": 1, "width": 0.5}
 
 
 def test_resume_into_a_directory_of_another_command_is_refused(tmp_path):
