@@ -11,10 +11,12 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
 - comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report;
 - settings (:mod:`spikebridge.settings`): every setting and its one default;
 - interchange (:mod:`spikebridge.interop`): :func:`export_nir` / :func:`import_nir` (NIR, the
-  ``nir`` extra; docs/nir.md).
+  ``nir`` extra; docs/nir.md);
+- output directories (:mod:`spikebridge.rundir`): :func:`claim` (one run per directory, its
+  ownership record), :func:`check_resume`.
 """
 
-from . import compare, convert, direct, evaluation, interop, normalization, settings
+from . import compare, convert, direct, evaluation, interop, normalization, rundir, settings
 from .convert import (
     METHODS,
     Converter,
@@ -31,6 +33,7 @@ from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeu
 from .evaluation import Evaluation, evaluate
 from .interop import export_nir, import_nir
 from .models import MODEL_NAMES, build_model
+from .rundir import RunDirectory, check_resume, claim
 from .settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
 from .training import train_ann
 
@@ -47,6 +50,7 @@ __all__ = [
     "ExperimentSettings",
     "IFNeuron",
     "PoissonEncoder",
+    "RunDirectory",
     "SignedIFNeuron",
     "Simulation",
     "SimulationSettings",
@@ -58,6 +62,8 @@ __all__ = [
     "build_direct_snn",
     "build_model",
     "check",
+    "check_resume",
+    "claim",
     "compare",
     "convert",
     "convert_model",
@@ -71,6 +77,7 @@ __all__ = [
     "make_encoder",
     "normalization",
     "prepare",
+    "rundir",
     "select_percentile",
     "settings",
     "train_ann",

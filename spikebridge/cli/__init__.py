@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import pickle
+import re
 import sys
 
 SUBCOMMANDS = ("convert", "train", "compare", "demo", "export")
+DEBUG_ENV = "SPIKEBRIDGE_DEBUG"
+DEBUG_HELP = f"show the traceback of an error instead of a one-line message (or set {DEBUG_ENV}=1)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spikebridge",
         description="Convert CNNs to spiking networks, train SNNs directly (STBP-tdBN), and compare both routes.",
     )
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         try:
@@ -23,26 +29,55 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    for subparser in sub.choices.values():  # `spikebridge train --debug ...` works too
+        subparser.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; an error is one line on stderr and exit status 2 (``--debug`` or
+    SPIKEBRIDGE_DEBUG=1: the traceback instead)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (
-        ValueError,
-        FileNotFoundError,
-        NotADirectoryError,
-        FileExistsError,
-        RuntimeError,
-    ) as err:
-        print(f"spikebridge {args.command}: error: {err}", file=sys.stderr)
+    except Exception as err:
+        message = error_message(err)
+        if message is None or debug:
+            raise
+        print(f"spikebridge {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def error_message(err: BaseException) -> str | None:
+    """The one-line message for an error a user can fix (bad input, files, permissions, a missing
+    module); None for anything else, which is a bug to report with its traceback."""
+    if isinstance(err, OSError) and err.errno is not None and err.strerror:
+        where = f"{err.filename}: " if err.filename is not None else ""
+        other = f" -> {err.filename2}" if err.filename2 is not None else ""
+        text = f"{where}{err.strerror}{other}"
+        if isinstance(err, PermissionError):
+            text += " (check the permissions, or choose another --out)"
+        return _one_line(text)
+    if isinstance(err, pickle.UnpicklingError):
+        return _one_line(
+            f"a file could not be unpickled ({err}); it is corrupt or not a checkpoint"
+        )
+    if isinstance(err, ImportError):
+        return _one_line(str(err))
+    if isinstance(err, (ValueError, OSError, RuntimeError)):
+        return _one_line(str(err) or type(err).__name__)
+    return None
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s*\n\s*", " ", text).strip()
 
 
 if __name__ == "__main__":

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 
 from ..compare.report import accuracy_pivot
-from ..convert.experiment import run_conversion_experiment, write_conversion_outputs
+from ..convert.experiment import (
+    conversion_output_files,
+    conversion_settings,
+    run_conversion_experiment,
+    write_conversion_outputs,
+)
 from ..convert.methods import methods_help
-from ..io import output_dir
 from ..runtime import resolve_device
 from ..settings import (
     ConversionSettings,
@@ -16,6 +20,7 @@ from ..settings import (
     TrainingSettings,
 )
 from .common import add_quiet, add_settings, progress_enabled, settings_from
+from .outdir import add_output_flags, take_output
 
 GROUPS = (ExperimentSettings, TrainingSettings, ConversionSettings, SimulationSettings)
 
@@ -41,7 +46,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--trust-checkpoint", action="store_true", help="allow loading a whole pickled module"
     )
-    p.add_argument("--out", default="spikebridge-convert", help="output directory")
+    add_output_flags(p, "spikebridge-convert")
     add_quiet(p)
     p.set_defaults(run=run, settings=names)
 
@@ -54,12 +59,16 @@ def run(args: argparse.Namespace) -> int:
     conversion = settings_from(args, names, ConversionSettings)
     simulation = settings_from(args, names, SimulationSettings)
     device = resolve_device(experiment.device)
-    output_dir(args.out)  # refuse a bad --out before any training
-    done = run_conversion_experiment(
-        experiment, training, conversion, simulation, checkpoint=args.checkpoint,
-        trust_checkpoint=args.trust_checkpoint, device=device, progress=progress_enabled(args),
-    )  # fmt: skip
-    out = write_conversion_outputs(args.out, done, experiment, conversion, simulation)
+    record = conversion_settings(experiment, training, conversion, simulation, args.checkpoint)
+    with take_output(args, "convert", record) as run_dir:  # before any data or training
+        replaced = run_dir.previous_files() if args.overwrite else []
+        done = run_conversion_experiment(
+            experiment, training, conversion, simulation, checkpoint=args.checkpoint,
+            trust_checkpoint=args.trust_checkpoint, device=device, progress=progress_enabled(args),
+            on_start=lambda: run_dir.begin(remove=replaced),
+        )  # fmt: skip
+        out = write_conversion_outputs(run_dir.path, done, experiment, conversion, simulation)
+        run_dir.finish(conversion_output_files(out, done), seconds=done.seconds)
     result = done.result
     if result.percentile is not None:
         choice = result.percentile

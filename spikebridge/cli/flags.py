@@ -6,7 +6,7 @@ import argparse
 from dataclasses import MISSING, fields
 from typing import Any
 
-from ..settings import scalar_type
+from ..settings import SettingsError, check_value, scalar_type
 
 
 def _positive_int(text: str) -> int:
@@ -43,6 +43,23 @@ def _number_or_auto(text: str) -> float | str:
     return value
 
 
+def _checked_number(f):
+    """A float flag checked as its setting is (finite, positive, ...) when parsed, so argparse
+    names the flag in the error and nothing runs with a bad value."""
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        try:
+            return check_value(f, value)
+        except SettingsError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return number
+
+
 def flag_type(f):
     """The argparse ``type`` of a field's flag (None for a boolean switch)."""
     kind = scalar_type(f)
@@ -54,6 +71,8 @@ def flag_type(f):
         if f.metadata.get("positive"):
             return _positive_int
         return _non_negative_int if f.metadata.get("non_negative") else int
+    if kind is float:
+        return _checked_number(f)
     return kind
 
 

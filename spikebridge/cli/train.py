@@ -18,6 +18,7 @@ from ..direct.experiment import CHECKPOINT_NAME, run_training_experiment
 from ..direct.trainer import TrainingDiverged
 from ..settings import ExperimentSettings, TrainingSettings
 from .common import add_quiet, add_settings, settings_from
+from .outdir import add_output_flags
 
 
 def add_parser(sub) -> None:
@@ -33,8 +34,11 @@ def add_parser(sub) -> None:
                         "direct_timesteps": "simulation steps T per sample"},
     )  # fmt: skip
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    p.add_argument("--resume", action="store_true", help=f"continue from --out/{CHECKPOINT_NAME}")
-    p.add_argument("--out", default="spikebridge-train", help="output directory")
+    add_output_flags(
+        p,
+        "spikebridge-train",
+        resume_help=f"continue from DIR/{CHECKPOINT_NAME} (the same settings; --epochs may grow)",
+    )
     add_quiet(p)
     p.set_defaults(run=run, settings=names)
 
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         result = run_training_experiment(
-            e, t, args.out, resume=args.resume, workers=args.workers,
+            e, t, args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
             progress=not args.quiet, on_epoch=report, write=is_main,
         )  # fmt: skip
     except (CheckpointError, TrainingDiverged) as err:

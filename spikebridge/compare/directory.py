@@ -75,6 +75,19 @@ def claim_directory(out: Path, experiment: dict, overwrite: bool) -> tuple[bool,
     return False, notes
 
 
+def holds_experiment(out: Path, experiment: dict) -> bool:
+    """Whether ``out`` records (in ``experiment.json``) a comparison with these settings."""
+    try:
+        stored = json.loads((Path(out) / EXPERIMENT_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(stored, dict)
+        and stored.get("format") == FORMAT
+        and stored.get("settings") == experiment
+    )
+
+
 def clear_results(out: Path, extra: tuple[str, ...] = ()) -> None:
     """Remove the result files of an earlier experiment from ``out`` (checkpoints stay)."""
     for name in (*RESULT_FILES, *extra):

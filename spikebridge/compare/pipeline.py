@@ -28,10 +28,18 @@ from ..data import dataset_info, make_loaders
 from ..direct.distributed import setup_distributed
 from ..evaluation import current_shard, evaluate, launched_distributed
 from ..io import output_dir, write_json
+from ..rundir import RunDirectory, claim
 from .ann import build_ann, trained_ann
 from .config import KEYS, ConfigError, Settings
 from .context import ComparisonContext
-from .directory import EXPERIMENT_FILE, FORMAT, claim_directory, clear_results
+from .directory import (
+    EXPERIMENT_FILE,
+    FORMAT,
+    RESULT_FILES,
+    claim_directory,
+    clear_results,
+    holds_experiment,
+)
 from .energy import (
     ACCURACY_COLUMNS,
     LAYER_COLUMNS,
@@ -144,8 +152,11 @@ def run_settings(
             dist.destroy_process_group()
 
 
-def _start(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> ComparisonContext:
-    """Check the settings and DIR, load the data, claim DIR: the context every stage shares."""
+def _start(
+    s: Settings, out: Path, progress: bool, overwrite: bool, log, run_dir: RunDirectory
+) -> ComparisonContext:
+    """Check the settings and DIR, load the data, record the run in DIR: the context every stage
+    shares. ``run_dir`` is DIR, already taken for this run (:func:`spikebridge.rundir.claim`)."""
     info = dataset_info(s.dataset)
     if info.is_event:
         raise ValueError(
@@ -168,6 +179,10 @@ def _start(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Comp
     ctx.ann = build_ann(ctx)
     ctx.barrier()
     if shard.rank == 0:
+        run_dir.begin(
+            remove=run_dir.previous_files() if overwrite else (),
+            planned=[*RESULT_FILES, EXPERIMENT_FILE],
+        )
         output_dir(out)
         if not same:
             clear_results(out, tuple(f"{p.name}.csv" for p in passes()))
@@ -177,8 +192,21 @@ def _start(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Comp
 
 
 def _run(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Comparison:
+    """Take DIR for this run (one run at a time; another command's or experiment's results
+    refused unless ``overwrite``), then compare."""
+    experiment = s.experiment()
+    with claim(
+        out, "compare", experiment, overwrite=overwrite,
+        adopt=lambda directory: holds_experiment(directory, experiment),
+    ) as run_dir:  # fmt: skip
+        return _compare(s, out, progress, overwrite, log, run_dir)
+
+
+def _compare(
+    s: Settings, out: Path, progress: bool, overwrite: bool, log, run_dir: RunDirectory
+) -> Comparison:
     started = time.perf_counter()
-    ctx = _start(s, out, progress, overwrite, log)
+    ctx = _start(s, out, progress, overwrite, log, run_dir)
     notes = ctx.notes
     ctx.ann, ctx.ann_train_seconds, reused = trained_ann(ctx, ctx.ann)
     if reused:
@@ -232,6 +260,7 @@ def _run(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Compar
     )  # fmt: skip
     if ctx.shard.rank == 0:
         result.files = write_outputs(result, s) + (nir_files or [])
+        run_dir.finish([*result.files, out / EXPERIMENT_FILE])
     ctx.barrier()
     return result
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from collections.abc import Iterable
 
 import torch
@@ -23,7 +24,9 @@ def applicable_methods(model: nn.Module) -> list[str]:
     """The registered methods whose activation types fit ``model`` (``qcfs`` only for QCFS-trained
     networks); a method may still refuse a layer when it builds (e.g. ``channel`` after a Linear
     on a 3-d tensor)."""
-    acts = activation_layers(prepare(model, maxpool="avg"))
+    with warnings.catch_warnings():  # an inspection: the conversion itself warns (once)
+        warnings.simplefilter("ignore")
+        acts = activation_layers(prepare(model, maxpool="avg"))
     applicable = []
     for name in method_names():
         if get_method(name).activations is not None and not acts:

@@ -4,8 +4,10 @@ its files (what ``spikebridge convert`` runs)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,7 +16,13 @@ from ..data import DatasetInfo, calibration_loader, dataset_info, make_loaders
 from ..io import output_dir, save_figure, save_torch, write_csv, write_json
 from ..model_files import load_ann
 from ..models import build_model
-from ..settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
+from ..settings import (
+    ConversionSettings,
+    ExperimentSettings,
+    SimulationSettings,
+    TrainingSettings,
+    runtime_keys,
+)
 from ..training import train_ann
 from .loop import ConversionResult, run_conversion
 from .tuning import held_out_loader
@@ -42,10 +50,14 @@ def run_conversion_experiment(
     trust_checkpoint: bool = False,
     device: torch.device | str = "cpu",
     progress: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> ConversionRun:
     """Load the data, build the ANN (from ``checkpoint`` when given: a state dict, a
     torch.export program or, with ``trust_checkpoint``, a pickled module), train it for
-    ``training.epochs`` epochs, and run the conversion loop on the test set."""
+    ``training.epochs`` epochs, and run the conversion loop on the test set.
+
+    ``on_start`` is called once the data and the ANN are loaded, before any compute (the CLI
+    records its run there: a failure before it leaves the output directory untouched)."""
     start = time.perf_counter()
     if experiment.export_nir:
         from ..interop import check_nir_available
@@ -69,6 +81,8 @@ def run_conversion_experiment(
     )  # fmt: skip
     if checkpoint:
         model = load_ann(checkpoint, model, trust_checkpoint)
+    if on_start is not None:
+        on_start()
     history = []
     if training.epochs > 0:
         history = train_ann(
@@ -86,6 +100,34 @@ def run_conversion_experiment(
         progress=progress, validation=validation,
     )  # fmt: skip
     return ConversionRun(result, model, info, history, time.perf_counter() - start)
+
+
+def conversion_settings(
+    experiment: ExperimentSettings,
+    training: TrainingSettings,
+    conversion: ConversionSettings,
+    simulation: SimulationSettings,
+    checkpoint: str | None = None,
+) -> dict[str, Any]:
+    """The settings that determine a conversion experiment's results, named as ``spikebridge
+    convert``'s flags: what ``run.json`` records (the direct route's settings and where data
+    lives or which device runs are not among them)."""
+    values: dict[str, Any] = {}
+    for group in (experiment, training, conversion, simulation):
+        skip = set(runtime_keys(type(group)))
+        values.update({k: v for k, v in asdict(group).items() if k not in skip})
+    values = {k: v for k, v in values.items() if not k.startswith("direct_")}
+    values["checkpoint"] = None if checkpoint is None else str(checkpoint)
+    return values
+
+
+def conversion_output_files(out: str | Path, run: ConversionRun) -> list[Path]:
+    """The files :func:`write_conversion_outputs` writes for ``run``."""
+    out = Path(out)
+    names = ["accuracy_vs_timesteps.csv", "latency_accuracy.png", "summary.json"]
+    names += [f"snn_{key}.pt" for key in run.result.networks]
+    nir = [out / f"snn_{key}.nir" for key in run.result.networks]  # with export_nir only
+    return [out / name for name in names] + [path for path in nir if path.exists()]
 
 
 def write_conversion_outputs(

@@ -9,9 +9,7 @@ run continues exactly where the uninterrupted run would be.
 from __future__ import annotations
 
 import os
-import pickle
 import random
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +79,11 @@ def load_training_checkpoint(
             data = torch.load(path, map_location=map_location, weights_only=True)
         except TypeError:  # pragma: no cover - torch without weights_only
             data = torch.load(path, map_location=map_location)
-    except (
-        RuntimeError,
-        EOFError,
-        OSError,
-        pickle.UnpicklingError,
-        zipfile.BadZipFile,
-        ValueError,
-    ) as err:
+    except Exception as err:  # a damaged file fails anywhere in the (weights-only) unpickler
+        reason = (f"{type(err).__name__}: {err}".splitlines() or [""])[0][:200]
         raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or corrupt: {err}); delete it and "
-            "train from scratch, or restore an intact copy"
+            f"{path} is not a readable checkpoint (truncated or corrupt: {reason}); restore an "
+            "intact copy, or train from scratch (--overwrite)"
         ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(

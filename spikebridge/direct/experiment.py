@@ -5,19 +5,57 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from ..data import dataset_info, make_loaders
-from ..io import output_dir, write_csv, write_json
-from ..runtime import seed_everything
-from ..settings import ExperimentSettings, TrainingSettings
+from ..io import write_csv, write_json
+from ..rundir import check_resume, claim
+from ..runtime import resolve_device, seed_everything
+from ..settings import ExperimentSettings, TrainingSettings, runtime_keys
+from .checkpoint import load_training_checkpoint
 from .snn import build_direct_snn
 from .trainer import TrainResult, train_direct
 
 CHECKPOINT_NAME = "checkpoint.pt"
+OUTPUT_FILES = (CHECKPOINT_NAME, "history.csv", "accuracy_vs_timesteps.csv", "summary.json")
 HISTORY_COLUMNS = ["epoch", "loss", "train_accuracy", "test_accuracy", "seconds"]
+
+
+def training_settings(experiment: ExperimentSettings, training: TrainingSettings) -> dict[str, Any]:
+    """The settings that determine a direct-training run's result, named as ``spikebridge
+    train``'s flags (``timesteps`` for ``direct_timesteps``; epochs and lr resolved): what
+    ``run.json`` records and ``--resume`` compares."""
+    skip = set(runtime_keys(ExperimentSettings)) | {"activation", "alpha", "levels"}
+    values = {k: v for k, v in asdict(experiment).items() if k not in skip}
+    for key, value in asdict(training).items():
+        if key.startswith("direct_"):
+            values[key[len("direct_") :]] = value
+    values["epochs"] = training.direct_epoch_count()
+    values["lr"] = training.direct_learning_rate()
+    return values
+
+
+# checkpoint config key -> training_settings key, for checkpoints written before run.json
+_CHECKPOINT_CONFIG = {
+    "timesteps": "timesteps", "epochs": "epochs", "optimizer": "optimizer", "lr": "lr",
+    "momentum": "momentum", "weight_decay": "weight_decay", "schedule": "schedule", "seed": "seed",
+}  # fmt: skip
+
+
+def _check_resumable(path: Path, settings: dict[str, Any], recorded: bool) -> int:
+    """Before any compute: the checkpoint to resume exists and reads, and (for a directory
+    without a run record) its saved training config equals ``settings`` (epochs may grow).
+    Returns the number of epochs the checkpoint holds."""
+    saved = load_training_checkpoint(path)
+    if not recorded:
+        config = saved.get("config") or {}
+        given = {k: settings[v] for k, v in _CHECKPOINT_CONFIG.items() if k in config}
+        check_resume({k: config[k] for k in given}, given, source=str(path))
+    return int(saved.get("epoch", 0))
 
 
 def run_training_experiment(
@@ -26,6 +64,7 @@ def run_training_experiment(
     out: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     workers: int = 0,
     progress: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
@@ -34,7 +73,12 @@ def run_training_experiment(
     """Train the direct SNN of ``experiment.arch`` with the ``direct_*`` settings of
     ``training``, checkpointing to ``out/checkpoint.pt`` every epoch (``resume`` continues from
     it); with ``write`` (rank 0 under torchrun) also ``history.csv``,
-    ``accuracy_vs_timesteps.csv`` and ``summary.json``. Event datasets are fed as frames."""
+    ``accuracy_vs_timesteps.csv`` and ``summary.json``. Event datasets are fed as frames.
+
+    ``out`` is taken for this run first (:func:`spikebridge.rundir.claim`): one run at a time, a
+    directory holding other results refused unless ``overwrite``, a finished training run
+    refused unless ``resume`` (with the same settings; epochs may grow) or ``overwrite``.
+    """
     start = time.perf_counter()
     e, t = experiment, training
     if e.export_nir:
@@ -42,42 +86,59 @@ def run_training_experiment(
 
         check_nir_available()
     timesteps = t.direct_timesteps
-    out = output_dir(out)
-    info = dataset_info(e.dataset)
-    train_loader, test_loader = make_loaders(
-        e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
-        timesteps=timesteps if info.is_event else None, num_workers=workers,
-        train_limit=e.train_limit,
-    )  # fmt: skip
-    seed_everything(e.seed)
-    network = build_direct_snn(
-        e.arch, info.num_classes, info.in_channels, info.image_size, e.width,
-        threshold=t.direct_threshold, tau_decay=t.direct_tau_decay,
-        surrogate=t.direct_surrogate, surrogate_width=t.direct_surrogate_width, pool=e.pool,
-        encoding="events" if info.is_event else "analog",
-    )  # fmt: skip
-    result = train_direct(
-        network, train_loader, test_loader, timesteps=timesteps, epochs=t.direct_epoch_count(),
-        optimizer=t.direct_optimizer, lr=t.direct_learning_rate(), momentum=t.direct_momentum,
-        weight_decay=t.direct_weight_decay, schedule=t.direct_schedule, seed=e.seed,
-        checkpoint_path=out / CHECKPOINT_NAME, resume=resume, device=e.device,
-        progress=progress, on_epoch=on_epoch,
-    )  # fmt: skip
-    if write:
-        summary = {
-            "route": "direct", "method": "stbp-tdbn", "arch": e.arch, "width": e.width,
-            "dataset": e.dataset, "timesteps": timesteps, "epochs": t.direct_epoch_count(),
-            "optimizer": t.direct_optimizer, "lr": t.direct_learning_rate(),
-            "schedule": t.direct_schedule, "weight_decay": t.direct_weight_decay,
-            "batch_size": e.batch_size, "seed": e.seed,
-            "train_samples": len(train_loader.dataset),
-        }  # fmt: skip
-        write_training_outputs(out, result, summary, time.perf_counter() - start)
-        if e.export_nir:  # the trained network with tdBN folded: out/direct.nir (docs/nir.md)
-            from ..interop import export_nir_files
+    settings = training_settings(e, t)
+    resolve_device(e.device)  # a missing GPU is an error before the directory is taken
+    if t.direct_epoch_count() < 1:
+        raise ValueError(
+            f"--epochs must be a positive integer to train, got {t.direct_epoch_count()}"
+        )
+    with claim(out, "train", settings, overwrite=overwrite, resume=resume, rerun=False) as run:
+        out = run.path
+        checkpoint = out / CHECKPOINT_NAME
+        resumed_from = 0
+        if resume:
+            resumed_from = _check_resumable(checkpoint, settings, recorded=bool(run.previous))
+        info = dataset_info(e.dataset)
+        train_loader, test_loader = make_loaders(
+            e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
+            timesteps=timesteps if info.is_event else None, num_workers=workers,
+            train_limit=e.train_limit,
+        )  # fmt: skip
+        seed_everything(e.seed)
+        network = build_direct_snn(
+            e.arch, info.num_classes, info.in_channels, info.image_size, e.width,
+            threshold=t.direct_threshold, tau_decay=t.direct_tau_decay,
+            surrogate=t.direct_surrogate, surrogate_width=t.direct_surrogate_width, pool=e.pool,
+            encoding="events" if info.is_event else "analog",
+        )  # fmt: skip
+        replaced = run.previous_files() if overwrite else []
+        run.begin(remove=replaced, planned=OUTPUT_FILES)
+        result = train_direct(
+            network, train_loader, test_loader, timesteps=timesteps,
+            epochs=t.direct_epoch_count(), optimizer=t.direct_optimizer,
+            lr=t.direct_learning_rate(), momentum=t.direct_momentum,
+            weight_decay=t.direct_weight_decay, schedule=t.direct_schedule, seed=e.seed,
+            checkpoint_path=checkpoint, resume=resume, device=e.device, progress=progress,
+            on_epoch=on_epoch,
+        )  # fmt: skip
+        if write:
+            summary = {
+                "route": "direct", "method": "stbp-tdbn", "arch": e.arch, "width": e.width,
+                "dataset": e.dataset, "timesteps": timesteps, "epochs": t.direct_epoch_count(),
+                "optimizer": t.direct_optimizer, "lr": t.direct_learning_rate(),
+                "schedule": t.direct_schedule, "weight_decay": t.direct_weight_decay,
+                "batch_size": e.batch_size, "seed": e.seed,
+                "train_samples": len(train_loader.dataset),
+                "resumed_from_epoch": resumed_from, "settings": settings,
+            }  # fmt: skip
+            write_training_outputs(out, result, summary, time.perf_counter() - start)
+            if e.export_nir:  # the trained network with tdBN folded: out/direct.nir (docs/nir.md)
+                from ..interop import export_nir_files
 
-            shape = (info.in_channels, info.image_size, info.image_size)
-            export_nir_files({"direct": result.network}, out, shape, pattern="{key}.nir")
+                shape = (info.in_channels, info.image_size, info.image_size)
+                export_nir_files({"direct": result.network}, out, shape, pattern="{key}.nir")
+            written = (*OUTPUT_FILES, "direct.nir")
+            run.finish([out / name for name in written if (out / name).exists()])
     return result
 
 

@@ -1,0 +1,443 @@
+"""Every CLI command against bad input: one table (issue 12).
+
+Each case runs ``spikebridge.cli.main`` in-process and asserts what a user relies on: exit status
+2, a one-line message on stderr naming the argument or file at fault, no traceback, and no file
+created, changed or removed in a pre-existing output directory (hashes before and after), or no
+output directory at all when there was none. The cases fail before any compute; the few that need
+a finished run to start from copy one made once per session with tiny digits settings.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import shutil
+import struct
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import readonly_dirs
+import torch
+
+from spikebridge.cli import main
+from spikebridge.models import build_model
+from spikebridge.rundir import claim
+
+read_only = readonly_dirs.read_only  # the fixture
+
+CONVERT = [
+    "convert", "--width", "0.25", "--batch-size", "64", "--limit", "32", "--epochs", "1",
+    "--train-limit", "128",
+    "--calibration-samples", "32", "--timesteps", "4", "--method", "max", "--device", "cpu",
+    "--quiet",
+]  # fmt: skip
+TRAIN = [
+    "train", "--width", "0.25", "--batch-size", "32", "--train-limit", "64", "--limit", "32",
+    "--timesteps", "2", "--epochs", "1", "--device", "cpu", "--quiet",
+]  # fmt: skip
+COMPARE = [
+    "compare", "--width", "0.25", "--batch-size", "64", "--limit", "32", "--train-limit", "64",
+    "--calibration-samples", "32", "--timesteps", "4", "--epochs", "1", "--direct-epochs", "1",
+    "--direct-timesteps", "2", "--methods", "max", "--device", "cpu", "--quiet",
+]  # fmt: skip
+DEMO = ["demo", "--device", "cpu", "--quiet"]
+BASE = {"convert": CONVERT, "train": TRAIN, "compare": COMPARE, "demo": DEMO}
+
+
+@dataclass
+class Case:
+    """One bad input: ``args`` follow the command's base arguments; ``{data}`` is the folder of
+    prepared bad files. ``expect``: a regex the one-line message must match (naming the argument
+    or file). ``out``: the output directory the run is pointed at (see :func:`_prepare_out`)."""
+
+    id: str
+    command: str
+    args: list[str]
+    expect: str
+    out: str = "empty"
+    marks: list = field(default_factory=list)
+
+    def param(self):
+        return pytest.param(self, id=self.id, marks=self.marks)
+
+
+def _numbers(command: str, bad: list[tuple[str, list[str], str]]) -> list[Case]:
+    return [Case(f"{command}-{name}", command, args, expect) for name, args, expect in bad]
+
+
+POSITIVE = r"argument {}: expected a positive integer"
+CASES: list[Case] = [
+    # --- bad numbers and names -----------------------------------------------------------------
+    *_numbers(
+        "convert",
+        [
+            ("timesteps-0", ["--timesteps", "0"], POSITIVE.format("--timesteps")),
+            ("timesteps-negative", ["--timesteps", "-3"], POSITIVE.format("--timesteps")),
+            ("timesteps-text", ["--timesteps", "four"], POSITIVE.format("--timesteps")),
+            ("batch-size-0", ["--batch-size", "0"], POSITIVE.format("--batch-size")),
+            ("limit-0", ["--limit", "0"], POSITIVE.format("--limit")),
+            ("percentile-0", ["--percentile", "0"], r"argument --percentile: percentile must be"),
+            ("percentile-101", ["--percentile", "101"], r"argument --percentile"),
+            ("percentile-text", ["--percentile", "high"], r"argument --percentile"),
+            ("calibration-0", ["--calibration-samples", "0"], r"--calibration-samples"),
+            ("levels-0", ["--levels", "0"], POSITIVE.format("--levels")),
+            ("validation-0", ["--validation-samples", "0"], r"--validation-samples"),
+            ("selection-timesteps-0", ["--selection-timesteps", "0"], r"--selection-timesteps"),
+            ("width-0", ["--width", "0"], r"--width"),
+            ("width-negative", ["--width", "-1"], r"--width"),
+            ("train-epochs-negative", ["--train-epochs", "-1"], r"--train-epochs"),
+            ("lr-nan", ["--train-epochs", "1", "--lr", "nan"], r"--lr|learning rate"),
+            ("method-unknown", ["--method", "bogus"], r"bogus"),
+            ("arch-unknown", ["--arch", "bogus"], r"bogus"),
+            ("dataset-unknown", ["--dataset", "bogus"], r"bogus"),
+            ("device-cuda-absent", ["--device", "cuda"], r"device 'cuda'.*--device cpu"),
+        ],
+    ),
+    *_numbers(
+        "train",
+        [
+            ("timesteps-0", ["--timesteps", "0"], POSITIVE.format("--timesteps")),
+            ("epochs-0", ["--epochs", "0"], r"--epochs must be a positive integer to train, got 0"),
+            ("epochs-negative", ["--epochs", "-1"], r"argument --epochs: expected an integer >= 0"),
+            ("lr-negative", ["--lr", "-1"], r"--lr|learning rate"),
+            ("lr-nan", ["--lr", "nan"], r"--lr|learning rate"),
+            ("lr-inf", ["--lr", "inf"], r"--lr|learning rate"),
+            ("batch-size-0", ["--batch-size", "0"], POSITIVE.format("--batch-size")),
+            ("width-0", ["--width", "0"], r"--width"),
+            ("width-negative", ["--width", "-0.5"], r"--width"),
+            ("weight-decay-negative", ["--weight-decay", "-1"], r"weight.decay"),
+            ("workers-negative", ["--workers", "-1"], r"workers"),
+            ("train-limit-0", ["--train-limit", "0"], POSITIVE.format("--train-limit")),
+            ("seed-text", ["--seed", "abc"], r"argument --seed"),
+            ("arch-unknown", ["--arch", "bogus"], r"bogus"),
+            ("dataset-unknown", ["--dataset", "bogus"], r"bogus"),
+            ("device-cuda-absent", ["--device", "cuda"], r"device 'cuda'.*--device cpu"),
+        ],
+    ),
+    *_numbers(
+        "compare",
+        [
+            ("timesteps-0", ["--timesteps", "0"], POSITIVE.format("--timesteps")),
+            ("epochs-negative", ["--epochs", "-2"], r"argument --epochs(/--train-epochs)?: expected an integer >= 0"),
+            ("direct-epochs-negative", ["--direct-epochs", "-1"], r"argument --direct-epochs: expected an integer >= 0"),
+            ("width-0", ["--width", "0"], r"width must be positive"),
+            ("width-negative", ["--width", "-1"], r"width must be positive"),
+            ("lr-0", ["--lr", "0"], r"lr must be positive"),
+            ("percentile-200", ["--percentile", "200"], r"percentile must be in"),
+            ("e-mac-negative", ["--e-mac", "-1"], r"e_mac"),
+            ("methods-unknown", ["--methods", "bogus"], r"methods: unknown method.*bogus"),
+            ("dataset-events", ["--dataset", "nmnist"], r"nmnist"),
+            ("arch-unknown", ["--arch", "bogus"], r"bogus"),
+            ("calibration-0", ["--calibration-samples", "0"], r"--calibration-samples"),
+            ("device-cuda-absent", ["--device", "cuda"], r"device 'cuda'.*--device cpu"),
+        ],
+    ),
+    Case("demo-device-cuda-absent", "demo", ["--device", "cuda"], r"device 'cuda'.*--device cpu"),
+    Case("demo-unknown-flag", "demo", ["--epochs", "3"], r"unrecognized arguments: --epochs"),
+    # --- data files ----------------------------------------------------------------------------
+    *[
+        Case(f"{command}-mnist-{name}", command, ["--dataset", "mnist", "--data-root", root], expect)
+        for command in ("convert", "train", "compare")
+        for name, root, expect in [
+            ("missing-root", "{data}/absent", r"mnist: no complete copy found.*absent"),
+            ("missing-files", "{data}/mnist-empty", r"mnist: no complete copy found.*mnist-empty"),
+            ("corrupt-gz", "{data}/mnist-corrupt", r"mnist-corrupt/.*not a valid gzip file"),
+            ("truncated-gz", "{data}/mnist-truncated", r"mnist-truncated/.*not a valid gzip"),
+            ("not-idx", "{data}/mnist-not-idx", r"mnist-not-idx/.*not an IDX magic number"),
+            ("short-data", "{data}/mnist-short", r"mnist-short/.*truncated or corrupt"),
+        ]
+    ],
+    Case("train-nmnist-missing-root", "train", ["--dataset", "nmnist", "--data-root", "{data}/absent"], r"nmnist: no complete copy found.*absent"),
+    Case("train-nmnist-bad-label-list", "train", ["--dataset", "nmnist", "--data-root", "{data}/nmnist-bad-list"], r"nmnist-bad-list/train1K.txt, line 2"),
+    Case("train-nmnist-listed-file-missing", "train", ["--dataset", "nmnist", "--data-root", "{data}/nmnist-missing-file"], r"train1K.txt lists samples whose files are missing.*7.bs2"),
+    Case("convert-nmnist-events", "convert", ["--dataset", "nmnist", "--data-root", "{data}/absent"], r"--dataset nmnist"),
+    # --- checkpoints ---------------------------------------------------------------------------
+    *[
+        Case(f"convert-checkpoint-{name}", "convert", ["--checkpoint", f"{{data}}/{file}", *extra], expect, marks=marks)
+        for name, file, extra, expect, marks in [
+            ("missing", "absent.pt", [], r"--checkpoint .*absent.pt.*no such file", []),
+            ("directory", "mnist-empty", [], r"--checkpoint .*mnist-empty", []),
+            ("empty", "empty.pt", [], r"--checkpoint .*empty.pt", []),
+            ("random-bytes", "random.pt", [], r"--checkpoint .*random.pt", []),
+            ("truncated", "truncated.pt", [], r"--checkpoint .*truncated.pt", []),
+            ("other-architecture", "wide.pt", [], r"--checkpoint .*wide.pt.*does not match the architecture", []),
+            ("a-tensor", "tensor.pt", [], r"--checkpoint .*tensor.pt.*holds a Tensor", []),
+            ("whole-module-untrusted", "module.pt", [], r"--checkpoint .*module.pt.*--trust-checkpoint", []),
+            ("random-bytes-trusted", "random.pt", ["--trust-checkpoint"], r"--checkpoint .*random.pt", []),
+            ("truncated-trusted", "truncated.pt", ["--trust-checkpoint"], r"--checkpoint .*truncated.pt", []),
+            ("class-gone-trusted", "vanished.pt", ["--trust-checkpoint"], r"--checkpoint .*vanished.pt.*VanishedNet", []),
+            ("module-gone-trusted", "module_gone.pt", ["--trust-checkpoint"], r"--checkpoint .*module_gone.pt.*spikebridge_vanished", []),
+            ("corrupt-export", "corrupt.pt2", [], r"--checkpoint .*corrupt.pt2.*not a torch.export program", []),
+        ]
+    ],
+    # --- resuming training ---------------------------------------------------------------------
+    Case("train-resume-nothing-to-resume", "train", ["--resume"], r"no checkpoint at .*checkpoint.pt"),
+    Case("train-resume-corrupt-checkpoint", "train", ["--resume"], r"checkpoint.pt is not a readable checkpoint", out="train-run-corrupt"),
+    Case("train-resume-truncated-checkpoint", "train", ["--resume"], r"checkpoint.pt is not a readable checkpoint", out="train-run-truncated"),
+    Case("train-resume-other-width", "train", ["--resume", "--width", "0.5"], r"--width: 0.25 in the run being resumed, 0.5 now", out="train-run"),
+    Case("train-resume-changed-timesteps", "train", ["--resume", "--timesteps", "3"], r"--timesteps: 2 in the run being resumed, 3 now", out="train-run"),
+    Case("train-resume-changed-lr", "train", ["--resume", "--lr", "0.01"], r"--lr: 0.1 in the run being resumed, 0.01 now", out="train-run"),
+    Case("train-resume-changed-seed", "train", ["--resume", "--seed", "1"], r"--seed: 0 in the run being resumed, 1 now", out="train-run"),
+    Case("train-resume-changed-batch-size", "train", ["--resume", "--batch-size", "16"], r"--batch-size: 32 in the run being resumed, 16 now", out="train-run"),
+    Case("train-resume-changed-optimizer", "train", ["--resume", "--optimizer", "adam"], r"--optimizer: 'sgd' in the run being resumed, 'adam' now", out="train-run"),
+    Case("train-resume-changed-schedule", "train", ["--resume", "--schedule", "step"], r"--schedule: 'cosine' in the run being resumed, 'step' now", out="train-run"),
+    Case("train-resume-changed-data", "train", ["--resume", "--train-limit", "48"], r"--train-limit: 64 in the run being resumed, 48 now", out="train-run"),
+    Case("train-resume-fewer-epochs", "train", ["--resume", "--epochs", "1"], r"--epochs", out="train-run-2-epochs"),
+    Case("train-resume-several-changes-named", "train", ["--resume", "--timesteps", "3", "--seed", "2"], r"--seed: 0 .*--timesteps: 2 ", out="train-run"),
+    Case("train-resume-compare-directory", "train", ["--resume"], r"`spikebridge compare`", out="compare-run"),
+    # --- configuration files -------------------------------------------------------------------
+    Case("compare-config-missing", "compare", ["--config", "{data}/absent.toml"], r"config file .*absent.toml.* does not exist"),
+    Case("compare-config-not-toml", "compare", ["--config", "{data}/broken.toml"], r"broken.toml: not valid TOML"),
+    Case("compare-config-unknown-key", "compare", ["--config", "{data}/unknown.toml"], r"unknown.toml.*unknown key 'timestep'"),
+    Case("compare-config-wrong-type", "compare", ["--config", "{data}/wrong_type.toml"], r"wrong_type.toml.*timesteps"),
+    Case("compare-config-bad-value", "compare", ["--config", "{data}/bad_value.toml"], r"bad_value.toml.*percentile"),
+    Case("compare-config-directory", "compare", ["--config", "{data}"], r"config file .*bad-files.* is a directory"),
+    Case("compare-config-not-utf8", "compare", ["--config", "{data}/latin1.toml"], r"latin1.toml: not a UTF-8 text file"),
+    # --- output directories --------------------------------------------------------------------
+    *[
+        Case(f"{command}-out-{kind}", command, [], expect, out=kind)
+        for command in ("convert", "train", "compare", "demo")
+        for kind, expect in [
+            ("is-a-file", r"--out .*is-a-file.* is an existing file"),
+            ("read-only", r"--out .*read-only.* is not writable"),
+            ("read-only-parent", r"--out .*read-only/run.* is not writable"),
+            ("busy", rf"--out .* is in use by another spikebridge run \(pid {os.getpid()}\b"),
+        ]
+    ],
+    Case("train-into-finished-run-without-resume", "train", ["--epochs", "2"], r"--out .*holds the results of an earlier|--epochs: 1 in DIR, 2 now", out="train-run"),
+    Case("convert-into-compare-directory", "convert", [], r"--out .*holds the results of `spikebridge compare`", out="compare-run"),
+    Case("train-into-convert-directory", "train", [], r"--out .*holds the results of `spikebridge convert`", out="convert-run"),
+    Case("compare-into-convert-directory", "compare", [], r"`spikebridge convert`|not empty", out="convert-run"),
+    Case("compare-other-experiment", "compare", ["--seed", "1"], r"--seed: 0 in DIR, 1 now", out="compare-run"),
+    Case("convert-other-experiment", "convert", ["--timesteps", "8"], r"--timesteps: 4 in DIR, 8 now", out="convert-run"),
+    Case("demo-into-train-directory", "demo", [], r"`spikebridge train`|not empty", out="train-run"),
+    Case("convert-into-unrecorded-files", "convert", [], r"--out .* is not empty \(notes.txt\)", out="foreign"),
+]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# the bad files
+
+
+def _idx(array_shape: tuple[int, ...], data: bytes, type_code: int = 0x08) -> bytes:
+    header = bytes([0, 0, type_code, len(array_shape)]) + b"".join(
+        struct.pack(">I", d) for d in array_shape
+    )
+    return header + data
+
+
+def _write_mnist(folder: Path, images: bytes, labels: bytes) -> None:
+    folder.mkdir(parents=True)
+    for split in ("train", "t10k"):
+        (folder / f"{split}-images-idx3-ubyte.gz").write_bytes(images)
+        (folder / f"{split}-labels-idx1-ubyte.gz").write_bytes(labels)
+
+
+class VanishedNet(torch.nn.Module):
+    """A module class that exists when its checkpoint is saved and not when it is loaded."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 10)
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("bad-files")
+    n = 4
+    labels = gzip.compress(_idx((n,), bytes(range(n))))
+    good_images = gzip.compress(_idx((n, 28, 28), bytes(n * 28 * 28)))
+    (data / "mnist-empty").mkdir()
+    _write_mnist(data / "mnist-corrupt", os.urandom(2000), labels)
+    _write_mnist(data / "mnist-truncated", good_images[: len(good_images) // 2], labels)
+    _write_mnist(data / "mnist-not-idx", gzip.compress(b"PK\x03\x04" + bytes(3000)), labels)
+    _write_mnist(data / "mnist-short", gzip.compress(_idx((n, 28, 28), bytes(100))), labels)
+    bad_list = data / "nmnist-bad-list"
+    bad_list.mkdir()
+    (bad_list / "train1K.txt").write_text("1 5\n2 five\n")
+    (bad_list / "test100.txt").write_text("60001 7\n")
+    missing_file = data / "nmnist-missing-file"
+    missing_file.mkdir()
+    (missing_file / "train1K.txt").write_text("7 3\n")
+    (missing_file / "test100.txt").write_text("60001 7\n")
+
+    model = build_model("cnn", 10, 1, 8, width=0.25)
+    torch.save(model.state_dict(), data / "state.pt")
+    torch.save(build_model("cnn", 10, 1, 8, width=0.5).state_dict(), data / "wide.pt")
+    torch.save(torch.zeros(3), data / "tensor.pt")
+    torch.save(model, data / "module.pt")
+    (data / "empty.pt").write_bytes(b"")
+    (data / "random.pt").write_bytes(os.urandom(4096))
+    whole = (data / "state.pt").read_bytes()
+    (data / "truncated.pt").write_bytes(whole[: len(whole) // 2])
+    (data / "corrupt.pt2").write_bytes(os.urandom(1024))
+    # a trusted pickle whose class is gone: from an existing module, and a whole module gone
+    VanishedNet.__module__ = "spikebridge.models"
+    import spikebridge.models as models_module
+
+    models_module.VanishedNet = VanishedNet
+    try:
+        torch.save(VanishedNet(), data / "vanished.pt")
+    finally:
+        del models_module.VanishedNet
+        VanishedNet.__module__ = __name__
+    gone = type(sys)("spikebridge_vanished")
+    exec("import torch\nclass Net(torch.nn.Module):\n    pass\n", gone.__dict__)
+    sys.modules["spikebridge_vanished"] = gone
+    try:
+        torch.save(gone.Net(), data / "module_gone.pt")
+    finally:
+        del sys.modules["spikebridge_vanished"]
+
+    (data / "broken.toml").write_text("timesteps = [1,\n")
+    (data / "unknown.toml").write_text("timestep = 4\n")
+    (data / "wrong_type.toml").write_text('timesteps = "four"\n')
+    (data / "bad_value.toml").write_text("percentile = 150.0\n")
+    (data / "latin1.toml").write_bytes("arch = 'caf\xe9'\n".encode("latin-1"))
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# output directories
+
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory) -> dict[str, Path]:
+    """A finished tiny run of train (1 and 2 epochs), convert and compare, to copy from."""
+    runs = tmp_path_factory.mktemp("finished-runs")
+    made = {}
+    for name, argv in [
+        ("train-run", TRAIN),
+        ("train-run-2-epochs", [*TRAIN, "--epochs", "2"]),
+        ("convert-run", CONVERT),
+        ("compare-run", COMPARE),
+    ]:
+        out = runs / name
+        assert main([*argv, "--out", str(out)]) == 0, name
+        made[name] = out
+    return made
+
+
+def _prepare_out(kind: str, tmp: Path, finished: Callable[[], dict[str, Path]], read_only) -> Path:
+    """The output directory of a case:
+
+    ``empty``: an existing empty directory; ``new``: no directory yet; ``is-a-file``: a file;
+    ``read-only``: an existing read-only directory holding a file; ``read-only-parent``: a
+    directory to create in a read-only one; ``busy``: a directory another run holds (its lock);
+    ``foreign``: a directory of the user's own files; ``train-run``, ``convert-run``,
+    ``compare-run``, ``train-run-2-epochs``: a copy of a finished run; ``train-run-corrupt`` /
+    ``-truncated``: a finished train run whose checkpoint was then damaged.
+    """
+    out = tmp / "out"
+    if kind == "empty":
+        out.mkdir()
+    elif kind == "new":
+        pass
+    elif kind == "is-a-file":
+        out = tmp / "is-a-file"
+        out.write_text("a file\n")
+    elif kind in ("read-only", "read-only-parent"):
+        ro = tmp / "read-only"
+        ro.mkdir()
+        (ro / "keep.txt").write_text("earlier results\n")
+        read_only(ro)
+        out = ro if kind == "read-only" else ro / "run"
+    elif kind == "busy":
+        out.mkdir()
+    elif kind == "foreign":
+        out.mkdir()
+        (out / "notes.txt").write_text("the user's notes\n")
+    elif kind.startswith("train-run-") and kind != "train-run-2-epochs":
+        shutil.copytree(finished()["train-run"], out)
+        checkpoint = out / "checkpoint.pt"
+        whole = checkpoint.read_bytes()
+        checkpoint.write_bytes(
+            os.urandom(len(whole)) if kind.endswith("corrupt") else whole[: len(whole) // 2]
+        )
+    else:
+        shutil.copytree(finished()[kind], out)
+    return out
+
+
+def _snapshot(path: Path) -> dict[str, str] | None:
+    """sha256 of every file under ``path`` (hidden ones too); None when ``path`` is absent."""
+    if not path.exists():
+        return None
+    if path.is_file():
+        return {"": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else "dir"
+        for p in sorted(path.rglob("*"))
+    }
+
+
+def _run(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exit_:  # argparse
+        return exit_.code if isinstance(exit_.code, int) else 1
+
+
+def test_the_table_covers_every_command_and_kind():
+    assert len(CASES) >= 68
+    assert len({c.id for c in CASES}) == len(CASES)
+    commands = {c.command for c in CASES}
+    assert commands == set(BASE)
+
+
+@pytest.mark.parametrize("case", [c.param() for c in CASES])
+def test_bad_input_is_one_named_message_with_status_2_and_no_file_touched(
+    case: Case, bad_files, request, tmp_path, capsys, read_only
+):
+    out = _prepare_out(
+        case.out, tmp_path, lambda: request.getfixturevalue("finished_runs"), read_only
+    )
+    argv = [*BASE[case.command], *(a.format(data=bad_files) for a in case.args), "--out", str(out)]
+    holder = claim(out, "other", {}) if case.out == "busy" else None
+    capsys.readouterr()
+    before = _snapshot(out)
+    try:
+        status = _run(argv)
+    finally:
+        after = _snapshot(out)
+        if holder is not None:
+            holder.release()
+    captured = capsys.readouterr()
+    err = captured.err
+    assert status == 2, f"exit status {status}; stderr: {err[-2000:]}"
+    assert "Traceback" not in err + captured.out
+    lines = [line for line in err.splitlines() if line.strip()]
+    message = lines[-1] if lines else ""
+    assert re.search(r"(error|spikebridge \w+): ", message), err
+    assert re.search(case.expect, message), f"{message!r} does not match {case.expect!r}"
+    assert after == before, "the output directory was changed by a run that failed"
+
+
+def test_debug_shows_the_traceback(tmp_path, bad_files, capsys, monkeypatch):
+    argv = [*CONVERT, "--checkpoint", str(bad_files / "random.pt"), "--out", str(tmp_path / "o")]
+    monkeypatch.setenv("SPIKEBRIDGE_DEBUG", "1")
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the bad file raises
+        main(argv)
+    monkeypatch.delenv("SPIKEBRIDGE_DEBUG")
+    with pytest.raises(Exception):  # noqa: B017
+        main([*argv, "--debug"])
+    assert _run(argv) == 2
+
+
+def test_unexpected_errors_keep_their_traceback(monkeypatch, tmp_path):
+    """A bug is not turned into a one-line message: the traceback reaches the user."""
+    import spikebridge.direct.experiment as training_experiment
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(training_experiment, "dataset_info", broken)
+    with pytest.raises(KeyError):
+        main([*TRAIN, "--out", str(tmp_path / "o")])
