@@ -33,10 +33,23 @@ SUPPORTED = (
     "hardtanh/clamp/clip, max_pool, avg_pool, adaptive_avg_pool, mean over H and W, add, cat, "
     "view/reshape/flatten, dropout"
 )
-REPLACE_FIX = (
-    "replace it in the model with a supported operation (e.g. GELU, SiLU, sigmoid or tanh -> ReLU), "
-    "retrain, and export again"
-)
+REPLACE_FIX = "express this part of the model with supported operations, retrain, and export again"
+SMOOTH_ACTIVATIONS = (
+    "gelu", "silu", "swish", "sigmoid", "tanh", "elu", "selu", "celu", "softplus", "softsign",
+    "hardswish", "hardsigmoid", "mish", "prelu", "erf", "exp", "log", "softmax",
+)  # fmt: skip
+
+
+def fix_for(op: str) -> str:
+    """The fix for an unsupported operation ``op`` (an ATen or ONNX name)."""
+    name = op.lower().rsplit(".", 2)
+    base = name[1] if len(name) == 3 and name[0] == "aten" else op.lower()
+    if any(base.startswith(a) for a in SMOOTH_ACTIVATIONS):
+        return (
+            f"{op} has no rate-coded spiking counterpart: replace it with ReLU (or LeakyReLU, "
+            "Hardtanh(0, max)) in the model, retrain, and export again"
+        )
+    return REPLACE_FIX
 
 
 class _Broken:
@@ -93,8 +106,9 @@ class GraphBuilder:
 
     # -- bookkeeping ------------------------------------------------------------------------
 
-    def problem(self, site: Site, reason: str, fix: str = REPLACE_FIX) -> _Broken:
+    def problem(self, site: Site, reason: str, fix: str | None = None) -> _Broken:
         """Record a node that cannot be rebuilt; returns :data:`BROKEN` for its value."""
+        fix = fix or fix_for(site.op)
         self.problems.append(f"- {site}: {reason}. Fix: {fix}")
         return BROKEN
 
@@ -431,4 +445,4 @@ class GraphBuilder:
         return gm.eval()
 
 
-__all__ = ["BROKEN", "SUPPORTED", "GraphBuilder", "Site", "module_name"]
+__all__ = ["BROKEN", "SUPPORTED", "GraphBuilder", "Site", "fix_for", "module_name"]

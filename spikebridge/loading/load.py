@@ -90,6 +90,10 @@ def load_model(path: str | Path, trust: bool = False, arch: nn.Module | None = N
 
 
 def _load_torch_file(file: Path, trust: bool, arch: nn.Module | None) -> nn.Module:
+    with open(file, "rb") as fh:
+        head = fh.read(4)
+    if not (zipfile.is_zipfile(file) or head[:1] == b"\x80"):  # zip or a pickle's PROTO opcode
+        raise _corrupt(file, ValueError("neither a zip archive nor a pickle"))
     try:
         obj = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
