@@ -163,10 +163,12 @@ def direct_from_graph(
         return NotDirectlyTrainable(label, g.describe(node), reason, fix)
 
     neurons = 0
+    swapped: set[str] = set()
     torch.manual_seed(seed)
+    originals = {n: g.module_of(gm, n) for n in gm.graph.nodes if n.op == "call_module"}
     for node in list(gm.graph.nodes):
         if node.op == "call_module":
-            mod = g.module_of(gm, node)
+            mod = originals[node]
             if isinstance(mod, g.ACTIVATIONS):
                 if not _is_relu_like(mod):
                     raise refuse(
@@ -176,7 +178,11 @@ def direct_from_graph(
                         "use ReLU for a direct-route comparison (the conversion route handles "
                         "it with signed neurons)",
                     )
-                _swap(gm, node, neuron())
+                if node.target in swapped:  # a module called at several sites: one neuron each
+                    _replace(gm, node, neuron(), str(node.target))
+                else:
+                    _swap(gm, node, neuron())
+                swapped.add(node.target)
                 neurons += 1
             elif isinstance(mod, g.NORMS):
                 if not mod.track_running_stats:
@@ -188,7 +194,11 @@ def direct_from_graph(
                 alpha = JUNCTION_ALPHA if _feeds_addition(node) else 1.0
                 dims = 2 if isinstance(mod, nn.BatchNorm2d) else 1
                 new = tdbn(mod.num_features, dims, alpha, threshold) if norm else nn.Identity()
-                _swap(gm, node, new)
+                if node.target in swapped:
+                    _replace(gm, node, new, str(node.target))
+                else:
+                    _swap(gm, node, new)
+                swapped.add(node.target)
             elif isinstance(mod, KEPT_MODULES):
                 if hasattr(mod, "reset_parameters"):
                     mod.reset_parameters()
