@@ -240,13 +240,12 @@ class _ProgramMapper:
         name = _op_name(node.target)
         if name in self.ignored:
             return None
-        inputs = node.all_input_nodes
-        if any(self.env.get(n) is BROKEN for n in inputs):
-            return BROKEN
         handler = self.handlers.get(name)
         site = self.site(node)
-        if handler is None:
+        if handler is None:  # reported even after a broken input: every such op is listed
             return self.builder.problem(site, f"unsupported operation {name}")
+        if any(self.env.get(n) is BROKEN for n in node.all_input_nodes):
+            return BROKEN
         return handler(node, site)
 
     def value(self, arg: Any) -> Any:

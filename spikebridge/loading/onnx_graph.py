@@ -192,7 +192,8 @@ class _OnnxMapper:
                 f"{self.builder.name}: node {node.name!r} reads {missing}, which nothing before "
                 "it computes (the ONNX graph is not topologically sorted or is damaged)"
             )
-        if any(v is BROKEN for v in inputs):
+        known = node.op_type in self.handlers or node.op_type in self.constant_ops
+        if any(v is BROKEN for v in inputs) and (known or node.op_type == "Constant"):
             self._set(node, [BROKEN] * len(node.output))
             return
         attrs = _attributes(node)
