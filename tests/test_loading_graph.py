@@ -174,3 +174,15 @@ def test_operations_that_cannot_convert_are_named(body, words):
     message = str(info.value)
     assert words in message and "UserNet" in message and "Fix:" in message
     assert "test_loading_graph.py:" in message  # the user's source line
+
+
+def test_missing_onnx_extra_names_the_pip_command(tmp_path, monkeypatch):
+    import sys
+
+    from spikebridge.loading import ModelLoadError, load_model
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x07")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now raises ImportError
+    with pytest.raises(ModelLoadError, match=r"pip install 'spikebridge\[onnx\]'"):
+        load_model(path)
