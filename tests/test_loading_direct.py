@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikebridge.direct import LIFNeuron, train
+from spikebridge.direct import LIFNeuron, train_direct
 from spikebridge.direct.graph import NotDirectlyTrainable, direct_from_graph
 from spikebridge.direct.tdbn import TDBN_TYPES
 from spikebridge.loading import program_to_module
@@ -75,7 +75,7 @@ def test_graph_maps_relu_to_lif_and_batchnorm_to_tdbn():
 def test_graph_trains_directly_on_digits(digits_loaders):
     train_loader, test_loader = digits_loaders
     network = direct_from_graph(_graph(ResidualUserNet), seed=0)
-    result = train(network, train_loader, test_loader, timesteps=2, epochs=1, lr=0.1, seed=0)
+    result = train_direct(network, train_loader, test_loader, timesteps=2, epochs=1, lr=0.1, seed=0)
     assert result.history[0]["test_accuracy"] > 0.5  # chance is 0.1
 
 

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikebridge.compare.ops import count_ann_ops
 from spikebridge.convert import check, prepare
+from spikebridge.evaluation import count_ann_ops
 from spikebridge.loading import UnsupportedOperationError, onnx_to_module, program_to_module
 
 

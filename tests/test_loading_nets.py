@@ -1,6 +1,6 @@
-"""A user's own CNNs, defined here (not by spikebridge), exported as .pt2 and ONNX files, loaded
-from their own graph and converted with no architecture name: each within 1 point of its ANN at
-T = 64 on digits.
+"""A user's own CNNs, defined here (not by spikebridge), exported as .pt2 and ONNX files and
+converted through the CLI with no --arch (``spikebridge convert --checkpoint FILE``): each within
+1 point of its ANN at T = 64 on digits.
 
 Four nets cover the operations users write: functional relu (``torch.relu``, ``F.relu``),
 BatchNorm2d after conv, BatchNorm1d after linear, ``F.max_pool2d`` and dropout (FunctionalNet);
@@ -10,16 +10,17 @@ average pooling (BranchNet); leaky_relu, converted with signed neurons, and ``x.
 
 from __future__ import annotations
 
+import json
 import warnings
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikebridge.convert.experiment import run_conversion
-from spikebridge.data import calibration_loader
-from spikebridge.evaluation import evaluate_ann
+from spikebridge.cli import main
+from spikebridge.evaluation import evaluate
 from spikebridge.loading import load_model
 from spikebridge.training import train_ann
 
@@ -116,31 +117,30 @@ def user_nets(digits_loaders, tmp_path_factory):
         model = cls()
         train_ann(model, train, epochs=8, lr=1e-2, seed=0)
         model.eval()
-        accuracy = evaluate_ann(model, test)
+        accuracy = float(evaluate(model, test).accuracy[0])
         nets[name] = (model, accuracy, export_files(model, folder, name))
     return nets
 
 
-def convert_file(path, digits_loaders) -> tuple[float, float]:
-    """(ANN accuracy, SNN accuracy at T = 64) of the model in ``path``, converted with channel."""
-    train, test = digits_loaders
-    model = load_model(path)
-    calib = calibration_loader(train.dataset, 512, 64, 0)
-    result = run_conversion(
-        model, calib, test, "channel", TIMESTEPS, "subtract", "analog", 99.9, "spiking", "cpu"
-    )
-    frame = result.accuracy
-    return result.ann_accuracy, float(frame[frame["timesteps"] == TIMESTEPS]["accuracy"].iloc[0])
+def convert_file(path, out) -> tuple[float, float]:
+    """(ANN accuracy, SNN accuracy at T = 64) from ``spikebridge convert --checkpoint path``."""
+    args = ["convert", "--checkpoint", str(path), "--timesteps", str(TIMESTEPS)]
+    assert main([*args, "--method", "channel", "--out", str(out), "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["arch"] == path.name
+    frame = pd.read_csv(out / "accuracy_vs_timesteps.csv")
+    snn = frame[frame["timesteps"] == TIMESTEPS]["accuracy"].iloc[0]
+    return summary["ann_accuracy"], float(snn)
 
 
 @pytest.mark.parametrize("kind", ["pt2", "onnx"])
 @pytest.mark.parametrize("name", list(NETS))
-def test_user_net_converts_within_one_point_of_its_ann(user_nets, digits_loaders, name, kind):
+def test_user_net_converts_within_one_point_of_its_ann(user_nets, tmp_path, name, kind):
     if kind == "onnx":
         pytest.importorskip("onnx", reason="the onnx extra is not installed")
     model, accuracy, files = user_nets[name]
     assert accuracy > 0.85, f"{name} did not train ({accuracy:.3f})"
-    ann, snn = convert_file(files[kind], digits_loaders)
+    ann, snn = convert_file(files[kind], tmp_path / "out")
     assert ann == pytest.approx(accuracy, abs=0.003)  # the same function (float round-off)
     assert abs(snn - ann) <= 0.01, f"{name} ({kind}): ANN {ann:.4f}, SNN at T=64 {snn:.4f}"
 

@@ -8,14 +8,17 @@ from ..compare.report import accuracy_pivot
 from ..convert.experiment import run_conversion_experiment, write_conversion_outputs
 from ..convert.methods import methods_help
 from ..io import output_dir
+from ..model_files import refuse_architecture_for_graph
 from ..runtime import resolve_device
 from ..settings import (
     ConversionSettings,
     ExperimentSettings,
+    ModelFileSettings,
     SimulationSettings,
     TrainingSettings,
 )
 from .common import add_quiet, add_settings, progress_enabled, settings_from
+from .flags import given
 
 GROUPS = (ExperimentSettings, TrainingSettings, ConversionSettings, SimulationSettings)
 
@@ -33,14 +36,7 @@ def add_parser(sub) -> None:
             "epochs": "train the ANN first for N epochs (default 5; 0 with --checkpoint)",
         },
     )
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        help="state dict (with --arch), .pt2 torch.export program, or pickled module",
-    )
-    p.add_argument(
-        "--trust-checkpoint", action="store_true", help="allow loading a whole pickled module"
-    )
+    names += add_settings(p, ModelFileSettings)
     p.add_argument("--out", default="spikebridge-convert", help="output directory")
     add_quiet(p)
     p.set_defaults(run=run, settings=names)
@@ -48,16 +44,18 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names = args.settings
+    files = settings_from(args, names, ModelFileSettings)
+    refuse_architecture_for_graph(files.checkpoint, list(given(args, names)))
     experiment = settings_from(args, names, ExperimentSettings)
-    epochs = {} if args.epochs is not None or not args.checkpoint else {"epochs": 0}
+    epochs = {} if args.epochs is not None or not files.checkpoint else {"epochs": 0}
     training = settings_from(args, names, TrainingSettings, **epochs)
     conversion = settings_from(args, names, ConversionSettings)
     simulation = settings_from(args, names, SimulationSettings)
     device = resolve_device(experiment.device)
     output_dir(args.out)  # refuse a bad --out before any training
     done = run_conversion_experiment(
-        experiment, training, conversion, simulation, checkpoint=args.checkpoint,
-        trust_checkpoint=args.trust_checkpoint, device=device, progress=progress_enabled(args),
+        experiment, training, conversion, simulation, checkpoint=files.checkpoint,
+        trust_checkpoint=files.trust_checkpoint, device=device, progress=progress_enabled(args),
     )  # fmt: skip
     out = write_conversion_outputs(args.out, done, experiment, conversion, simulation)
     result = done.result

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..data import DatasetInfo, calibration_loader, dataset_info, make_loaders
 from ..io import output_dir, save_figure, save_torch, write_csv, write_json
+from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
 from ..models import build_model
 from ..settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
@@ -30,6 +31,7 @@ class ConversionRun:
     info: DatasetInfo
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    label: str | None = None  # the model's name in outputs (a graph file's name; else the arch)
 
 
 def run_conversion_experiment(
@@ -43,8 +45,9 @@ def run_conversion_experiment(
     device: torch.device | str = "cpu",
     progress: bool = False,
 ) -> ConversionRun:
-    """Load the data, build the ANN (from ``checkpoint`` when given: a state dict, a
-    torch.export program or, with ``trust_checkpoint``, a pickled module), train it for
+    """Load the data, build the ANN (from ``checkpoint`` when given: a .pt2 or .onnx file with
+    its own graph, the architecture settings unused; a state dict for the architecture; or,
+    with ``trust_checkpoint``, a pickled module), train it for
     ``training.epochs`` epochs, and run the conversion loop on the test set."""
     start = time.perf_counter()
     info = dataset_info(experiment.dataset)
@@ -59,12 +62,16 @@ def run_conversion_experiment(
         e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
         train_limit=e.train_limit,
     )  # fmt: skip
-    model = build_model(
-        e.arch, info.num_classes, info.in_channels, info.image_size, e.width,
-        activation=e.activation, pool=e.pool, alpha=e.alpha, levels=e.levels,
-    )  # fmt: skip
-    if checkpoint:
-        model = load_ann(checkpoint, model, trust_checkpoint)
+    if checkpoint and is_graph_file(checkpoint):
+        model = load_ann(checkpoint, None, trust_checkpoint)  # the file's own graph
+        check_input(model, next(iter(test_loader))[0][:2], checkpoint, e.dataset, info.num_classes)
+    else:
+        model = build_model(
+            e.arch, info.num_classes, info.in_channels, info.image_size, e.width,
+            activation=e.activation, pool=e.pool, alpha=e.alpha, levels=e.levels,
+        )  # fmt: skip
+        if checkpoint:
+            model = load_ann(checkpoint, model, trust_checkpoint)
     history = []
     if training.epochs > 0:
         history = train_ann(
@@ -81,7 +88,8 @@ def run_conversion_experiment(
         model, calib, test_loader, conversion, simulation, device=device, seed=e.seed,
         progress=progress, validation=validation,
     )  # fmt: skip
-    return ConversionRun(result, model, info, history, time.perf_counter() - start)
+    label = Path(checkpoint).name if checkpoint and is_graph_file(checkpoint) else e.arch
+    return ConversionRun(result, model, info, history, time.perf_counter() - start, label)
 
 
 def write_conversion_outputs(
@@ -100,8 +108,9 @@ def write_conversion_outputs(
     write_csv(out / "accuracy_vs_timesteps.csv", result.accuracy)
     for key, net in result.networks.items():
         save_torch(out / f"snn_{key}.pt", net.cpu())
+    label = run.label or experiment.arch
     fig = latency_accuracy_figure(
-        result.accuracy, result.ann_accuracy, f"{experiment.arch} on {experiment.dataset}"
+        result.accuracy, result.ann_accuracy, f"{label} on {experiment.dataset}"
     )
     save_figure(out / "latency_accuracy.png", fig)
     choice = result.percentile
@@ -109,7 +118,7 @@ def write_conversion_outputs(
         out / "summary.json",
         {
             "dataset": experiment.dataset,
-            "arch": experiment.arch,
+            "arch": label,
             "ann_accuracy": result.ann_accuracy,
             "timesteps": simulation.timesteps,
             "methods": sorted(result.networks),

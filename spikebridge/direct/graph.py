@@ -1,7 +1,7 @@
 """The direct route on a user's own graph (Wu et al. 2018 STBP; Zheng et al. 2021 tdBN).
 
-:func:`build_snn` (in :mod:`.snn`) builds the direct SNN of a named architecture.
-:func:`direct_from_graph` does the same for any model that :func:`spikebridge.convert.trace`
+:func:`build_direct_snn` (in :mod:`.snn`) builds the direct SNN of a named architecture.
+:func:`direct_from_graph` does the same for any model that :func:`spikebridge.engine.graph.trace`
 can trace, e.g. one loaded with :func:`spikebridge.load_model` from a .pt2 or ONNX file: the same
 graph with
 
@@ -21,7 +21,7 @@ A node that cannot be trained directly raises :class:`NotDirectlyTrainable` nami
 direct-route counterpart).
 
 The result is a :class:`~spikebridge.direct.snn.DirectSNN` taking [T, B, C, H, W] and returning
-[T, B, K], trainable by :func:`spikebridge.direct.train`.
+[T, B, K], trainable by :func:`spikebridge.direct.train_direct`.
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ import copy
 import torch
 from torch import fx, nn
 
-from ..convert import graph as g
-from ..encoding import make_encoder
+from ..engine import graph as g
+from ..engine.encoding import ENCODINGS, make_encoder
 from ..models import JUNCTION_ALPHA
 from .lif import LIFNeuron
-from .snn import ENCODINGS, DirectSNN, EventEncoder
+from .snn import DirectSNN
 from .tdbn import tdbn
 
 KEPT_MODULES = (
@@ -140,7 +140,7 @@ def direct_from_graph(
     Args:
         model: any fx-traceable model (e.g. from :func:`spikebridge.load_model`); left untouched.
         threshold, tau_decay, surrogate, surrogate_width, detach_reset: the LIF neurons' settings
-            (as :func:`spikebridge.direct.build_snn`).
+            (as :func:`spikebridge.direct.build_direct_snn`).
         norm: BatchNorm -> tdBN (``False``: BatchNorm layers become identities, an ablation).
         encoding: ``analog``, ``poisson`` or ``events``.
         seed: seeds the fresh initialisation of the conv and linear layers.
@@ -243,7 +243,7 @@ def direct_from_graph(
     gm.graph.lint()
     gm.recompile()
     gm.delete_all_unused_submodules()
-    encoder = EventEncoder() if encoding == "events" else make_encoder(encoding)
+    encoder = make_encoder(encoding, seed=seed)
     spec = dict(
         arch=f"graph:{label}",
         threshold=threshold,

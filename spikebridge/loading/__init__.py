@@ -9,7 +9,7 @@ when loaded are refused unless ``trust=True``.
 
 from .errors import ModelLoadError, UnsafeModelError, UnsupportedOperationError
 from .exported import program_to_module
-from .load import file_kind, is_graph_file, load_model
+from .load import check_input, file_digest, file_kind, is_graph_file, load_model
 from .onnx_graph import onnx_to_module
 from .safe_pt2 import load_program, unsafe_entries
 
@@ -17,6 +17,8 @@ __all__ = [
     "ModelLoadError",
     "UnsafeModelError",
     "UnsupportedOperationError",
+    "check_input",
+    "file_digest",
     "file_kind",
     "is_graph_file",
     "load_model",

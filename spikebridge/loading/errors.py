@@ -6,7 +6,7 @@ what to do.
 
 from __future__ import annotations
 
-from ..convert.graph import ConversionError
+from ..engine.graph import ConversionError
 
 
 class ModelLoadError(ValueError):

@@ -14,6 +14,7 @@ Every failure is a :class:`~spikebridge.loading.errors.ModelLoadError` naming th
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -42,6 +43,18 @@ def file_kind(path: str | Path) -> str:
     ):
         return "pt2"
     return "pt2" if file.suffix.lower() == ".pt2" else "torch"
+
+
+def file_digest(path: str | Path) -> str | None:
+    """The SHA-256 of the file's content (None when there is no such file)."""
+    file = Path(path)
+    if not file.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(file, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def is_graph_file(path: str | Path) -> bool:
@@ -89,6 +102,38 @@ def load_model(path: str | Path, trust: bool = False, arch: nn.Module | None = N
     return _load_torch_file(file, trust, arch)
 
 
+def check_input(
+    model: nn.Module,
+    images: torch.Tensor,
+    source: str | Path,
+    dataset: str,
+    num_classes: int | None = None,
+) -> None:
+    """A :class:`ModelLoadError` when ``model`` (from file ``source``) does not take the dataset's
+    images [B, C, H, W] or does not return [B, num_classes] class scores."""
+    shape = tuple(images.shape[1:])
+    try:
+        with torch.no_grad():
+            out = model.eval()(images)
+    except RuntimeError as err:
+        raise ModelLoadError(
+            f"{source}: the model does not take {dataset} images of shape {shape} "
+            f"({_first_line(err)}); use the dataset it was trained on, or export it with that "
+            "input shape"
+        ) from err
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ModelLoadError(
+            f"{source}: the model returns {got} for a batch of {dataset} images; conversion "
+            "needs one tensor of class scores [B, classes]"
+        )
+    if num_classes is not None and out.shape[1] != num_classes:
+        raise ModelLoadError(
+            f"{source}: the model scores {out.shape[1]} classes but {dataset} has {num_classes}; "
+            "use the dataset it was trained on"
+        )
+
+
 def _load_torch_file(file: Path, trust: bool, arch: nn.Module | None) -> nn.Module:
     with open(file, "rb") as fh:
         head = fh.read(4)
@@ -126,7 +171,7 @@ def _load_torch_file(file: Path, trust: bool, arch: nn.Module | None) -> nn.Modu
         arch.load_state_dict(obj)
     except RuntimeError as err:
         raise ModelLoadError(
-            f"{file}: the weights do not fit the architecture ({_first_line(err)}). Check the "
+            f"{file}: does not match the architecture ({_first_line(err)}). Check the "
             "architecture, its width and the dataset (input channels, classes)"
         ) from err
     return arch.eval()
@@ -171,4 +216,11 @@ def _first_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-__all__ = ["GRAPH_SUFFIXES", "file_kind", "is_graph_file", "load_model"]
+__all__ = [
+    "GRAPH_SUFFIXES",
+    "check_input",
+    "file_digest",
+    "file_kind",
+    "is_graph_file",
+    "load_model",
+]
