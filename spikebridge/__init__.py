@@ -8,11 +8,13 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
 - direct training (:mod:`spikebridge.direct`): :func:`build_direct_snn`, :func:`train_direct`
   (STBP with LIF neurons and tdBN);
 - evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
+- your own CNN from a file (:mod:`spikebridge.loading`): :func:`load_model` for .pt2
+  (torch.export) and ONNX graphs, state dicts and trusted pickled modules;
 - comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report;
 - settings (:mod:`spikebridge.settings`): every setting and its one default.
 """
 
-from . import compare, convert, direct, evaluation, normalization, settings
+from . import compare, convert, direct, evaluation, loading, normalization, settings
 from .convert import (
     METHODS,
     Converter,
@@ -27,8 +29,15 @@ from .engine.encoding import AnalogEncoder, EventEncoder, PoissonEncoder, make_e
 from .engine.network import Simulation, SpikingNetwork
 from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeuron
 from .evaluation import Evaluation, evaluate
+from .loading import load_model
 from .models import MODEL_NAMES, build_model
-from .settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
+from .settings import (
+    ConversionSettings,
+    ExperimentSettings,
+    ModelFileSettings,
+    SimulationSettings,
+    TrainingSettings,
+)
 from .training import train_ann
 
 __version__ = "0.1.0"
@@ -43,6 +52,7 @@ __all__ = [
     "EventEncoder",
     "ExperimentSettings",
     "IFNeuron",
+    "ModelFileSettings",
     "PoissonEncoder",
     "SignedIFNeuron",
     "Simulation",
@@ -62,6 +72,8 @@ __all__ = [
     "evaluate",
     "evaluation",
     "fuse_norms",
+    "load_model",
+    "loading",
     "make_encoder",
     "normalization",
     "prepare",

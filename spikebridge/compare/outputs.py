@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _title(s: Settings) -> str:
-    return f"{s.arch} on {s.dataset}"
+    return f"{s.model_label()} on {s.dataset}"
 
 
 def write_outputs(result: Comparison, s: Settings) -> list[Path]:
