@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # this checkout and the test nets
 
 from test_loading_nets import NETS, export_files  # noqa: E402
 
