@@ -66,7 +66,9 @@ class Settings(
         data["methods"] = method_list(self.methods)
         data["direct_epochs"] = self.direct_epoch_count()
         data["direct_lr"] = self.direct_learning_rate()
-        if self.checkpoint:  # the file's content, not only its name, defines the results
+        # the file's content, not only its name, defines the results
+        data["checkpoint_sha256"] = None
+        if self.checkpoint:
             from ..loading import file_digest
 
             data["checkpoint_sha256"] = file_digest(self.checkpoint)
