@@ -58,6 +58,11 @@ class Settings(
             return Path(self.checkpoint).name
         return self.arch
 
+    def ann_method(self) -> str:
+        """The ANN's ``method`` in the tables: its activation, or the user's graph file."""
+        label = self.model_label()
+        return label if label != self.arch else self.activation
+
     def experiment(self) -> dict[str, Any]:
         """The settings that define the results (not where data lives or which device runs it)."""
         data = asdict(self)
