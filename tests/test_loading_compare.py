@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -50,6 +51,7 @@ def _export(cls, digits_loaders, path):
     return path
 
 
+@pytest.mark.slow
 def test_compare_runs_both_routes_on_the_users_graph(digits_loaders, tmp_path):
     path = _export(SkipNet, digits_loaders, tmp_path / "skip.pt2")
     out = tmp_path / "cmp"
@@ -69,6 +71,7 @@ def test_compare_runs_both_routes_on_the_users_graph(digits_loaders, tmp_path):
     assert any("direct SNN was loaded from checkpoints/direct.pt" in n for n in notes)
 
 
+@pytest.mark.slow
 def test_graph_the_direct_route_cannot_train_keeps_its_conversion_rows(digits_loaders, tmp_path):
     path = _export(LeakySkipNet, digits_loaders, tmp_path / "leaky.pt2")
     out = tmp_path / "cmp"

@@ -133,6 +133,7 @@ def convert_file(path, out) -> tuple[float, float]:
     return summary["ann_accuracy"], float(snn)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["pt2", "onnx"])
 @pytest.mark.parametrize("name", list(NETS))
 def test_user_net_converts_within_one_point_of_its_ann(user_nets, tmp_path, name, kind):

@@ -237,3 +237,31 @@ def test_pickled_module_needs_trust_and_a_main_class_is_a_named_error(tmp_path, 
     with pytest.raises(ModelLoadError, match="__main__") as info:
         load_model(path, trust=True)
     assert "torch.export.save" in str(info.value)
+
+
+def test_cli_refuses_the_crafted_file_unless_trusted(program_file, tmp_path, capsys):
+    """``spikebridge convert --checkpoint crafted.pt2``: refused, nothing runs, nothing written;
+    ``--trust-checkpoint`` runs the file's pickle (documented), then fails on the bad weight."""
+    from spikebridge.cli import main
+
+    marker = tmp_path / "MARKER"
+    crafted = _weight_as_pickle(program_file, tmp_path / "crafted.pt2", marker)
+    out = tmp_path / "out"
+    assert main(["convert", "--checkpoint", str(crafted), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "crafted.pt2" in err and "conv.weight" in err and "--trust-checkpoint" in err
+    assert not marker.exists() and not any(out.iterdir())
+    args = ["convert", "--checkpoint", str(crafted), "--trust-checkpoint", "--out", str(out)]
+    assert main([*args, "--quiet"]) == 2
+    assert marker.exists()
+
+
+def test_cli_names_a_corrupt_file(program_file, tmp_path, capsys):
+    from spikebridge.cli import main
+
+    path = tmp_path / "broken.pt2"
+    path.write_bytes(program_file.read_bytes()[:500])
+    out = tmp_path / "out"
+    assert main(["convert", "--checkpoint", str(path), "--out", str(out), "--quiet"]) == 2
+    assert "broken.pt2" in capsys.readouterr().err
+    assert not any(out.iterdir())
