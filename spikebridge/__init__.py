@@ -8,6 +8,8 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
 - direct training (:mod:`spikebridge.direct`): :func:`build_direct_snn`, :func:`train_direct`
   (STBP with LIF neurons and tdBN);
 - evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
+- your own CNN from a file (:mod:`spikebridge.loading`): :func:`load_model` for .pt2
+  (torch.export) and ONNX graphs, state dicts and trusted pickled modules;
 - comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report;
 - settings (:mod:`spikebridge.settings`): every setting and its one default;
 - interchange (:mod:`spikebridge.interop`): :func:`export_nir` / :func:`import_nir` (NIR, the
@@ -16,7 +18,17 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
   ownership record), :func:`check_resume`.
 """
 
-from . import compare, convert, direct, evaluation, interop, normalization, rundir, settings
+from . import (
+    compare,
+    convert,
+    direct,
+    evaluation,
+    interop,
+    loading,
+    normalization,
+    rundir,
+    settings,
+)
 from .convert import (
     METHODS,
     Converter,
@@ -32,9 +44,16 @@ from .engine.network import Simulation, SpikingNetwork
 from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeuron
 from .evaluation import Evaluation, evaluate
 from .interop import export_nir, import_nir
+from .loading import load_model
 from .models import MODEL_NAMES, build_model
 from .rundir import RunDirectory, check_resume, claim
-from .settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
+from .settings import (
+    ConversionSettings,
+    ExperimentSettings,
+    ModelFileSettings,
+    SimulationSettings,
+    TrainingSettings,
+)
 from .training import train_ann
 
 __version__ = "0.1.0"
@@ -49,6 +68,7 @@ __all__ = [
     "EventEncoder",
     "ExperimentSettings",
     "IFNeuron",
+    "ModelFileSettings",
     "PoissonEncoder",
     "RunDirectory",
     "SignedIFNeuron",
@@ -74,6 +94,8 @@ __all__ = [
     "fuse_norms",
     "import_nir",
     "interop",
+    "load_model",
+    "loading",
     "make_encoder",
     "normalization",
     "prepare",

@@ -200,6 +200,20 @@ class SimulationSettings(_Checked):
                           "0.9)", non_negative=True)  # fmt: skip
 
 
+@dataclass
+class ModelFileSettings(_Checked):
+    """A trained ANN from the user's file instead of one trained on an architecture by name."""
+
+    checkpoint: str | None = setting(
+        None, "the trained ANN: a .pt2 (torch.export) or .onnx file carries its own graph (no "
+        "--arch); a state dict needs --arch; a pickled module needs --trust-checkpoint",
+    )  # fmt: skip
+    trust_checkpoint: bool = setting(
+        False, "allow --checkpoint's pickles (a whole pickled module, pickled .pt2 payloads): "
+        "this RUNS CODE from the file; only for files you trust", runtime=True,
+    )  # fmt: skip
+
+
 SETTINGS_GROUPS = (ExperimentSettings, TrainingSettings, ConversionSettings, SimulationSettings)
 
 TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

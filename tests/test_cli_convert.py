@@ -120,16 +120,18 @@ def test_pickled_module_needs_trust(tmp_path, capsys):
     assert code == 0
 
 
-def test_torch_export_program_is_accepted(tmp_path):
+def test_torch_export_program_is_accepted(tmp_path, capsys):
+    """A .pt2 carries its graph: no --arch (or --width) is needed, and one given is an error."""
     model = build_model("cnn", 10, 1, 8, width=0.25).eval()
     program = torch.export.export(model, (torch.rand(2, 1, 8, 8),))
     path = tmp_path / "ann.pt2"
     torch.export.save(program, str(path))
+    no_width = [a for a in FAST if a not in ("--width", "0.25")]
     out = tmp_path / "o"
-    assert (
-        main(["convert", *FAST, "--checkpoint", str(path), "--method", "max", "--out", str(out)])
-        == 0
-    )
+    args = ["convert", *no_width, "--checkpoint", str(path), "--method", "max"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert main([*args, "--arch", "cnn", "--out", str(tmp_path / "x")]) == 2
+    assert "--arch" in capsys.readouterr().err
 
 
 def test_event_data_is_refused_by_the_conversion_route(tmp_path, capsys):

@@ -16,6 +16,7 @@ from ..compare.config import ConfigError, Settings, load_config
 from ..compare.pipeline import run_settings
 from ..compare.report import accuracy_pivot, summary_frame
 from ..convert.methods import methods_help
+from ..model_files import refuse_architecture_for_graph
 from .common import add_settings
 from .flags import given
 
@@ -65,6 +66,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str, bool]:
         out = values.pop("out", None)
         overwrite = bool(values.pop("overwrite", False))
     values.update(given(args, args.settings))
+    refuse_architecture_for_graph(values.get("checkpoint"), list(values))
     if args.out is not None:
         out = args.out
     if args.overwrite:

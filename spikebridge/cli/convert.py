@@ -12,14 +12,17 @@ from ..convert.experiment import (
     write_conversion_outputs,
 )
 from ..convert.methods import methods_help
+from ..model_files import refuse_architecture_for_graph
 from ..runtime import resolve_device
 from ..settings import (
     ConversionSettings,
     ExperimentSettings,
+    ModelFileSettings,
     SimulationSettings,
     TrainingSettings,
 )
 from .common import add_quiet, add_settings, progress_enabled, settings_from
+from .flags import given
 from .outdir import add_output_flags, take_output
 
 GROUPS = (ExperimentSettings, TrainingSettings, ConversionSettings, SimulationSettings)
@@ -38,14 +41,7 @@ def add_parser(sub) -> None:
             "epochs": "train the ANN first for N epochs (default 5; 0 with --checkpoint)",
         },
     )
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        help="state dict (with --arch), .pt2 torch.export program, or pickled module",
-    )
-    p.add_argument(
-        "--trust-checkpoint", action="store_true", help="allow loading a whole pickled module"
-    )
+    names += add_settings(p, ModelFileSettings)
     add_output_flags(p, "spikebridge-convert")
     add_quiet(p)
     p.set_defaults(run=run, settings=names)
@@ -53,18 +49,20 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     names = args.settings
+    files = settings_from(args, names, ModelFileSettings)
+    refuse_architecture_for_graph(files.checkpoint, list(given(args, names)))
     experiment = settings_from(args, names, ExperimentSettings)
-    epochs = {} if args.epochs is not None or not args.checkpoint else {"epochs": 0}
+    epochs = {} if args.epochs is not None or not files.checkpoint else {"epochs": 0}
     training = settings_from(args, names, TrainingSettings, **epochs)
     conversion = settings_from(args, names, ConversionSettings)
     simulation = settings_from(args, names, SimulationSettings)
     device = resolve_device(experiment.device)
-    record = conversion_settings(experiment, training, conversion, simulation, args.checkpoint)
+    record = conversion_settings(experiment, training, conversion, simulation, files.checkpoint)
     with take_output(args, "convert", record) as run_dir:  # before any data or training
         replaced = run_dir.previous_files() if args.overwrite else []
         done = run_conversion_experiment(
-            experiment, training, conversion, simulation, checkpoint=args.checkpoint,
-            trust_checkpoint=args.trust_checkpoint, device=device, progress=progress_enabled(args),
+            experiment, training, conversion, simulation, checkpoint=files.checkpoint,
+            trust_checkpoint=files.trust_checkpoint, device=device, progress=progress_enabled(args),
             on_start=lambda: run_dir.begin(remove=replaced),
         )  # fmt: skip
         out = write_conversion_outputs(run_dir.path, done, experiment, conversion, simulation)

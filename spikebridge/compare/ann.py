@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from ..io import save_torch
+from ..loading import check_input, is_graph_file
+from ..model_files import load_ann
 from ..models import build_model
 from ..training import train_ann
 from .context import ComparisonContext
@@ -26,13 +28,25 @@ ANN_KEYS = (
 
 
 def build_ann(ctx: ComparisonContext) -> nn.Module:
-    """The untrained ANN of the experiment's architecture (seeded by ``seed``)."""
+    """The untrained ANN of the experiment's architecture (seeded by ``seed``), or the user's
+    trained ANN from ``checkpoint`` (its own graph for a .pt2 or ONNX file)."""
     s = ctx.settings
     torch.manual_seed(s.seed)
-    return build_model(
+    if s.checkpoint and is_graph_file(s.checkpoint):
+        model = load_ann(s.checkpoint, None, s.trust_checkpoint)
+        images = next(iter(ctx.test_loader))[0][:2]
+        check_input(model, images, s.checkpoint, s.dataset, ctx.info.num_classes)
+        ctx.user_graph = True
+        return model
+    model = build_model(
         s.arch, ctx.info.num_classes, ctx.info.in_channels, ctx.info.image_size, s.width,
         activation=s.activation, pool=s.pool, alpha=s.alpha, levels=s.levels,
     )  # fmt: skip
+    if s.checkpoint:
+        loaded = load_ann(s.checkpoint, model, s.trust_checkpoint)
+        ctx.user_graph = loaded is not model  # a trusted pickled module: the user's own class
+        model = loaded
+    return model
 
 
 def _load_ann_checkpoint(path: Path, expected: dict) -> dict | None:
@@ -62,8 +76,12 @@ def _wait_for_ann_checkpoint(path: Path, expected: dict, poll_seconds: float = 1
 
 def trained_ann(ctx: ComparisonContext, model: nn.Module) -> tuple[nn.Module, float, bool]:
     """``model`` trained (or loaded from the checkpoint when it fits): (model, training seconds,
-    reused?)."""
+    reused?). An ANN from the user's ``checkpoint`` is already trained: it is used as it is."""
     s = ctx.settings
+    if s.checkpoint:
+        ctx.say(f"using the trained ANN from {s.checkpoint}")
+        ctx.notes.append(f"the ANN is the trained model in {s.checkpoint} (not trained here)")
+        return model.to(ctx.device).eval(), float("nan"), False
     experiment = s.experiment()
     expected = {k: experiment[k] for k in ANN_KEYS}
     path = ctx.checkpoints / "ann.pt"

@@ -29,6 +29,7 @@ from ..settings import (
     TYPE_NAMES,
     ConversionSettings,
     ExperimentSettings,
+    ModelFileSettings,
     SettingsError,
     SimulationSettings,
     TrainingSettings,
@@ -43,9 +44,24 @@ ConfigError = SettingsError
 
 
 @dataclass
-class Settings(SimulationSettings, ConversionSettings, TrainingSettings, ExperimentSettings):
-    """Every setting of :func:`spikebridge.compare.run`: the four groups of
+class Settings(
+    ModelFileSettings, SimulationSettings, ConversionSettings, TrainingSettings, ExperimentSettings
+):
+    """Every setting of :func:`spikebridge.compare.run`: the groups of
     :mod:`spikebridge.settings` in one flat namespace (their field names are unique)."""
+
+    def model_label(self) -> str:
+        """How reports name the network: the architecture, or the user's graph file."""
+        from ..loading import is_graph_file
+
+        if self.checkpoint and is_graph_file(self.checkpoint):
+            return Path(self.checkpoint).name
+        return self.arch
+
+    def ann_method(self) -> str:
+        """The ANN's ``method`` in the tables: its activation, or the user's graph file."""
+        label = self.model_label()
+        return label if label != self.arch else self.activation
 
     def experiment(self) -> dict[str, Any]:
         """The settings that define the results (not where data lives or which device runs it)."""
@@ -55,6 +71,12 @@ class Settings(SimulationSettings, ConversionSettings, TrainingSettings, Experim
         data["methods"] = method_list(self.methods)
         data["direct_epochs"] = self.direct_epoch_count()
         data["direct_lr"] = self.direct_learning_rate()
+        # the file's content, not only its name, defines the results
+        data["checkpoint_sha256"] = None
+        if self.checkpoint:
+            from ..loading import file_digest
+
+            data["checkpoint_sha256"] = file_digest(self.checkpoint)
         return data
 
 

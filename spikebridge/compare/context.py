@@ -27,6 +27,8 @@ class ComparisonContext:
         progress: show progress bars; ``log``: called with one line per stage (or None).
         notes: what the report should say (methods skipped, checkpoints reused, ...).
         ann: the trained ANN (set before the routes run); ``ann_train_seconds``: its training.
+        user_graph: the ANN is the user's own graph from ``checkpoint`` (a .pt2 or ONNX file,
+            or a trusted pickled module), not an architecture spikebridge builds.
     """
 
     settings: Settings
@@ -41,6 +43,7 @@ class ComparisonContext:
     notes: list[str] = field(default_factory=list)
     ann: nn.Module | None = None
     ann_train_seconds: float = float("nan")
+    user_graph: bool = False
 
     def say(self, message: str) -> None:
         """One line about the current stage (only when a log is attached)."""

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _title(s: Settings) -> str:
-    return f"{s.arch} on {s.dataset}"
+    return f"{s.model_label()} on {s.dataset}"
 
 
 def write_outputs(result: Comparison, s: Settings) -> list[Path]:
@@ -29,7 +29,7 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
         write_csv(out / "layers.csv", result.layers),
     ]
     files += [write_csv(out / f"{name}.csv", frame) for name, frame in result.extra.items()]
-    ann_label = f"ANN, {s.activation}"
+    ann_label = f"ANN, {s.ann_method()}"
     title = _title(s)
     figures = {
         "latency_accuracy": latency_accuracy_figure(

@@ -214,16 +214,16 @@ def _compare(
     ann = evaluate(ctx.ann, ctx.test_loader, count_ops=True, shard=ctx.shard, device=ctx.device,
                    progress=ctx.progress)  # fmt: skip
     notes += ann.notes
-    energy_rows = [ann_energy_row(s.activation, ann, s.e_mac, s.e_ac, ctx.ann_train_seconds)]
+    energy_rows = [ann_energy_row(s.ann_method(), ann, s.e_mac, s.e_ac, ctx.ann_train_seconds)]
     accuracy_parts: list[pd.DataFrame] = []
-    layer_parts: list[pd.DataFrame] = [ann_layer_frame(s.activation, ann)]
+    layer_parts: list[pd.DataFrame] = [ann_layer_frame(s.ann_method(), ann)]
     extra_passes = [p for p in passes() if p.enabled(s)]
     extra_rows: dict[str, list[tuple]] = {p.name: [] for p in extra_passes}
     for evaluation_pass in extra_passes:
         for condition, loader in evaluation_pass.loaders(ctx):
             acc = evaluate(ctx.ann, loader, shard=ctx.shard, device=ctx.device).accuracy[0]
             extra_rows[evaluation_pass.name].append(
-                ("ann", s.activation, condition, float("nan"), float(acc))
+                ("ann", s.ann_method(), condition, float("nan"), float(acc))
             )
     timings: dict[str, float] = {}
     nir_files = _nir_folder(ctx) if s.export_nir else None

@@ -14,6 +14,7 @@ from torch import nn
 
 from ..data import DatasetInfo, calibration_loader, dataset_info, make_loaders
 from ..io import output_dir, save_figure, save_torch, write_csv, write_json
+from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
 from ..models import build_model
 from ..settings import (
@@ -38,6 +39,7 @@ class ConversionRun:
     info: DatasetInfo
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    label: str | None = None  # the model's name in outputs (a graph file's name; else the arch)
 
 
 def run_conversion_experiment(
@@ -52,9 +54,10 @@ def run_conversion_experiment(
     progress: bool = False,
     on_start: Callable[[], None] | None = None,
 ) -> ConversionRun:
-    """Load the data, build the ANN (from ``checkpoint`` when given: a state dict, a
-    torch.export program or, with ``trust_checkpoint``, a pickled module), train it for
-    ``training.epochs`` epochs, and run the conversion loop on the test set.
+    """Load the data, build the ANN (from ``checkpoint`` when given: a .pt2 or .onnx file with
+    its own graph, the architecture settings unused; a state dict for the architecture; or,
+    with ``trust_checkpoint``, a pickled module), train it for
+    ``training.epochs`` epochs, and run the conversion loop on the test set..
 
     ``on_start`` is called once the data and the ANN are loaded, before any compute (the CLI
     records its run there: a failure before it leaves the output directory untouched)."""
@@ -75,12 +78,16 @@ def run_conversion_experiment(
         e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
         train_limit=e.train_limit,
     )  # fmt: skip
-    model = build_model(
-        e.arch, info.num_classes, info.in_channels, info.image_size, e.width,
-        activation=e.activation, pool=e.pool, alpha=e.alpha, levels=e.levels,
-    )  # fmt: skip
-    if checkpoint:
-        model = load_ann(checkpoint, model, trust_checkpoint)
+    if checkpoint and is_graph_file(checkpoint):
+        model = load_ann(checkpoint, None, trust_checkpoint)  # the file's own graph
+        check_input(model, next(iter(test_loader))[0][:2], checkpoint, e.dataset, info.num_classes)
+    else:
+        model = build_model(
+            e.arch, info.num_classes, info.in_channels, info.image_size, e.width,
+            activation=e.activation, pool=e.pool, alpha=e.alpha, levels=e.levels,
+        )  # fmt: skip
+        if checkpoint:
+            model = load_ann(checkpoint, model, trust_checkpoint)
     if on_start is not None:
         on_start()
     history = []
@@ -99,7 +106,8 @@ def run_conversion_experiment(
         model, calib, test_loader, conversion, simulation, device=device, seed=e.seed,
         progress=progress, validation=validation,
     )  # fmt: skip
-    return ConversionRun(result, model, info, history, time.perf_counter() - start)
+    label = Path(checkpoint).name if checkpoint and is_graph_file(checkpoint) else e.arch
+    return ConversionRun(result, model, info, history, time.perf_counter() - start, label)
 
 
 def conversion_settings(
@@ -152,8 +160,9 @@ def write_conversion_outputs(
 
         shape = (run.info.in_channels, run.info.image_size, run.info.image_size)
         export_nir_files(result.networks, out, shape)
+    label = run.label or experiment.arch
     fig = latency_accuracy_figure(
-        result.accuracy, result.ann_accuracy, f"{experiment.arch} on {experiment.dataset}"
+        result.accuracy, result.ann_accuracy, f"{label} on {experiment.dataset}"
     )
     save_figure(out / "latency_accuracy.png", fig)
     choice = result.percentile
@@ -161,7 +170,7 @@ def write_conversion_outputs(
         out / "summary.json",
         {
             "dataset": experiment.dataset,
-            "arch": experiment.arch,
+            "arch": label,
             "ann_accuracy": result.ann_accuracy,
             "timesteps": simulation.timesteps,
             "methods": sorted(result.networks),

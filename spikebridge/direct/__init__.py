@@ -2,13 +2,14 @@
 
 LIF neurons with surrogate gradients (:mod:`.lif`, :mod:`.surrogate`), threshold-dependent
 BatchNorm and its fusion for inference (:mod:`.tdbn`, :mod:`.fusion`), networks built from the
-shared architecture specs (:mod:`.snn`), and the trainer with checkpoints, resume and
+shared architecture specs (:mod:`.snn`) or from a user's own graph (:mod:`.graph`), and the trainer with checkpoints, resume and
 data-parallel training (:mod:`.trainer`, :mod:`.checkpoint`, :mod:`.distributed`).
 """
 
 from .checkpoint import CheckpointError, atomic_save, load_training_checkpoint
 from .distributed import DistributedContext, setup_distributed
 from .fusion import fuse_layer, fuse_module, fuse_norms
+from .graph import NotDirectlyTrainable, direct_from_graph
 from .lif import LIFFunction, LIFNeuron, lif_reference
 from .snn import DirectSNN, build_direct_snn
 from .surrogate import SURROGATES, SpikeFunction, spike, surrogate_gradient
@@ -37,6 +38,7 @@ __all__ = [
     "DistributedContext",
     "LIFFunction",
     "LIFNeuron",
+    "NotDirectlyTrainable",
     "SpikeFunction",
     "ThresholdDependentBatchNorm1d",
     "ThresholdDependentBatchNorm2d",
@@ -44,6 +46,7 @@ __all__ = [
     "TrainingDiverged",
     "atomic_save",
     "build_direct_snn",
+    "direct_from_graph",
     "fuse_layer",
     "fuse_module",
     "fuse_norms",

@@ -53,7 +53,7 @@ def conversion_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
             )  # fmt: skip
         for method, why in skipped.items():
             ctx.notes.append(
-                f"method {method!r} does not apply to this {s.arch} and was skipped: {why}"
+                f"method {method!r} does not apply to this {s.model_label()} and was skipped: {why}"
             )
         for w in caught:
             message = f"conversion: {w.message}"

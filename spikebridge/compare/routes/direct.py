@@ -1,5 +1,9 @@
 """The direct route of a comparison: the same architecture trained as an SNN (STBP-tdBN).
 
+For a user's own graph (``checkpoint``: a .pt2 or ONNX file) the same graph is trained directly
+(:func:`spikebridge.direct.graph.direct_from_graph`: ReLU -> LIF, BatchNorm -> tdBN); a graph
+that cannot be trained directly is a note naming the node and why, and the conversion rows run.
+
 The trained network is cached in ``DIR/checkpoints/direct.pt``; ``direct.json`` beside it
 records the settings it is trained for (:data:`DIRECT_KEYS`), written before training starts, so
 an interrupted run resumes and a checkpoint of other settings is never mistaken for this one.
@@ -12,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 from ...direct.checkpoint import CheckpointError, load_training_checkpoint
+from ...direct.graph import NotDirectlyTrainable, direct_from_graph
 from ...direct.trainer import load_trained, train_direct
 from ...io import write_json
 from ...models import MODEL_NAMES
@@ -23,7 +28,7 @@ DIRECT_KEYS = (
     "arch", "dataset", "width", "pool", "encoding", "direct_epochs", "direct_timesteps",
     "direct_lr", "direct_optimizer", "direct_momentum", "direct_weight_decay", "direct_schedule",
     "direct_threshold", "direct_tau_decay", "direct_surrogate", "direct_surrogate_width", "seed",
-    "batch_size", "train_limit",
+    "batch_size", "train_limit", "checkpoint", "checkpoint_sha256",
 )  # fmt: skip
 """The settings that define the trained direct SNN."""
 
@@ -35,13 +40,24 @@ def direct_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
     if epochs == 0:
         ctx.notes.append("direct route skipped (direct_epochs = 0)")
         return
-    if s.arch not in MODEL_NAMES:
+    network = None
+    if ctx.user_graph:
+        try:
+            network = direct_from_graph(
+                ctx.ann, s.direct_threshold, s.direct_tau_decay, s.direct_surrogate,
+                s.direct_surrogate_width, encoding=s.encoding, seed=s.seed,
+                name=s.model_label(),
+            )  # fmt: skip
+        except NotDirectlyTrainable as err:
+            ctx.notes.append(f"direct route skipped: {err}")
+            return
+    elif s.arch not in MODEL_NAMES:
         ctx.notes.append(
             f"direct route skipped: the direct route builds {', '.join(MODEL_NAMES)} (LIF neurons "
             f"and tdBN in place of the ANN's activations and norms), not {s.arch!r}"
         )
         return
-    network, seconds, reused = trained_direct_snn(ctx)
+    network, seconds, reused = trained_direct_snn(ctx, network)
     if reused:
         ctx.notes.append(
             "the direct SNN was loaded from checkpoints/direct.pt (trained in an earlier run)"
@@ -52,8 +68,12 @@ def direct_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
     )  # fmt: skip
 
 
-def trained_direct_snn(ctx: ComparisonContext):
-    """The trained direct SNN (reusing or resuming its checkpoint), training seconds, reused?"""
+def trained_direct_snn(ctx: ComparisonContext, network=None):
+    """The trained direct SNN (reusing or resuming its checkpoint), training seconds, reused?
+
+    ``network``: an untrained direct SNN to train (the user's graph, from
+    :func:`~spikebridge.direct.graph.direct_from_graph`); None builds the architecture ``arch``.
+    """
     s = ctx.settings
     experiment = s.experiment()
     expected = {k: experiment[k] for k in DIRECT_KEYS}
@@ -72,7 +92,11 @@ def trained_direct_snn(ctx: ComparisonContext):
             saved = None
     if saved is not None and int(saved.get("epoch", 0)) >= epochs:
         ctx.say(f"reusing the direct SNN from {path}")
-        network = load_trained(path, ctx.device)
+        if network is None:
+            network = load_trained(path, ctx.device)
+        else:
+            network.load_state_dict(saved["model"])
+            network = network.to(ctx.device).eval()
         seconds = sum(float(r.get("seconds", 0.0)) for r in saved.get("history", []))
         return network, seconds, True
     resume = saved is not None
@@ -86,8 +110,14 @@ def trained_direct_snn(ctx: ComparisonContext):
     what = f"training the direct SNN (STBP-tdBN, {epochs} epochs, T = {s.direct_timesteps})"
     ctx.say(what + (" - resuming its checkpoint" if resume else ""))
     start = time.perf_counter()
+    build = {} if network is not None else dict(
+        num_classes=ctx.info.num_classes, in_channels=ctx.info.in_channels,
+        image_size=ctx.info.image_size, width=s.width, pool=s.pool, encoding=s.encoding,
+        threshold=s.direct_threshold, tau_decay=s.direct_tau_decay,
+        surrogate=s.direct_surrogate, surrogate_width=s.direct_surrogate_width,
+    )  # fmt: skip
     result = train_direct(
-        s.arch,
+        network if network is not None else s.arch,
         ctx.train_loader,
         None,
         timesteps=s.direct_timesteps,
@@ -102,16 +132,7 @@ def trained_direct_snn(ctx: ComparisonContext):
         resume=resume,
         device=ctx.device,
         progress=ctx.progress,
-        num_classes=ctx.info.num_classes,
-        in_channels=ctx.info.in_channels,
-        image_size=ctx.info.image_size,
-        width=s.width,
-        pool=s.pool,
-        encoding=s.encoding,
-        threshold=s.direct_threshold,
-        tau_decay=s.direct_tau_decay,
-        surrogate=s.direct_surrogate,
-        surrogate_width=s.direct_surrogate_width,
+        **build,
     )
     seconds = (
         sum(float(r.get("seconds", 0.0)) for r in result.history) or time.perf_counter() - start
