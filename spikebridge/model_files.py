@@ -7,6 +7,7 @@ from __future__ import annotations
 from torch import nn
 
 from .loading import is_graph_file, load_model
+from .loading.errors import ModelLoadError
 
 ARCHITECTURE_SETTINGS = ("arch", "width", "activation", "alpha", "levels", "pool")
 """Settings that describe an architecture spikebridge builds; a graph file carries its own."""
@@ -14,8 +15,12 @@ ARCHITECTURE_SETTINGS = ("arch", "width", "activation", "alpha", "levels", "pool
 
 def load_ann(path: str, arch_model: nn.Module | None, trust: bool = False) -> nn.Module:
     """A model from ``path``: a .pt2/.onnx graph (``arch_model`` unused), a state dict loaded
-    into ``arch_model``, or, only with ``trust``, a whole pickled module."""
-    return load_model(path, trust=trust, arch=arch_model)
+    into ``arch_model``, or, only with ``trust``, a whole pickled module. Errors name the
+    ``--checkpoint`` argument before the file."""
+    try:
+        return load_model(path, trust=trust, arch=arch_model)
+    except ModelLoadError as err:
+        raise type(err)(f"--checkpoint {err}") from err
 
 
 def refuse_architecture_for_graph(checkpoint: str | None, given: list[str]) -> None:

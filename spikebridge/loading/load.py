@@ -88,7 +88,8 @@ def load_model(path: str | Path, trust: bool = False, arch: nn.Module | None = N
     """
     file = Path(path)
     if not file.is_file():
-        raise ModelLoadError(f"{path}: no such file")
+        what = "a directory, not a model file" if file.is_dir() else "no such file"
+        raise ModelLoadError(f"{path}: {what}")
     kind = file_kind(file)
     if kind == "onnx":
         from .onnx_graph import onnx_to_module
@@ -147,7 +148,7 @@ def _load_torch_file(file: Path, trust: bool, arch: nn.Module | None) -> nn.Modu
         if not trust:
             raise UnsafeModelError(
                 f"{file}: refused, because it is not a plain state dict: loading it would "
-                f"unpickle code-capable objects ({_first_line(err)}). If it is a whole pickled "
+                f"unpickle code-capable objects ({_refused_global(err)}). If it is a whole pickled "
                 f"module, {TRUST_HINT}; better, save the model with torch.export.save (.pt2) or "
                 "as ONNX, which need no trust"
             ) from err
@@ -209,6 +210,14 @@ def _unpickle(file: Path) -> object:
         raise ModelLoadError(
             f"{file}: could not unpickle ({type(err).__name__}: {_first_line(err)})"
         ) from err
+
+
+def _refused_global(err: BaseException) -> str:
+    """The line of torch's long weights-only message that names what it refused to unpickle."""
+    for line in str(err).splitlines():
+        if "Unsupported global" in line:
+            return line.strip().split(" was not an allowed global")[0]
+    return _first_line(err)
 
 
 def _first_line(err: BaseException) -> str:
