@@ -80,7 +80,7 @@ class StdpConfig:
     feature_threshold: float = 1.0
     feature_winners: int = 1
     temperature: float = 1.0
-    feature_temperature: float = 8.0
+    feature_temperature: float = 1.0
     # sparse spiking auto-encoder (eq. 4-5)
     ae_epochs: int = 1
     ae_learning_rate: float = 0.05
@@ -187,7 +187,7 @@ def config_for(
     supported; residual and deep stacks (``vgg11``, ``resnet20``, ``resnet19``, torchvision
     models) are an :class:`UnsupportedArchitectureError`: the route trains one convolutional
     and one feature discovery layer, greedily, and has no rule for deeper or residual nets.
-    Images under 20 pixels (8x8 digits) get 3x3 kernels and no final pooling.
+    Images under 20 pixels (8x8 digits) get 3x3 kernels and no pooling after conv1.
     """
     key = architecture.strip().lower()
     if key not in SUPPORTED_ARCHITECTURES:
@@ -199,7 +199,7 @@ def config_for(
         )
     sizes: dict = {"in_channels": in_channels, "image_size": image_size, "num_classes": num_classes}
     if image_size < 20:
-        sizes.update(conv_kernel=3, feature_kernel=3, feature_pool=1)
+        sizes.update(conv_kernel=3, pool=1, feature_kernel=3, feature_pool=2)
     sizes.update(overrides)
     return StdpConfig(**sizes).validate()
 

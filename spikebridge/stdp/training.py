@@ -68,10 +68,17 @@ def sample_patches(
 
 
 def likelihood_bias(weight: Tensor, w_min: float) -> Tensor:
-    """Per-neuron bias b_k = sum_i log(1 - sigmoid(w_ki)) = -sum_i softplus(w_ki) (docs/stdp.md,
-    eq. 7): with w = logit(p) the current sum_i w_ki y_i + b_k is the Bernoulli log-likelihood of
-    the input y under neuron k. ``weight``: efficacies [N, D], w = weight + w_min."""
-    return -F.softplus(weight + w_min).sum(1)
+    """Per-neuron bias b_k = -sum_i softplus(w_ki), centred over the neurons (docs/stdp.md, eq. 7).
+
+    With w = logit(p), sum_i w_ki y_i - sum_i softplus(w_ki) is the Bernoulli log-likelihood of
+    the input y under neuron k; the bias term is what the synapses of inactive inputs contribute.
+    Subtracting its mean over the N neurons changes no difference between them (the winner-take-
+    all sees the same competition) and keeps the potential of a neuron with typical weights at
+    sum_i efficacy_i y_i >= 0, so the firing threshold keeps its meaning ("enough input").
+    ``weight``: efficacies [N, D], w = weight + w_min. Returns [N].
+    """
+    penalty = F.softplus(weight + w_min).sum(1)
+    return penalty.mean() - penalty
 
 
 def _check_finite(weight: Tensor, layer: str, epoch: int, batch: int) -> None:
@@ -313,15 +320,17 @@ def fit_readout(
     Standardisation (mean/std per feature, on the training features) is folded into the weights,
     so the readout stays one Linear layer. Returns the training accuracy.
     """
+    import warnings
+
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-
-    import warnings
 
     x = features.double().numpy()
     mean, std = x.mean(0), x.std(0)
     std[std < 1e-8] = 1.0
-    clf = LogisticRegression(C=config.readout_c, max_iter=config.readout_max_iter, random_state=seed)
+    clf = LogisticRegression(
+        C=config.readout_c, max_iter=config.readout_max_iter, random_state=seed
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit((x - mean) / std, labels.numpy())
@@ -378,5 +387,7 @@ def train(
     if on_epoch is not None:
         on_epoch(row)
     if not math.isfinite(float(network.module.readout.weight.detach().abs().sum())):
-        raise StdpDivergenceError(f"{LAYER_NAMES['readout']}: the classifier's weights are not finite")
+        raise StdpDivergenceError(
+            f"{LAYER_NAMES['readout']}: the classifier's weights are not finite"
+        )
     return StdpResult(network, config, history, seconds, accuracy)
