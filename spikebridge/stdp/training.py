@@ -11,7 +11,7 @@ from generators seeded by ``seed``, so a run is reproducible.
 
 from __future__ import annotations
 
-import math
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -259,7 +259,9 @@ def train_feature_layer(
                 for t in range(c.timesteps):
                     recent = pre[max(0, t - c.stdp_window + 1) : t + 1].amax(0)
                     cols = F.unfold(recent, k)  # [B, D, L]
-                    pre_post += torch.einsum("bnl,bdl->nd", out[t].flatten(2), cols)
+                    # only the (sparse) post spikes count: gather their input columns
+                    b, n_idx, pos = out[t].flatten(2).nonzero(as_tuple=True)
+                    pre_post.index_add_(0, n_idx, cols[b, :, pos])
                 n = out.sum((0, 1, 3, 4))
                 weight += probabilistic_stdp_update(
                     weight, pre_post, n, c.a_plus, c.a_minus, c.stdp_learning_rate, c.w_min
@@ -356,38 +358,74 @@ def train(
     progress: bool = True,
     on_epoch: HistoryCallback | None = None,
     readout_loader: Iterable | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> StdpResult:
     """Greedy layer-wise training of the whole route; ``readout_loader`` (labels) defaults to
-    ``train_loader``. Returns the trained :class:`SpikingNetwork` (deterministic winners,
-    Poisson input seeded by ``seed``) in a :class:`StdpResult`."""
+    ``train_loader``. Returns the trained :class:`SpikingNetwork` (Poisson input and
+    probabilistic feature neurons seeded by ``seed``) in a :class:`StdpResult`.
+
+    With ``checkpoint_path`` the network is saved after each phase (auto-encoder, STDP,
+    readout); with ``resume`` the phases a checkpoint there already holds are skipped (its
+    configuration and seed must match).
+    """
+    from .checkpoint import PHASES, StdpCheckpointError, read_checkpoint, save_checkpoint
+
     config.validate()
     torch.manual_seed(seed)
     network = build_network(config, seed=seed)
     seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    history = train_autoencoder(network, train_loader, config, seed, progress, on_epoch)
-    seconds["autoencoder"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    history += train_feature_layer(network, train_loader, config, seed, progress, on_epoch)
-    seconds["stdp"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    feats, labels = extract_features(
-        network, readout_loader or train_loader, config.timesteps, progress, "readout features"
-    )
-    accuracy = fit_readout(network, feats, labels, config, seed)
-    seconds["readout"] = time.perf_counter() - t0
-    row = {
-        "phase": "readout",
-        "layer": "readout",
-        "epoch": 1,
-        "train_accuracy": accuracy,
-        "seconds": seconds["readout"],
-    }
-    history.append(row)
-    if on_epoch is not None:
-        on_epoch(row)
-    if not math.isfinite(float(network.module.readout.weight.detach().abs().sum())):
-        raise StdpDivergenceError(
-            f"{LAYER_NAMES['readout']}: the classifier's weights are not finite"
+    history: list[dict] = []
+    done = -1
+    if resume and checkpoint_path is not None and os.path.exists(checkpoint_path):
+        data = read_checkpoint(checkpoint_path)
+        if data["config"] != config.to_dict() or int(data["seed"]) != seed:
+            raise StdpCheckpointError(
+                f"{checkpoint_path}: the checkpoint was written for another configuration or "
+                "seed; start afresh in another --out or without --resume"
+            )
+        network.load_state_dict(data["state"])
+        history, seconds = list(data["history"]), dict(data["seconds"])
+        done = PHASES.index(data["phase_done"])
+
+    def finish(phase: str, t0: float) -> None:
+        seconds[phase] = time.perf_counter() - t0
+        if checkpoint_path is not None:
+            save_checkpoint(checkpoint_path, network, config, seed, phase, history, seconds)
+
+    if done < 0:
+        t0 = time.perf_counter()
+        history += train_autoencoder(network, train_loader, config, seed, progress, on_epoch)
+        finish("autoencoder", t0)
+    if done < 1:
+        t0 = time.perf_counter()
+        history += train_feature_layer(network, train_loader, config, seed, progress, on_epoch)
+        finish("stdp", t0)
+    accuracy = float("nan")
+    if done < 2:
+        t0 = time.perf_counter()
+        feats, labels = extract_features(
+            network, readout_loader or train_loader, config.timesteps, progress, "readout"
+        )
+        accuracy = fit_readout(network, feats, labels, config, seed)
+        weight = network.module.readout.weight.detach()
+        if not torch.isfinite(weight).all():
+            raise StdpDivergenceError(
+                f"{LAYER_NAMES['readout']}: the classifier's weights are not finite"
+            )
+        row = {
+            "phase": "readout",
+            "layer": "readout",
+            "epoch": 1,
+            "train_accuracy": accuracy,
+            "seconds": time.perf_counter() - t0,
+        }
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        finish("readout", t0)
+    else:
+        accuracy = next(
+            (r["train_accuracy"] for r in history if r.get("phase") == "readout"), accuracy
         )
     return StdpResult(network, config, history, seconds, accuracy)
