@@ -88,3 +88,30 @@ def test_event_data_is_rejected():
     data = [(torch.zeros(4, 2, 8, 8), 0)]
     with pytest.raises(ValueError, match="not defined for event data"):
         NoisyDataset(data, "gaussian", 0.1)[0]
+
+
+class _Recorder(torch.nn.Module):
+    """An 'ANN' that remembers every batch it is shown and predicts class 0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.clone())
+        return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float()
+
+
+def test_robustness_table_scores_every_route_on_the_same_images(digits_loaders, tmp_path):
+    from spikebridge.compare.robustness import Scored, plot_robustness, robustness_table
+
+    small = DataLoader(torch.utils.data.Subset(digits_loaders[1].dataset, range(50)), 20)
+    a, b = _Recorder(), _Recorder()
+    specs = parse_noise_specs(["gaussian:0.1,0.3", "salt-pepper:0.05"])
+    table = robustness_table([Scored("ann", "a", a), Scored("conversion", "b", b)], small, specs)
+    assert len(a.seen) == len(b.seen) == 4 * 3  # 4 conditions x 3 batches
+    assert all(torch.equal(x, y) for x, y in zip(a.seen, b.seen))
+    assert not torch.equal(a.seen[0], a.seen[3])  # clean differs from noisy
+    assert list(table["noise"][:4]) == ["clean", "gaussian", "gaussian", "salt-pepper"]
+    assert (table[table["noise"] == "clean"]["loss"] == 0).all()
+    assert plot_robustness(table, tmp_path / "robustness.png").stat().st_size > 0

@@ -68,17 +68,17 @@ def sample_patches(
 
 
 def likelihood_bias(weight: Tensor, w_min: float) -> Tensor:
-    """Per-neuron bias b_k = -sum_i softplus(w_ki), centred over the neurons (docs/stdp.md, eq. 7).
+    """Per-neuron bias b_k = min_j S_j - S_k with S_k = sum_i softplus(w_ki) (docs/stdp.md, eq. 7).
 
-    With w = logit(p), sum_i w_ki y_i - sum_i softplus(w_ki) is the Bernoulli log-likelihood of
-    the input y under neuron k; the bias term is what the synapses of inactive inputs contribute.
-    Subtracting its mean over the N neurons changes no difference between them (the winner-take-
-    all sees the same competition) and keeps the potential of a neuron with typical weights at
-    sum_i efficacy_i y_i >= 0, so the firing threshold keeps its meaning ("enough input").
+    With w = logit(p), sum_i w_ki y_i - S_k is the Bernoulli log-likelihood of the input y under
+    neuron k; -S_k is what the synapses of inactive inputs contribute. Shifting every bias by
+    the same constant changes no difference between the neurons (the winner-take-all sees the
+    same competition); shifting so the largest bias is 0 keeps a position without input silent
+    (u <= 0 < threshold) while input drives u = sum_i efficacy_i y_i + b_k up.
     ``weight``: efficacies [N, D], w = weight + w_min. Returns [N].
     """
     penalty = F.softplus(weight + w_min).sum(1)
-    return penalty.mean() - penalty
+    return penalty.min() - penalty
 
 
 def _check_finite(weight: Tensor, layer: str, epoch: int, batch: int) -> None:
