@@ -53,3 +53,17 @@ def test_bad_arguments_are_named():
         WTALIFNeuron(leak=1.5)
     with pytest.raises(ValueError, match="C competing"):
         WTALIFNeuron().forward_sequence(torch.ones(3, 4))
+
+
+def test_simulation_does_not_depend_on_the_chunk_size():
+    from spikebridge.stdp import build_network, config_for
+
+    config = config_for("cnn", 1, 8, 10, conv_channels=4, feature_channels=6, timesteps=6)
+    torch.manual_seed(0)
+    net = build_network(config, seed=3)
+    for p in net.parameters():
+        torch.nn.init.uniform_(p, 0, 1)
+    x = torch.rand(3, 1, 8, 8)
+    whole = net.simulate(x, 7).readout
+    net.chunk_size = 2
+    assert torch.equal(whole, net.simulate(x, 7).readout)
