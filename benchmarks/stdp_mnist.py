@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Subset
 
 from spikebridge.compare.noise import noise_conditions, noisy_loader, parse_noise_specs
 from spikebridge.data import load_dataset
-from spikebridge.evaluation import evaluate_snn
+from spikebridge.evaluation import evaluate
 from spikebridge.io import output_dir, save_torch, write_csv, write_json
 from spikebridge.stdp import config_for, train
 
@@ -77,7 +77,7 @@ def main() -> None:
     for kind, level in conditions:
         loader = test_loader if kind == "clean" else noisy_loader(test_loader, kind, level, a.seed)
         t1 = time.perf_counter()
-        ev = evaluate_snn(result.network, loader, config.timesteps)
+        ev = evaluate(result.network, loader, config.timesteps)
         acc = 100 * ev.correct[-1].item() / ev.total
         rows.append(
             {

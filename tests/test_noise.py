@@ -102,8 +102,8 @@ class _Recorder(torch.nn.Module):
         return torch.nn.functional.one_hot(torch.zeros(len(x), dtype=torch.long), 10).float()
 
 
-def test_robustness_table_scores_every_route_on_the_same_images(digits_loaders, tmp_path):
-    from spikebridge.compare.robustness import Scored, plot_robustness, robustness_table
+def test_robustness_table_scores_every_route_on_the_same_images(digits_loaders):
+    from spikebridge.compare.robustness import Scored, robustness_figure, robustness_table
 
     small = DataLoader(torch.utils.data.Subset(digits_loaders[1].dataset, range(50)), 20)
     a, b = _Recorder(), _Recorder()
@@ -113,5 +113,6 @@ def test_robustness_table_scores_every_route_on_the_same_images(digits_loaders, 
     assert all(torch.equal(x, y) for x, y in zip(a.seen, b.seen))
     assert not torch.equal(a.seen[0], a.seen[3])  # clean differs from noisy
     assert list(table["noise"][:4]) == ["clean", "gaussian", "gaussian", "salt-pepper"]
-    assert (table[table["noise"] == "clean"]["loss"] == 0).all()
-    assert plot_robustness(table, tmp_path / "robustness.png").stat().st_size > 0
+    assert list(table["level"][:4]) == [0.0, 0.1, 0.3, 0.05]
+    assert (table["loss"] == table["clean_accuracy"] - table["accuracy"]).all()
+    assert len(robustness_figure(table).axes) == 2  # one panel per noise kind

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from spikebridge.compare.evaluate import evaluate_network
-from spikebridge.network import SpikingNetwork
+from spikebridge.engine.network import SpikingNetwork
+from spikebridge.evaluation import evaluate
 from spikebridge.stdp import (
     StdpDivergenceError,
     UnsupportedArchitectureError,
@@ -48,7 +48,7 @@ def test_autoencoder_reconstruction_error_falls(digits_loaders):
 
 
 def test_learned_features_classify_digits(trained, digits_loaders):
-    ev = evaluate_network(trained.network, digits_loaders[1], trained.config.timesteps)
+    ev = evaluate(trained.network, digits_loaders[1], trained.config.timesteps, count_ops=True)
     accuracy = ev.accuracy[-1].item()
     assert accuracy > 0.8, accuracy  # chance is 0.1
     # the network is counted by the same operation counters as the other routes

@@ -29,8 +29,10 @@ from ..settings import (
     TYPE_NAMES,
     ConversionSettings,
     ExperimentSettings,
+    RobustnessSettings,
     SettingsError,
     SimulationSettings,
+    StdpSettings,
     TrainingSettings,
     runtime_keys,
     setting_fields,
@@ -43,8 +45,15 @@ ConfigError = SettingsError
 
 
 @dataclass
-class Settings(SimulationSettings, ConversionSettings, TrainingSettings, ExperimentSettings):
-    """Every setting of :func:`spikebridge.compare.run`: the four groups of
+class Settings(
+    RobustnessSettings,
+    StdpSettings,
+    SimulationSettings,
+    ConversionSettings,
+    TrainingSettings,
+    ExperimentSettings,
+):
+    """Every setting of :func:`spikebridge.compare.run`: the settings groups of
     :mod:`spikebridge.settings` in one flat namespace (their field names are unique)."""
 
     def experiment(self) -> dict[str, Any]:

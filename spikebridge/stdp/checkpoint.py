@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
+from ..engine.network import SpikingNetwork
 from ..io import save_torch
-from ..network import SpikingNetwork
 from .model import StdpConfig, build_network
 
 FORMAT = "spikebridge-stdp"

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, fields
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..encoding import PoissonEncoder
-from ..network import SpikingNetwork
+from ..engine.encoding import PoissonEncoder
+from ..engine.network import SpikingNetwork
 from .neurons import WTALIFNeuron
 
 LAYER_NAMES = {

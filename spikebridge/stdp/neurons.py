@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..neurons import SpikingNeuron
+from ..engine.neurons import SpikingNeuron
 
 
 class WTALIFNeuron(SpikingNeuron):

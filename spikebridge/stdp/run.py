@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from torch.utils.data import DataLoader
 
-from ..evaluation import evaluate_snn
+from ..evaluation import evaluate
 from ..io import output_dir, write_csv, write_json
 from .model import StdpConfig
 from .training import StdpResult, train
@@ -86,8 +86,8 @@ def train_to_directory(
     )
     rows = [{k: row.get(k) for k in HISTORY_COLUMNS} for row in result.history]
     write_csv(out / "history.csv", pd.DataFrame(rows, columns=HISTORY_COLUMNS))
-    ev = evaluate_snn(result.network, test_loader, config.timesteps, progress=progress)
-    accuracy = (ev.correct.double() / max(ev.total, 1)).tolist()
+    ev = evaluate(result.network, test_loader, config.timesteps, progress=progress)
+    accuracy = ev.accuracy.tolist()
     curve = pd.DataFrame(
         {
             "route": ROUTE,

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..network import SpikingNetwork
+from ..engine.network import SpikingNetwork
 from ..progress import progress_bar
 from .model import LAYER_NAMES, StdpConfig, StdpDivergenceError, build_network
 from .neurons import WTALIFNeuron
