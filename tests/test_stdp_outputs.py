@@ -31,3 +31,25 @@ def test_outputs_match_the_direct_route(digits_loaders, tmp_path):
     written = json.loads((tmp_path / "summary.json").read_text())
     assert written["test_accuracy"] == summary["test_accuracy"] == curve["accuracy"].iloc[-1]
     assert len(lines) == 3 and lines[0].startswith("autoencoder (conv1) epoch 1")
+
+
+def test_cli_train_route_stdp(tmp_path, capsys):
+    from spikebridge.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "--route", "stdp", "--train-limit", "192", "--limit", "60"]
+    args += ["--stdp-conv-channels", "8", "--stdp-feature-channels", "16"]
+    assert main([*args, "--stdp-timesteps", "6", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "stdp (conv2) epoch 1" in printed and "test accuracy at T=6" in printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["route"] == "stdp" and summary["test_samples"] == 60
+    # a resumed run reuses the finished checkpoint and gives the same accuracy
+    assert main([*args, "--stdp-timesteps", "6", "--out", str(out), "--resume"]) == 0
+    assert (
+        json.loads((out / "summary.json").read_text())["test_accuracy"] == summary["test_accuracy"]
+    )
+    bad = tmp_path / "bad"
+    assert main(["train", "--route", "stdp", "--arch", "resnet20", "--out", str(bad)]) == 2
+    assert "does not support architecture 'resnet20'" in capsys.readouterr().err
+    assert not bad.exists()

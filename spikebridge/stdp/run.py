@@ -16,9 +16,12 @@ from pathlib import Path
 import pandas as pd
 from torch.utils.data import DataLoader
 
+from ..data import dataset_info, make_loaders
 from ..evaluation import evaluate
 from ..io import output_dir, write_csv, write_json
-from .model import StdpConfig
+from ..runtime import seed_everything
+from ..settings import ExperimentSettings, StdpSettings
+from .model import StdpConfig, config_for
 from .training import StdpResult, train
 
 ROUTE = "stdp"
@@ -115,3 +118,42 @@ def train_to_directory(
     }
     write_json(out / "summary.json", summary)
     return result, summary
+
+
+def run_training_experiment(
+    experiment: ExperimentSettings,
+    settings: StdpSettings,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> tuple[StdpResult, dict]:
+    """What ``spikebridge train --route stdp`` runs: the data of ``experiment``, the route's
+    configuration for its architecture (:func:`config_for`), training and the outputs in ``out``.
+
+    Raises ValueError for event data, :class:`UnsupportedArchitectureError` for an architecture
+    the route has no form of.
+    """
+    e, s = experiment, settings
+    info = dataset_info(e.dataset)
+    if info.is_event:
+        raise ValueError(
+            f"the stdp route takes static images (digits, mnist, fashion-mnist, cifar10); "
+            f"{e.dataset!r} is event data"
+        )
+    config = config_for(
+        e.arch, info.in_channels, info.image_size, info.num_classes,
+        conv_channels=s.stdp_conv_channels, feature_channels=s.stdp_feature_channels,
+        ae_epochs=s.stdp_ae_epochs, stdp_epochs=max(s.stdp_epochs, 1),
+        timesteps=s.stdp_timesteps,
+    )  # fmt: skip
+    train_loader, test_loader = make_loaders(
+        e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
+        train_limit=e.train_limit,
+    )  # fmt: skip
+    seed_everything(e.seed)
+    extra = {"arch": e.arch, "dataset": e.dataset, "batch_size": e.batch_size}
+    return train_to_directory(
+        config, train_loader, test_loader, out, e.seed, resume, progress, log, extra
+    )
