@@ -7,12 +7,16 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
   :mod:`spikebridge.normalization`): :func:`check`, :func:`convert_model` / :class:`Converter`;
 - direct training (:mod:`spikebridge.direct`): :func:`build_direct_snn`, :func:`train_direct`
   (STBP with LIF neurons and tdBN);
+- unsupervised STDP (:mod:`spikebridge.stdp`): :func:`train_stdp` (sparse spiking
+  auto-encoder kernels, probabilistic STDP, linear readout; Tavanaei & Maida 2017);
 - evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
-- comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report;
+- comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report; noise
+  robustness on the same seeded noisy images (:func:`parse_noise`, :class:`NoisyDataset`);
 - settings (:mod:`spikebridge.settings`): every setting and its one default.
 """
 
-from . import compare, convert, direct, evaluation, normalization, settings
+from . import compare, convert, direct, evaluation, normalization, settings, stdp
+from .compare.noise import NoisyDataset, add_noise, noisy_loader, parse_noise
 from .convert import (
     METHODS,
     Converter,
@@ -28,7 +32,16 @@ from .engine.network import Simulation, SpikingNetwork
 from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeuron
 from .evaluation import Evaluation, evaluate
 from .models import MODEL_NAMES, build_model
-from .settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
+from .settings import (
+    ConversionSettings,
+    ExperimentSettings,
+    RobustnessSettings,
+    SimulationSettings,
+    StdpSettings,
+    TrainingSettings,
+)
+from .stdp import StdpConfig, WTALIFNeuron
+from .stdp import train as train_stdp
 from .training import train_ann
 
 __version__ = "0.1.0"
@@ -43,14 +56,20 @@ __all__ = [
     "EventEncoder",
     "ExperimentSettings",
     "IFNeuron",
+    "NoisyDataset",
     "PoissonEncoder",
+    "RobustnessSettings",
     "SignedIFNeuron",
     "Simulation",
     "SimulationSettings",
     "SpikingMaxPool",
     "SpikingNetwork",
     "SpikingNeuron",
+    "StdpConfig",
+    "StdpSettings",
     "TrainingSettings",
+    "WTALIFNeuron",
+    "add_noise",
     "applicable_methods",
     "build_direct_snn",
     "build_model",
@@ -63,10 +82,14 @@ __all__ = [
     "evaluation",
     "fuse_norms",
     "make_encoder",
+    "noisy_loader",
     "normalization",
+    "parse_noise",
     "prepare",
     "select_percentile",
     "settings",
+    "stdp",
     "train_ann",
     "train_direct",
+    "train_stdp",
 ]
