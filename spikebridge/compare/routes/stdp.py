@@ -13,8 +13,9 @@ import time
 from collections.abc import Iterator
 
 from ...io import write_json
-from ...stdp import UnsupportedArchitectureError, config_for, train
-from ...stdp.checkpoint import StdpCheckpointError, read_checkpoint
+from ...stdp import UnsupportedArchitectureError, config_for
+from ...stdp import train as train_stdp_layers
+from ...stdp.checkpoint import StdpCheckpointError, load_network, read_checkpoint
 from ...stdp.run import METHOD
 from ..context import ComparisonContext
 from . import Candidate, Route, register
@@ -56,37 +57,45 @@ def stdp_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
         recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
     except json.JSONDecodeError:
         recorded = None
-    resume = False
+    saved = None
     if recorded == expected and path.is_file():
         try:
-            resume = read_checkpoint(path)["config"] == config.to_dict()
+            saved = read_checkpoint(path)
         except StdpCheckpointError:
-            resume = False
-    ctx.barrier()
-    if ctx.shard.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not resume and path.exists():
-            path.unlink()
-        write_json(record, expected)
-    ctx.barrier()
-    ctx.say(
-        "training the STDP network (auto-encoder kernels, probabilistic STDP, linear readout)"
-        + (" - reusing its checkpoint" if resume else "")
-    )
-    start = time.perf_counter()
-    result = train(
-        config, ctx.train_loader, s.seed, ctx.progress, None,
-        checkpoint_path=path if ctx.shard.rank == 0 else None, resume=resume,
-    )  # fmt: skip
-    seconds = sum(result.seconds.values()) or time.perf_counter() - start
-    if resume:
+            saved = None
+        if saved is not None and saved["config"] != config.to_dict():
+            saved = None
+    if saved is not None and saved["phase_done"] == "readout":
+        ctx.say(f"reusing the STDP network from {path}")
+        network, _, data = load_network(path)
+        seconds = float(sum(data["seconds"].values()))
         ctx.notes.append("the STDP network was loaded from checkpoints/stdp.pt (an earlier run)")
+    else:
+        resume = saved is not None
+        ctx.barrier()
+        if ctx.shard.rank == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not resume and path.exists():
+                path.unlink()
+            write_json(record, expected)
+        ctx.barrier()
+        ctx.say(
+            "training the STDP network (auto-encoder kernels, probabilistic STDP, linear readout)"
+            + (" - resuming its checkpoint" if resume else "")
+        )
+        start = time.perf_counter()
+        result = train_stdp_layers(
+            config, ctx.train_loader, s.seed, ctx.progress, None,
+            checkpoint_path=path if ctx.shard.rank == 0 else None, resume=resume,
+        )  # fmt: skip
+        network = result.network
+        seconds = sum(result.seconds.values()) or time.perf_counter() - start
     ctx.notes.append(
         "stdp route: Poisson input and probabilistic feature neurons (seeded), whatever the "
         "encoding setting; trained without labels except its linear readout"
     )
     yield Candidate(
-        "stdp", METHOD, result.network.to(ctx.device).eval(), s.timesteps,
+        "stdp", METHOD, network.to(ctx.device).eval(), s.timesteps,
         train_seconds=seconds, timings={"train_stdp": seconds},
     )  # fmt: skip
 
