@@ -90,8 +90,9 @@ def add_flags(
                                 action="append", metavar="SPEC")  # fmt: skip
         else:
             choices = f.metadata.get("choices")
+            metavar = None if choices else option_strings[0][2:].upper().replace("-", "_")
             parser.add_argument(*option_strings, dest=f.name, type=kind, default=None,
-                                choices=choices, help=text)  # fmt: skip
+                                choices=choices, metavar=metavar, help=text)  # fmt: skip
         names.append(f.name)
     return names
 

@@ -204,8 +204,14 @@ class SpikingNetwork(nn.Module):
         or [B, T_data, ...] event frames, as the encoder takes.
         """
         check_positive_int(timesteps, "timesteps")
-        self.encoder.reset()
+        self._reset_encoder()
         return self.encoder(x, timesteps)
+
+    def _reset_encoder(self) -> None:
+        """Restart the encoder's stream (an encoder without ``reset`` has none to restart)."""
+        reset = getattr(self.encoder, "reset", None)
+        if reset is not None:
+            reset()
 
     def forward(self, x_seq: Tensor) -> Tensor:
         """x_seq: [T, B, ...] input per step -> [T, B, K] output of the readout layer per step.
@@ -258,7 +264,7 @@ class SpikingNetwork(nn.Module):
         """
         check_positive_int(timesteps, "timesteps")
         self.reset()
-        self.encoder.reset()
+        self._reset_encoder()
         runner = self._static_runner() if getattr(self.encoder, "static", False) else None
         stepped = runner[1] if runner is not None else self.module
         time_aware = [m for m in stepped.modules() if isinstance(m, TimeAware)]
