@@ -1,9 +1,10 @@
 """Every setting of spikebridge in one place, each with one default (dataclasses).
 
-Four groups: :class:`ExperimentSettings` (data, architecture, seed, device),
+Six groups: :class:`ExperimentSettings` (data, architecture, seed, device),
 :class:`TrainingSettings` (the ANN and the directly trained SNN), :class:`ConversionSettings`
-(threshold methods and neurons) and :class:`SimulationSettings` (T, input encoding, energy per
-operation). A field is declared with :func:`setting`, which records its help text and checks;
+(threshold methods and neurons), :class:`SimulationSettings` (T, input encoding, energy per
+operation), :class:`StdpSettings` (the unsupervised STDP route) and :class:`RobustnessSettings`
+(noisy test images). A field is declared with :func:`setting`, which records its help text and checks;
 command-line flags (:func:`spikebridge.cli.flags.add_flags`) and config-file keys
 (:func:`check_value`, used by :func:`spikebridge.compare.config.load_config`) are generated from
 the fields, so adding a setting is one line in its group::
