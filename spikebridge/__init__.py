@@ -7,10 +7,14 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
   :mod:`spikebridge.normalization`): :func:`check`, :func:`convert_model` / :class:`Converter`;
 - direct training (:mod:`spikebridge.direct`): :func:`build_direct_snn`, :func:`train_direct`
   (STBP with LIF neurons and tdBN);
+- unsupervised STDP (:mod:`spikebridge.stdp`): :func:`train_stdp` (sparse spiking
+  auto-encoder kernels, probabilistic STDP, linear readout; Tavanaei & Maida 2017);
 - evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
 - your own CNN from a file (:mod:`spikebridge.loading`): :func:`load_model` for .pt2
   (torch.export) and ONNX graphs, state dicts and trusted pickled modules;
-- comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report;
+- comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report; noise
+  robustness on the same seeded noisy images (:func:`parse_noise`, :class:`NoisyDataset`);
+- the unsupervised route (:mod:`spikebridge.stdp`, Tavanaei & Maida 2017): :func:`train_stdp`;
 - settings (:mod:`spikebridge.settings`): every setting and its one default;
 - interchange (:mod:`spikebridge.interop`): :func:`export_nir` / :func:`import_nir` (NIR, the
   ``nir`` extra; docs/nir.md);
@@ -28,7 +32,9 @@ from . import (
     normalization,
     rundir,
     settings,
+    stdp,
 )
+from .compare.noise import NoisyDataset, add_noise, noisy_loader, parse_noise
 from .convert import (
     METHODS,
     Converter,
@@ -51,9 +57,13 @@ from .settings import (
     ConversionSettings,
     ExperimentSettings,
     ModelFileSettings,
+    RobustnessSettings,
     SimulationSettings,
+    StdpSettings,
     TrainingSettings,
 )
+from .stdp import StdpConfig, WTALIFNeuron
+from .stdp import train as train_stdp
 from .training import train_ann
 
 __version__ = "0.1.0"
@@ -69,7 +79,9 @@ __all__ = [
     "ExperimentSettings",
     "IFNeuron",
     "ModelFileSettings",
+    "NoisyDataset",
     "PoissonEncoder",
+    "RobustnessSettings",
     "RunDirectory",
     "SignedIFNeuron",
     "Simulation",
@@ -77,7 +89,11 @@ __all__ = [
     "SpikingMaxPool",
     "SpikingNetwork",
     "SpikingNeuron",
+    "StdpConfig",
+    "StdpSettings",
     "TrainingSettings",
+    "WTALIFNeuron",
+    "add_noise",
     "applicable_methods",
     "build_direct_snn",
     "build_model",
@@ -97,11 +113,15 @@ __all__ = [
     "load_model",
     "loading",
     "make_encoder",
+    "noisy_loader",
     "normalization",
+    "parse_noise",
     "prepare",
     "rundir",
     "select_percentile",
     "settings",
+    "stdp",
     "train_ann",
     "train_direct",
+    "train_stdp",
 ]

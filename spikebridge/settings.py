@@ -1,9 +1,10 @@
 """Every setting of spikebridge in one place, each with one default (dataclasses).
 
-Four groups: :class:`ExperimentSettings` (data, architecture, seed, device),
+Six groups: :class:`ExperimentSettings` (data, architecture, seed, device),
 :class:`TrainingSettings` (the ANN and the directly trained SNN), :class:`ConversionSettings`
-(threshold methods and neurons) and :class:`SimulationSettings` (T, input encoding, energy per
-operation). A field is declared with :func:`setting`, which records its help text and checks;
+(threshold methods and neurons), :class:`SimulationSettings` (T, input encoding, energy per
+operation), :class:`StdpSettings` (the unsupervised STDP route) and :class:`RobustnessSettings`
+(noisy test images). A field is declared with :func:`setting`, which records its help text and checks;
 command-line flags (:func:`spikebridge.cli.flags.add_flags`) and config-file keys
 (:func:`check_value`, used by :func:`spikebridge.compare.config.load_config`) are generated from
 the fields, so adding a setting is one line in its group::
@@ -214,7 +215,42 @@ class ModelFileSettings(_Checked):
     )  # fmt: skip
 
 
-SETTINGS_GROUPS = (ExperimentSettings, TrainingSettings, ConversionSettings, SimulationSettings)
+@dataclass
+class StdpSettings(_Checked):
+    """The unsupervised STDP route (Tavanaei & Maida 2017; docs/stdp.md)."""
+
+    stdp_epochs: int = setting(
+        1, "STDP epochs of the feature discovery layer (0 skips the stdp route in compare)",
+        non_negative=True,
+    )  # fmt: skip
+    stdp_ae_epochs: int = setting(1, "epochs of the spiking auto-encoder (conv1 kernels)",
+                                  positive=True)  # fmt: skip
+    stdp_conv_channels: int = setting(32, "conv1 kernels learned by the auto-encoder",
+                                      positive=True)  # fmt: skip
+    stdp_feature_channels: int = setting(64, "features of the STDP feature discovery layer",
+                                         positive=True)  # fmt: skip
+    stdp_timesteps: int = setting(16, "timesteps per image while training the STDP route",
+                                  positive=True)  # fmt: skip
+
+
+@dataclass
+class RobustnessSettings(_Checked):
+    """Scoring every network on seeded noisy test images as well (docs/stdp.md, Noise)."""
+
+    noise: list[str] | None = setting(
+        None, "noise specs NAME:LEVEL[,LEVEL...] (gaussian, salt-pepper, speckle), repeatable: "
+        "--noise gaussian:0.1,0.2,0.3 --noise salt-pepper:0.05,0.1",
+    )  # fmt: skip
+
+
+SETTINGS_GROUPS = (
+    ExperimentSettings,
+    TrainingSettings,
+    ConversionSettings,
+    SimulationSettings,
+    StdpSettings,
+    RobustnessSettings,
+)
 
 TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
@@ -253,6 +289,8 @@ def _type_name(f) -> str:
         return "a string ('all' or comma-separated names) or a list of method names"
     if f.name == "percentile":
         return "a number or 'auto'"
+    if f.name == "noise":
+        return "a list of noise specs (e.g. ['gaussian:0.1,0.2'])"
     kinds = _kinds(f)
     names = [TYPE_NAMES[t] for t in kinds if t in TYPE_NAMES]
     return " or ".join(names)
@@ -272,6 +310,8 @@ def check_value(f, value: Any) -> Any:
         raise SettingsError(f"{name} must be {_type_name(f)}, got {type(value).__name__} {value!r}")
     if name == "methods":
         return _check_methods(value)
+    if name == "noise":
+        return _check_noise(value)
     if isinstance(value, str) and float in kinds:  # a number or a keyword (percentile: 'auto')
         if value != "auto":
             raise SettingsError(f"{name} must be {_type_name(f)}, got {value!r}")
@@ -316,6 +356,17 @@ def _check_methods(value: str | list) -> str | list[str]:
             f"methods names no method; choose from {', '.join(known)} or 'all'"
         ) from None
     return value.strip() if isinstance(value, str) else list(value)
+
+
+def _check_noise(value: list) -> list[str]:
+    from .compare.noise import NoiseSpecError, parse_noise_specs
+
+    if not all(isinstance(v, str) for v in value):
+        raise SettingsError(f"noise must be a list of specs like 'gaussian:0.1,0.2', got {value!r}")
+    try:
+        return [str(spec) for spec in parse_noise_specs(value)]
+    except NoiseSpecError as err:
+        raise SettingsError(f"noise: {err}") from None
 
 
 def check_all(settings: Any) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from spikebridge.compare import run
 
 TINY = dict(
-    epochs=1, direct_epochs=0, timesteps=6, width=0.25, limit=32, train_limit=256,
+    epochs=1, direct_epochs=0, stdp_epochs=0, timesteps=6, width=0.25, limit=32, train_limit=256,
     calibration_samples=64, validation_samples=64, batch_size=32, device="cpu",
     methods="channel", percentile="auto",
 )  # fmt: skip

@@ -9,7 +9,7 @@ from spikebridge.compare import passes, routes, run
 from spikebridge.convert import convert_model
 
 TINY = dict(
-    epochs=1, direct_epochs=0, timesteps=6, width=0.25, limit=32, train_limit=128,
+    epochs=1, direct_epochs=0, stdp_epochs=0, timesteps=6, width=0.25, limit=32, train_limit=128,
     calibration_samples=64, batch_size=32, device="cpu", methods="max",
 )  # fmt: skip
 

@@ -12,6 +12,7 @@ import pytest
 from spikebridge.cli import main
 from spikebridge.compare import RESULT_FILES, ann, run
 from spikebridge.compare.routes import direct as direct_route
+from spikebridge.compare.routes import stdp as stdp_route
 
 TINY = dict(
     epochs=2,
@@ -55,6 +56,7 @@ def test_tables_cover_every_network_and_step(first_run):
         ("conversion", "max"),
         ("conversion", "percentile"),
         ("direct", "stbp-tdbn"),
+        ("stdp", "ae-stdp"),  # on for cnn (Tavanaei & Maida 2017)
     }
     for _, rows in acc.groupby(["route", "method"]):
         assert rows["timesteps"].tolist() == list(range(1, 9))
@@ -136,12 +138,20 @@ def test_directory_of_another_experiment_is_refused_untouched(first_run, tmp_pat
     monkeypatch.setattr(
         direct_route, "train_direct", lambda *a, **k: pytest.fail("direct settings unchanged")
     )
+    monkeypatch.setattr(
+        stdp_route, "train_stdp_layers", lambda *a, **k: pytest.fail("stdp settings unchanged")
+    )
     result = run(
         "cnn", "digits", methods="max", out=out, overwrite=True, **{**TINY, "timesteps": 16}
     )
-    assert set(result.accuracy["method"]) == {"max", "stbp-tdbn"}
+    assert set(result.accuracy["method"]) == {"max", "stbp-tdbn", "ae-stdp"}
     assert result.accuracy["timesteps"].max() == 16
-    assert pd.read_csv(out / "energy.csv")["method"].tolist() == ["relu", "max", "stbp-tdbn"]
+    assert pd.read_csv(out / "energy.csv")["method"].tolist() == [
+        "relu",
+        "max",
+        "stbp-tdbn",
+        "ae-stdp",
+    ]
 
 
 def test_changed_training_settings_retrain_under_overwrite(first_run, tmp_path, monkeypatch):

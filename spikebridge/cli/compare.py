@@ -26,11 +26,14 @@ DEFAULT_OUT = "spikebridge-compare"
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "compare",
-        help="compare conversion methods with a directly trained SNN: tables, plots, report",
+        help="compare conversion methods, a directly trained SNN and an unsupervised STDP "
+        "network: tables, plots, report",
         description=(
             "Train (or reuse) an ANN, convert it with each method, train (or reuse) the direct SNN of the "
-            "same architecture, simulate all of them for T steps, and write accuracy_vs_timesteps.csv, "
-            "energy.csv, layers.csv, plots (PNG, SVG) and report.html into --out."
+            "same architecture and the unsupervised STDP network (Tavanaei & Maida 2017; cnn only), "
+            "simulate all of them for T steps, and write accuracy_vs_timesteps.csv, energy.csv, "
+            "layers.csv, plots (PNG, SVG) and report.html into --out; with --noise also "
+            "robustness.csv and accuracy_vs_noise.png, every network on the same noisy images."
         ),
     )
     p.add_argument(

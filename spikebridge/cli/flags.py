@@ -104,6 +104,9 @@ def add_flags(
         if kind is None:
             parser.add_argument(*option_strings, dest=f.name, default=None, help=text,
                                 action=argparse.BooleanOptionalAction)  # fmt: skip
+        elif kind is list:  # a repeatable flag, one item each
+            parser.add_argument(*option_strings, dest=f.name, default=None, help=text,
+                                action="append", metavar="SPEC")  # fmt: skip
         else:
             choices = f.metadata.get("choices")
             metavar = None if choices else option_strings[0][2:].upper().replace("-", "_")

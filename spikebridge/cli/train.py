@@ -1,4 +1,9 @@
-"""``spikebridge train``: train a direct SNN with STBP-tdBN (Wu et al. 2018; Zheng et al. 2021).
+"""``spikebridge train``: train a spiking network directly, by one of two routes.
+
+``--route direct`` (default): STBP with tdBN (Wu et al. 2018; Zheng et al. 2021).
+``--route stdp``: the unsupervised spiking CNN of Tavanaei & Maida 2017 (auto-encoder kernels,
+probabilistic STDP, then a linear readout; docs/stdp.md), with the ``--stdp-*`` settings; its
+``history.csv`` has one row per training phase and its checkpoint is written after each phase.
 
 Writes to ``--out``: ``checkpoint.pt`` (after every epoch; ``--resume`` continues from it),
 ``history.csv`` (epoch, loss, train_accuracy, test_accuracy, seconds),
@@ -16,13 +21,24 @@ import sys
 from ..direct.checkpoint import CheckpointError
 from ..direct.experiment import CHECKPOINT_NAME, run_training_experiment
 from ..direct.trainer import TrainingDiverged
-from ..settings import ExperimentSettings, TrainingSettings
+from ..settings import ExperimentSettings, StdpSettings, TrainingSettings
+from ..stdp import StdpDivergenceError, UnsupportedArchitectureError
+from ..stdp.checkpoint import StdpCheckpointError
 from .common import add_quiet, add_settings, settings_from
 from .outdir import add_output_flags
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("train", help="train a spiking network directly (STBP with tdBN)")
+    p = sub.add_parser(
+        "train", help="train a spiking network directly (STBP-tdBN, or unsupervised STDP)"
+    )
+    p.add_argument(
+        "--route",
+        default="direct",
+        choices=("direct", "stdp"),
+        help="direct: STBP-tdBN with surrogate gradients; stdp: unsupervised spiking CNN "
+        "(Tavanaei & Maida 2017), --stdp-* settings (default direct)",
+    )
     names = add_settings(
         p, ExperimentSettings, exclude=("activation", "alpha", "levels"),
         help_overrides={"dataset": "digits (offline default), mnist, fashion-mnist, cifar10, "
@@ -33,6 +49,7 @@ def add_parser(sub) -> None:
         help_overrides={"direct_epochs": "training epochs (default 5, as many as an ANN's)",
                         "direct_timesteps": "simulation steps T per sample"},
     )  # fmt: skip
+    names += add_settings(p, StdpSettings)
     p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
     add_output_flags(
         p,
@@ -43,7 +60,34 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run, settings=names)
 
 
+def run_stdp(args: argparse.Namespace) -> int:
+    from ..stdp.run import run_training_experiment as run_stdp_experiment
+
+    e = settings_from(args, args.settings, ExperimentSettings)
+    s = settings_from(args, args.settings, StdpSettings)
+    try:
+        _, summary = run_stdp_experiment(
+            e, s, args.out, resume=args.resume, progress=not args.quiet,
+            log=lambda line: print(line, flush=True),
+        )  # fmt: skip
+    except (
+        StdpCheckpointError,
+        StdpDivergenceError,
+        UnsupportedArchitectureError,
+        ValueError,
+    ) as err:
+        print(f"spikebridge train: error: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"test accuracy at T={s.stdp_timesteps}: {summary['test_accuracy']:.4f}; "
+        f"results in {args.out}"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.route == "stdp":
+        return run_stdp(args)
     e = settings_from(args, args.settings, ExperimentSettings)
     t = settings_from(args, args.settings, TrainingSettings)
     epochs, timesteps = t.direct_epoch_count(), t.direct_timesteps

@@ -30,8 +30,10 @@ from ..settings import (
     ConversionSettings,
     ExperimentSettings,
     ModelFileSettings,
+    RobustnessSettings,
     SettingsError,
     SimulationSettings,
+    StdpSettings,
     TrainingSettings,
     runtime_keys,
     setting_fields,
@@ -45,9 +47,15 @@ ConfigError = SettingsError
 
 @dataclass
 class Settings(
-    ModelFileSettings, SimulationSettings, ConversionSettings, TrainingSettings, ExperimentSettings
+    ModelFileSettings,
+    RobustnessSettings,
+    StdpSettings,
+    SimulationSettings,
+    ConversionSettings,
+    TrainingSettings,
+    ExperimentSettings,
 ):
-    """Every setting of :func:`spikebridge.compare.run`: the groups of
+    """Every setting of :func:`spikebridge.compare.run`: the settings groups of
     :mod:`spikebridge.settings` in one flat namespace (their field names are unique)."""
 
     def model_label(self) -> str:

@@ -25,6 +25,8 @@ RESULT_FILES = (
     ),
 )
 """The files a comparison writes into DIR (extra evaluation passes add ``<pass>.csv``)."""
+OPTIONAL_RESULT_FILES = ("accuracy_vs_noise.png", "accuracy_vs_noise.svg")
+"""Files only some comparisons write (the noise plot: with ``--noise``)."""
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -90,7 +92,7 @@ def holds_experiment(out: Path, experiment: dict) -> bool:
 
 def clear_results(out: Path, extra: tuple[str, ...] = ()) -> None:
     """Remove the result files of an earlier experiment from ``out`` (checkpoints stay)."""
-    for name in (*RESULT_FILES, *extra):
+    for name in (*RESULT_FILES, *OPTIONAL_RESULT_FILES, *extra):
         path = out / name
         if path.is_file():
             path.unlink()

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from ..io import write_csv, write_json
 from .config import Settings
 from .plots import energy_accuracy_figure, firing_rate_figure, latency_accuracy_figure, save_plots
 from .report import write_report
+from .robustness import robustness_figure, robustness_frame, robustness_summary
 
 if TYPE_CHECKING:
     from .pipeline import Comparison
@@ -28,7 +31,14 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
         write_csv(out / "energy.csv", result.energy),
         write_csv(out / "layers.csv", result.layers),
     ]
-    files += [write_csv(out / f"{name}.csv", frame) for name, frame in result.extra.items()]
+    extra = dict(result.extra)
+    robustness = extra.get("robustness")
+    if robustness is not None and len(robustness):  # noise kind, level and loss per network
+        ann = result.energy[result.energy["route"] == "ann"].assign(timesteps=float("nan"))
+        columns = ["route", "method", "timesteps", "accuracy"]
+        clean = pd.concat([result.accuracy[columns], ann[columns]], ignore_index=True)
+        extra["robustness"] = robustness_frame(robustness, clean)
+    files += [write_csv(out / f"{name}.csv", frame) for name, frame in extra.items()]
     ann_label = f"ANN, {s.ann_method()}"
     title = _title(s)
     figures = {
@@ -47,6 +57,10 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
             result.layers, s.timesteps, f"{title}: firing rates over T = {s.timesteps}"
         ),
     }
+    if robustness is not None and len(robustness):
+        figures["accuracy_vs_noise"] = robustness_figure(
+            extra["robustness"], f"{title}: accuracy on noisy test images"
+        )
     files += save_plots(figures, out)
     files.append(
         write_json(
@@ -64,7 +78,14 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
         "latency_accuracy": "Test accuracy after t simulation steps (log-scale t); the ANN as a dashed line.",
         "energy_accuracy": "Accuracy against energy per inference as T grows (markers at T = 1, 2, 4, ...); the ANN as a star.",
         "firing_rates": f"Firing rate of each spiking layer over T = {s.timesteps} steps.",
+        "accuracy_vs_noise": "Accuracy on the same seeded noisy test images for every network "
+        "(level 0: clean), one panel per noise type.",
     }
+    tables = {}
+    if robustness is not None and len(robustness):
+        tables["Accuracy (%) on noisy test images (loss against clean, points)"] = (
+            robustness_summary(extra["robustness"])
+        )
     files.append(
         write_report(
             out / "report.html",
@@ -76,6 +97,7 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
             settings=result.settings,
             notes=result.notes,
             captions=captions,
+            extra_tables=tables,
         )
     )
     return files

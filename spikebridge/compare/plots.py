@@ -23,7 +23,7 @@ LINESTYLES = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, 
 COLORS = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#999999", "#F0E442"]
 DIRECT_STYLE = {"color": "black", "marker": "o", "linestyle": "-", "linewidth": 2.0}
 ANN_STYLE = {"color": "0.35", "linestyle": (0, (8, 3)), "linewidth": 1.4}
-ROUTE_NAMES = {"conversion": "conversion", "direct": "direct", "ann": "ANN"}
+ROUTE_NAMES = {"conversion": "conversion", "direct": "direct", "stdp": "unsupervised", "ann": "ANN"}
 METHOD_NAMES = {
     "model": "model-based (Diehl 2015)",
     "max": "data-based max (Diehl 2015)",
@@ -32,6 +32,7 @@ METHOD_NAMES = {
     "spike-norm": "Spike-Norm (Sengupta 2019)",
     "qcfs": "QCFS (Bu 2022)",
     "stbp-tdbn": "STBP-tdBN (Zheng 2021)",
+    "ae-stdp": "auto-encoder + STDP (Tavanaei 2017)",
 }
 
 

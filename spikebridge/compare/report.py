@@ -145,8 +145,10 @@ def render_report(
     settings: dict | None = None,
     notes: Sequence[str] = (),
     captions: dict[str, str] | None = None,
+    extra_tables: dict[str, pd.DataFrame] | None = None,
 ) -> str:
-    """The report as one HTML string (figures embedded as base64 PNG)."""
+    """The report as one HTML string (figures embedded as base64 PNG); ``extra_tables``:
+    heading -> table, after the per-layer table (e.g. the noise robustness)."""
     captions = captions or {}
     parts = [
         "<!DOCTYPE html>",
@@ -184,6 +186,9 @@ def render_report(
     parts.append(_table(accuracy_pivot(accuracy)))
     parts.append("<h2>Per-layer firing rates and synaptic operations (per inference)</h2>")
     parts.append(_table(layer_summary(layers)))
+    for heading, frame in (extra_tables or {}).items():
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        parts.append(_table(frame))
     if settings:
         frame = pd.DataFrame(
             {"setting": list(settings), "value": [str(v) for v in settings.values()]}

@@ -1,0 +1,103 @@
+"""The STDP route of a comparison: the unsupervised spiking CNN of Tavanaei & Maida 2017.
+
+Trained without labels on the comparison's training images (then a linear readout), cached in
+``DIR/checkpoints/stdp.pt``; ``stdp.json`` beside it records the settings it is trained for
+(:data:`STDP_KEYS`), so a re-run with the same settings reuses it and an interrupted run resumes.
+On for the architectures the route supports (``cnn``); noted as skipped for the others.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+from ...io import write_json
+from ...stdp import UnsupportedArchitectureError, config_for
+from ...stdp import train as train_stdp_layers
+from ...stdp.checkpoint import StdpCheckpointError, load_network, read_checkpoint
+from ...stdp.run import METHOD
+from ..context import ComparisonContext
+from . import Candidate, Route, register
+
+STDP_KEYS = (
+    "arch", "dataset", "seed", "batch_size", "train_limit", "stdp_epochs", "stdp_ae_epochs",
+    "stdp_conv_channels", "stdp_feature_channels", "stdp_timesteps",
+)  # fmt: skip
+"""The settings that define the trained STDP network."""
+
+
+def stdp_config(ctx: ComparisonContext):
+    """The route's configuration for the comparison's dataset (UnsupportedArchitectureError
+    for an architecture it has no form of)."""
+    s, info = ctx.settings, ctx.info
+    return config_for(
+        s.arch, info.in_channels, info.image_size, info.num_classes,
+        conv_channels=s.stdp_conv_channels, feature_channels=s.stdp_feature_channels,
+        ae_epochs=s.stdp_ae_epochs, stdp_epochs=s.stdp_epochs, timesteps=s.stdp_timesteps,
+    )  # fmt: skip
+
+
+def stdp_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
+    """The trained STDP network, unless ``stdp_epochs`` is 0 or the architecture is unsupported."""
+    s = ctx.settings
+    if s.stdp_epochs == 0:
+        ctx.notes.append("stdp route skipped (stdp_epochs = 0)")
+        return
+    try:
+        config = stdp_config(ctx)
+    except UnsupportedArchitectureError as err:
+        ctx.notes.append(f"stdp route skipped: {err}")
+        return
+    experiment = s.experiment()
+    expected = {k: experiment[k] for k in STDP_KEYS}
+    path = ctx.checkpoints / "stdp.pt"
+    record = path.with_suffix(".json")
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    except json.JSONDecodeError:
+        recorded = None
+    saved = None
+    if recorded == expected and path.is_file():
+        try:
+            saved = read_checkpoint(path)
+        except StdpCheckpointError:
+            saved = None
+        if saved is not None and saved["config"] != config.to_dict():
+            saved = None
+    if saved is not None and saved["phase_done"] == "readout":
+        ctx.say(f"reusing the STDP network from {path}")
+        network, _, data = load_network(path)
+        seconds = float(sum(data["seconds"].values()))
+        ctx.notes.append("the STDP network was loaded from checkpoints/stdp.pt (an earlier run)")
+    else:
+        resume = saved is not None
+        ctx.barrier()
+        if ctx.shard.rank == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not resume and path.exists():
+                path.unlink()
+            write_json(record, expected)
+        ctx.barrier()
+        ctx.say(
+            "training the STDP network (auto-encoder kernels, probabilistic STDP, linear readout)"
+            + (" - resuming its checkpoint" if resume else "")
+        )
+        start = time.perf_counter()
+        result = train_stdp_layers(
+            config, ctx.train_loader, s.seed, ctx.progress, None,
+            checkpoint_path=path if ctx.shard.rank == 0 else None, resume=resume,
+        )  # fmt: skip
+        network = result.network
+        seconds = sum(result.seconds.values()) or time.perf_counter() - start
+    ctx.notes.append(
+        "stdp route: Poisson input and probabilistic feature neurons (seeded), whatever the "
+        "encoding setting; trained without labels except its linear readout"
+    )
+    yield Candidate(
+        "stdp", METHOD, network.to(ctx.device).eval(), s.timesteps,
+        train_seconds=seconds, timings={"train_stdp": seconds},
+    )  # fmt: skip
+
+
+register(Route("stdp", stdp_networks, order=30))
