@@ -49,6 +49,14 @@ def test_cli_train_route_stdp(tmp_path, capsys):
     assert (
         json.loads((out / "summary.json").read_text())["test_accuracy"] == summary["test_accuracy"]
     )
+    # the finished run is neither replaced by a fresh run nor resumed with another T
+    before = (out / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--stdp-timesteps", "6", "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main([*args, "--stdp-timesteps", "8", "--out", str(out), "--resume"]) == 2
+    assert "--stdp-timesteps: 6 in the run being resumed, 8 now" in capsys.readouterr().err
+    assert (out / "checkpoint.pt").read_bytes() == before
     bad = tmp_path / "bad"
     assert main(["train", "--route", "stdp", "--arch", "resnet20", "--out", str(bad)]) == 2
     assert "does not support architecture 'resnet20'" in capsys.readouterr().err

@@ -67,7 +67,7 @@ def run_stdp(args: argparse.Namespace) -> int:
     s = settings_from(args, args.settings, StdpSettings)
     try:
         _, summary = run_stdp_experiment(
-            e, s, args.out, resume=args.resume, progress=not args.quiet,
+            e, s, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
             log=lambda line: print(line, flush=True),
         )  # fmt: skip
     except (

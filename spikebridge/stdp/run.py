@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -19,14 +20,16 @@ from torch.utils.data import DataLoader
 from ..data import dataset_info, make_loaders
 from ..evaluation import evaluate
 from ..io import output_dir, write_csv, write_json
+from ..rundir import claim
 from ..runtime import seed_everything
-from ..settings import ExperimentSettings, StdpSettings
+from ..settings import ExperimentSettings, StdpSettings, runtime_keys
 from .model import StdpConfig, config_for
 from .training import StdpResult, train
 
 ROUTE = "stdp"
 METHOD = "ae-stdp"
 CHECKPOINT_NAME = "checkpoint.pt"
+OUTPUT_FILES = (CHECKPOINT_NAME, "history.csv", "accuracy_vs_timesteps.csv", "summary.json")
 HISTORY_COLUMNS = [
     "phase",
     "layer",
@@ -120,17 +123,30 @@ def train_to_directory(
     return result, summary
 
 
+def stdp_run_settings(experiment: ExperimentSettings, settings: StdpSettings) -> dict:
+    """The settings that determine an STDP run's result: what ``run.json`` records and
+    ``--resume`` compares (``stdp_epochs`` and ``stdp_ae_epochs`` may grow)."""
+    skip = set(runtime_keys(ExperimentSettings)) | {"activation", "alpha", "levels"}
+    values = {k: v for k, v in asdict(experiment).items() if k not in skip}
+    return {"route": ROUTE, **values, **asdict(settings)}
+
+
 def run_training_experiment(
     experiment: ExperimentSettings,
     settings: StdpSettings,
     out: str | os.PathLike,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
 ) -> tuple[StdpResult, dict]:
     """What ``spikebridge train --route stdp`` runs: the data of ``experiment``, the route's
     configuration for its architecture (:func:`config_for`), training and the outputs in ``out``.
+
+    ``out`` is taken for this run first (:func:`spikebridge.rundir.claim`): one run at a time, a
+    directory holding other results refused unless ``overwrite``, a finished run refused unless
+    ``resume`` (same settings; the epoch counts may grow) or ``overwrite``.
 
     Raises ValueError for event data, :class:`UnsupportedArchitectureError` for an architecture
     the route has no form of.
@@ -152,8 +168,18 @@ def run_training_experiment(
         e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
         train_limit=e.train_limit,
     )  # fmt: skip
-    seed_everything(e.seed)
-    extra = {"arch": e.arch, "dataset": e.dataset, "batch_size": e.batch_size}
-    return train_to_directory(
-        config, train_loader, test_loader, out, e.seed, resume, progress, log, extra
-    )
+    record = stdp_run_settings(e, s)
+    grow = ("stdp_epochs", "stdp_ae_epochs")
+    with claim(out, "train", record, overwrite=overwrite, resume=resume, rerun=False,
+               may_grow=grow) as run:  # fmt: skip
+        if resume and not (run.path / CHECKPOINT_NAME).is_file():
+            raise ValueError(f"--resume: no checkpoint at {run.path / CHECKPOINT_NAME} to resume")
+        run.begin(remove=run.previous_files() if overwrite else [], planned=OUTPUT_FILES)
+        seed_everything(e.seed)
+        extra = {"arch": e.arch, "dataset": e.dataset, "batch_size": e.batch_size,
+                 "settings": record}  # fmt: skip
+        done = train_to_directory(
+            config, train_loader, test_loader, run.path, e.seed, resume, progress, log, extra
+        )
+        run.finish([run.path / name for name in OUTPUT_FILES])
+    return done
