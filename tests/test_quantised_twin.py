@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikebridge.convert import MethodNotApplicable, prepare
+from spikebridge.convert import ConversionError, MethodNotApplicable, prepare
 from spikebridge.convert.build import build_snn
 from spikebridge.convert.quantised_twin import (
     TwinQuantiser,
@@ -172,7 +172,10 @@ def test_max_pool_is_refused_naming_the_layer():
         quantised_twin(prepare(model), {}, 2)
 
 
-def test_no_activation_is_refused():
+def test_no_calibratable_activation_is_refused():
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
-    with pytest.raises(MethodNotApplicable, match="no calibratable activation"):
+    with pytest.raises(ConversionError, match="no activation"):
         quantised_twin(prepare(model), {}, 2)
+    leaky = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.LeakyReLU(), nn.Linear(16, 10))
+    with pytest.raises(MethodNotApplicable, match="^2: LeakyReLU"):
+        quantised_twin(prepare(leaky.eval()), {"2": torch.tensor(1.0)}, 2)
