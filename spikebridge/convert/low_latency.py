@@ -504,7 +504,7 @@ def _reconstruct(
             )
             if not torch.isfinite(loss):
                 raise ReconstructionDiverged(
-                    f"{label}: the reconstruction loss became {float(loss)} at iteration "
+                    f"{label}: the reconstruction loss became {float(loss.detach())} at iteration "
                     f"{step + 1}; lower the learning rate ({settings.learning_rate}) or turn "
                     "reconstruction off (iterations=0). Nothing was built"
                 )
