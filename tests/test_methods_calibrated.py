@@ -17,6 +17,7 @@ from spikebridge.convert.low_latency import (
 )
 from spikebridge.evaluation import evaluate_snn
 from spikebridge.models import build_model
+from spikebridge.normalization import activation_layers
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +140,25 @@ def test_labels_are_never_needed(prepared_cnn, digits_images):
     assert calibration_images(digits_images, 64).shape == (64, *digits_images.shape[1:])
     with pytest.raises(ValueError, match="empty"):
         calibration_images(digits_images[:0], 64)
+
+
+@pytest.mark.parametrize("arch", ["resnet20", "mixed"])
+def test_partial_passes_equal_full_passes(arch, digits_images):
+    """Candidates run only the layers a threshold changes; that must equal a full pass, also
+    with residual joins, concatenations and functional relu."""
+    from test_quantised_twin import MixedNet
+
+    from spikebridge.convert.low_latency import _capture, _Graph, _Partial
+
+    torch.manual_seed(0)
+    model = MixedNet() if arch == "mixed" else build_model(arch, 10, 1, 8, width=0.25)
+    gm = prepare(model.eval())
+    graph = _Graph(gm, list(activation_layers(gm)))
+    x = digits_images[:40]
+    for name in graph.names:
+        consumers = graph.consumers(name)
+        part = _Partial(gm, name, consumers)
+        partial = part.suffix(part.prefix(x, 16))
+        full = _capture(gm, x, consumers, 16)
+        for c in consumers:
+            torch.testing.assert_close(partial[c], full[c])

@@ -223,6 +223,85 @@ def _run(model: nn.Module, x: Tensor, names: list[str]) -> dict[str, Tensor]:
     return found
 
 
+class _Partial:
+    """Run only the part of a graph that one layer's threshold changes.
+
+    The nodes that depend on activation ``start`` and lead to the inputs of ``consumers`` are
+    the *suffix*; the prefix values they read (the activation's input, a residual skip) are
+    computed once per batch and kept, so each candidate threshold costs a partial pass.
+    """
+
+    def __init__(self, gm: fx.GraphModule, start: str, consumers: list[str]) -> None:
+        self.gm = gm
+        nodes = list(gm.graph.nodes)
+        output = nodes[-1]
+        by_name = {str(n.target): n for n in nodes if n.op == "call_module"}
+        self.targets = {
+            c: (output.args[0] if c == OUTPUT else by_name[c].args[0]) for c in consumers
+        }
+        dependent = {by_name[start]}
+        for node in nodes:
+            if any(a in dependent for a in node.all_input_nodes):
+                dependent.add(node)
+        needed: set[fx.Node] = set()
+        stack = list(self.targets.values())
+        while stack:
+            node = stack.pop()
+            if node not in needed:
+                needed.add(node)
+                stack.extend(node.all_input_nodes)
+        batched = set()
+        for node in nodes:
+            if node.op == "placeholder" or any(a in batched for a in node.all_input_nodes):
+                batched.add(node)
+        self.dependent = dependent
+        self.prefix_nodes = [n for n in nodes if n in needed and n not in dependent]
+        # constants (parameters and what is computed from them alone) are recomputed, not kept
+        self.constant_nodes = [n for n in self.prefix_nodes if n not in batched]
+        self.suffix_nodes = [n for n in nodes if n in needed and n in dependent]
+        self.boundary = [
+            n
+            for n in self.prefix_nodes
+            if n in batched and any(u in dependent and u in needed for u in n.users)
+        ]
+        self.start_input = by_name[start].args[0]
+
+    def _execute(self, nodes: list[fx.Node], env: dict[fx.Node, object]) -> None:
+        interpreter = fx.Interpreter(self.gm, garbage_collect_values=False)
+        interpreter.env = env
+        for node in nodes:
+            if node.op != "placeholder":
+                env[node] = interpreter.run_node(node)
+
+    @torch.no_grad()
+    def prefix(self, x: Tensor, batch_size: int) -> list[dict[fx.Node, Tensor]]:
+        """Per batch of x: the prefix values the suffix reads."""
+        kept = []
+        for start in range(0, x.shape[0], batch_size):
+            env: dict[fx.Node, object] = {
+                n: x[start : start + batch_size] for n in self.prefix_nodes if n.op == "placeholder"
+            }
+            self._execute(self.prefix_nodes, env)
+            kept.append({n: env[n] for n in self.boundary})
+        return kept
+
+    def start_inputs(self, kept: list[dict[fx.Node, Tensor]]) -> Tensor:
+        """The activation's input [N, ...] (the twin's, upstream layers quantised)."""
+        return torch.cat([env[self.start_input] for env in kept])
+
+    @torch.no_grad()
+    def suffix(self, kept: list[dict[fx.Node, Tensor]]) -> dict[str, Tensor]:
+        """Consumer -> its input [N, ...] under the current parameters of the suffix."""
+        parts: dict[str, list[Tensor]] = {c: [] for c in self.targets}
+        for values in kept:
+            env: dict[fx.Node, object] = dict(values)
+            self._execute(self.constant_nodes, env)
+            self._execute(self.suffix_nodes, env)
+            for c, node in self.targets.items():
+                parts[c].append(env[node])
+        return {c: torch.cat(v) for c, v in parts.items()}
+
+
 def _channel_mean(x: Tensor) -> Tensor:
     """[C] mean over every dimension but 1."""
     if x.dim() == 1:
@@ -393,19 +472,17 @@ def calibrate_low_latency(
     graph = _Graph(twin, names)
     layers: list[LayerCalibration] = []
     unit: list[str] = []
-    known: dict[str, Tensor] = {}  # twin inputs of the next layers, as the last pass left them
     bar = progress_bar(names, settings.progress, f"calibrate T={timesteps}")
     for index, name in enumerate(bar):
-        report, known = _calibrate_layer(
-            twin, reference, graph, name, acts[name], x, timesteps, settings, known.get(name)
+        layers.append(
+            _calibrate_layer(twin, reference, graph, name, acts[name], x, timesteps, settings)
         )
-        layers.append(report)
         unit.append(name)
         if settings.iterations and (len(unit) == settings.block or index == len(names) - 1):
             error = _reconstruct(twin, reference, graph, unit, x, settings)
             for report in layers[-len(unit) :]:
                 report.reconstruction_error = error
-            unit, known = [], {}
+            unit = []
     thresholds = {n: q.threshold.detach().clone() for n, q in quantisers(twin).items()}
     result = restore_activations(twin)
     for p in result.parameters():
@@ -422,16 +499,16 @@ def _calibrate_layer(
     x: Tensor,
     timesteps: int,
     settings: LowLatencySettings,
-    xq: Tensor | None = None,
-) -> tuple[LayerCalibration, dict[str, Tensor]]:
-    """Search the layer's thresholds on the twin, correct the next biases; returns the report
-    and the twin's inputs of the next layers afterwards (the next layer's ``xq``)."""
+) -> LayerCalibration:
+    """Search the layer's thresholds on the twin (a partial pass per candidate), then correct
+    the next layers' biases."""
     consumers = graph.consumers(name)
     size = settings.batch_size
     floats = _capture(reference, x, [name, *consumers], size)
     target = {c: floats[c] for c in consumers}
-    if xq is None:
-        xq = _capture(twin, x, [name], size)[name]
+    part = _Partial(twin, name, consumers)
+    kept = part.prefix(x, size)
+    xq = part.start_inputs(kept)
     if settings.per_channel and _per_channel_allowed(twin, graph, name, xq):
         theta = _channel_search(act, xq, floats[name], timesteps, settings.alphas)
     else:
@@ -444,7 +521,7 @@ def _calibrate_layer(
     best: tuple[float, float, dict[str, Tensor]] | None = None
     for beta in settings.betas:
         quantiser.set_threshold(snn_threshold(name, act, beta * theta))
-        out = _capture(twin, x, consumers, size)
+        out = part.suffix(kept)
         error = _relative_error(out, target, centred)
         if best is None or error < best[0]:
             best = (error, beta, out)
@@ -454,9 +531,10 @@ def _calibrate_layer(
     if settings.bias_correction:
         corrected = _correct_biases(twin, graph, out, target)
         if corrected:
-            out = _capture(twin, x, consumers, size)
+            inside = all(graph.nodes[p] in part.dependent for p in corrected)
+            out = part.suffix(kept) if inside else _capture(twin, x, consumers, size)
             error = _relative_error(out, target)
-    return LayerCalibration(name, beta, error, corrected), out
+    return LayerCalibration(name, beta, error, corrected)
 
 
 def _reconstruct(
