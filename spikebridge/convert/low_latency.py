@@ -294,12 +294,16 @@ class _Partial:
         """Consumer -> its input [N, ...] under the current parameters of the suffix."""
         parts: dict[str, list[Tensor]] = {c: [] for c in self.targets}
         for values in kept:
-            env: dict[fx.Node, object] = dict(values)
-            self._execute(self.constant_nodes, env)
-            self._execute(self.suffix_nodes, env)
-            for c, node in self.targets.items():
-                parts[c].append(env[node])
+            for c, value in self.run(values).items():
+                parts[c].append(value)
         return {c: torch.cat(v) for c, v in parts.items()}
+
+    def run(self, values: dict[fx.Node, Tensor]) -> dict[str, Tensor]:
+        """The suffix on one batch of prefix values (differentiable)."""
+        env: dict[fx.Node, object] = dict(values)
+        self._execute(self.constant_nodes, env)
+        self._execute(self.suffix_nodes, env)
+        return {c: env[node] for c, node in self.targets.items()}
 
 
 def _channel_mean(x: Tensor) -> Tensor:
@@ -553,6 +557,11 @@ def _reconstruct(
     producers += [
         p for n in unit[1:] if (p := graph.producer(n)) is not None and p not in producers
     ]
+    # the layers before the unit do not change: their outputs are computed once
+    part = _Partial(twin, unit[0], exits)
+    kept = part.prefix(x, settings.batch_size)
+    cached = {node: torch.cat([env[node] for env in kept]) for node in part.boundary}
+    producers = [p for p in producers if graph.nodes[p] in part.dependent]
     params: list[dict] = [{"params": [twin.get_submodule(n).threshold for n in unit]}]
     for p in producers:
         layer = twin.get_submodule(p)
@@ -562,7 +571,7 @@ def _reconstruct(
             params.append({"params": [layer.weight], "lr": settings.learning_rate / 10})
     trained = [t for group in params for t in group["params"]]
     saved = [t.detach().clone() for t in trained]
-    before = _relative_error(_capture(twin, x, exits, settings.batch_size), target)
+    before = _relative_error(part.suffix(kept), target)
     floor = [twin.get_submodule(n).threshold.detach() * 1e-3 for n in unit]
     for t in trained:
         t.requires_grad_(True)
@@ -574,9 +583,9 @@ def _reconstruct(
             range(settings.iterations), settings.progress, f"reconstruct {label}"
         ):
             idx = torch.randperm(x.shape[0], generator=generator)[: settings.batch_size]
-            batch = x[idx.to(x.device)]
+            values = {node: v[idx.to(v.device)] for node, v in cached.items()}
             goal = {n: v[idx.to(v.device)] for n, v in target.items()}
-            out = _run(twin, batch, exits)
+            out = part.run(values)
             loss = sum(
                 (out[n] - goal[n]).pow(2).mean() / goal[n].var().clamp(min=1e-12) for n in exits
             )
@@ -595,7 +604,7 @@ def _reconstruct(
     finally:
         for t in trained:
             t.requires_grad_(False)
-    after = _relative_error(_capture(twin, x, exits, settings.batch_size), target)
+    after = _relative_error(part.suffix(kept), target)
     if after >= before:
         with torch.no_grad():
             for t, old in zip(trained, saved, strict=True):
