@@ -114,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for steps in [int(t) for t in args.targets.split(",")]:
         result = calibrate_low_latency(prepared, calib, steps, settings)
-        row = {"timesteps": steps, "calibration_seconds": result.seconds}
+        row = {
+            "timesteps": steps,
+            "calibration_seconds": result.seconds,
+            "calibration_cpu_seconds": result.cpu_seconds,
+        }
         twin = result.twin()
         with torch.no_grad():
             row["twin"] = sum(int((twin(x).argmax(1) == y).sum()) for x, y in batches) / n
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 row["count_differs"] = shares
         rows.append(row)
         print(
-            f"T={steps}: calibration {result.seconds:.1f} s; signed {100 * row['signed']:.2f}% "
+            f"T={steps}: calibration {result.seconds:.1f} s (CPU {result.cpu_seconds:.1f} s); signed {100 * row['signed']:.2f}% "
             f"plain {100 * row['plain']:.2f}% twin {100 * row['twin']:.2f}%; settled images "
             f"{100 * row['settled_images']:.1f}%; count differs "
             + ", ".join(f"{k} {100 * v:.2f}%" for k, v in row["count_differs"].items()),

@@ -141,6 +141,8 @@ class LowLatencyCalibration:
         thresholds: activation layer -> theta (0-d or [C]).
         layers: per-layer report.
         seconds: wall time of the calibration.
+        cpu_seconds: processor time of the calibration (all threads of this process): the cost
+            on an idle machine, which wall time on a shared one overstates.
     """
 
     timesteps: int
@@ -148,6 +150,7 @@ class LowLatencyCalibration:
     thresholds: dict[str, Tensor]
     layers: list[LayerCalibration]
     seconds: float
+    cpu_seconds: float = 0.0
 
     def twin(self) -> fx.GraphModule:
         """The quantised twin at T (logits = the network's summed readout / T)."""
@@ -457,7 +460,7 @@ def calibrate_low_latency(
     settings.validate()
     check_timesteps(timesteps)
     linear_layers_only(prepared)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     x = calibration_images(calibration, settings.samples)
     device = next((p.device for p in prepared.parameters()), torch.device("cpu"))
     x = x.to(device)
@@ -491,7 +494,14 @@ def calibrate_low_latency(
     result = restore_activations(twin)
     for p in result.parameters():
         p.requires_grad_(False)
-    return LowLatencyCalibration(timesteps, result, thresholds, layers, time.perf_counter() - start)
+    return LowLatencyCalibration(
+        timesteps,
+        result,
+        thresholds,
+        layers,
+        time.perf_counter() - start,
+        time.process_time() - cpu_start,
+    )
 
 
 def _calibrate_layer(
