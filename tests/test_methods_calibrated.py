@@ -162,3 +162,12 @@ def test_partial_passes_equal_full_passes(arch, digits_images):
         full = _capture(gm, x, consumers, 16)
         for c in consumers:
             torch.testing.assert_close(partial[c], full[c])
+
+
+def test_float_cache_does_not_change_the_result(prepared_cnn, digits_images):
+    cached = calibrate_low_latency(prepared_cnn, digits_images, 2)
+    streamed = calibrate_low_latency(
+        prepared_cnn, digits_images, 2, LowLatencySettings(cache_bytes=0)
+    )
+    for name, theta in cached.thresholds.items():
+        torch.testing.assert_close(theta, streamed.thresholds[name])

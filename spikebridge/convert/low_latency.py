@@ -83,6 +83,8 @@ class LowLatencySettings:
         learning_rate: Adam's step for thresholds and biases (weights get a tenth of it).
         seed: order of the reconstruction batches.
         progress: tqdm progress bars.
+        cache_bytes: keep the float ANN's activation inputs for all calibration images when they
+            fit in this many bytes (one pass instead of one per layer).
     """
 
     samples: int = 512
@@ -97,6 +99,7 @@ class LowLatencySettings:
     learning_rate: float = 1e-3
     seed: int = 0
     progress: bool = False
+    cache_bytes: int = 512 * 2**20
 
     def validate(self) -> None:
         for name in ("samples", "batch_size", "block"):
@@ -107,6 +110,8 @@ class LowLatencySettings:
             raise ValueError(f"iterations must be >= 0, got {self.iterations!r}")
         if not self.alphas or not self.betas or min(*self.alphas, *self.betas) <= 0:
             raise ValueError("alphas and betas must be non-empty and positive")
+        if isinstance(self.cache_bytes, bool) or self.cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be >= 0, got {self.cache_bytes!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
 
@@ -309,6 +314,27 @@ class _Partial:
         return {c: env[node] for c, node in self.targets.items()}
 
 
+class _FloatReference:
+    """The float ANN's inputs of named activations (and its logits) on the calibration images:
+    all kept from one pass when they fit in ``budget`` bytes, else captured when asked."""
+
+    def __init__(
+        self, reference: fx.GraphModule, x: Tensor, names: list[str], batch_size: int, budget: int
+    ) -> None:
+        self.reference, self.x, self.batch_size = reference, x, batch_size
+        self.cache: dict[str, Tensor] | None = None
+        wanted = [*names, OUTPUT]
+        probe = _capture(reference, x[:1], wanted, 1)
+        per_image = sum(v.numel() * v.element_size() for v in probe.values())
+        if per_image * x.shape[0] <= budget:
+            self.cache = _capture(reference, x, wanted, batch_size)
+
+    def get(self, names: list[str]) -> dict[str, Tensor]:
+        if self.cache is not None:
+            return {n: self.cache[n] for n in names}
+        return _capture(self.reference, self.x, names, self.batch_size)
+
+
 def _channel_mean(x: Tensor) -> Tensor:
     """[C] mean over every dimension but 1."""
     if x.dim() == 1:
@@ -477,16 +503,17 @@ def calibrate_low_latency(
     acts = activation_layers(twin)
     names = list(acts)
     graph = _Graph(twin, names)
+    floats = _FloatReference(reference, x, names, settings.batch_size, settings.cache_bytes)
     layers: list[LayerCalibration] = []
     unit: list[str] = []
     bar = progress_bar(names, settings.progress, f"calibrate T={timesteps}")
     for index, name in enumerate(bar):
         layers.append(
-            _calibrate_layer(twin, reference, graph, name, acts[name], x, timesteps, settings)
+            _calibrate_layer(twin, floats, graph, name, acts[name], x, timesteps, settings)
         )
         unit.append(name)
         if settings.iterations and (len(unit) == settings.block or index == len(names) - 1):
-            error = _reconstruct(twin, reference, graph, unit, x, settings)
+            error = _reconstruct(twin, floats, graph, unit, x, settings)
             for report in layers[-len(unit) :]:
                 report.reconstruction_error = error
             unit = []
@@ -506,7 +533,7 @@ def calibrate_low_latency(
 
 def _calibrate_layer(
     twin: fx.GraphModule,
-    reference: fx.GraphModule,
+    reference: _FloatReference,
     graph: _Graph,
     name: str,
     act: nn.Module,
@@ -518,7 +545,7 @@ def _calibrate_layer(
     the next layers' biases."""
     consumers = graph.consumers(name)
     size = settings.batch_size
-    floats = _capture(reference, x, [name, *consumers], size)
+    floats = reference.get([name, *consumers])
     target = {c: floats[c] for c in consumers}
     part = _Partial(twin, name, consumers)
     kept = part.prefix(x, size)
@@ -553,7 +580,7 @@ def _calibrate_layer(
 
 def _reconstruct(
     twin: fx.GraphModule,
-    reference: fx.GraphModule,
+    reference: _FloatReference,
     graph: _Graph,
     unit: list[str],
     x: Tensor,
@@ -562,7 +589,7 @@ def _reconstruct(
     """Adam on the unit's thresholds and the next layers' biases (and weights); returns the
     relative error of the unit's outputs after it (rolled back if it did not improve)."""
     exits = sorted({c for n in unit for c in graph.consumers(n) if c not in unit})
-    target = _capture(reference, x, exits, settings.batch_size)
+    target = reference.get(exits)
     producers = sorted({p for c in exits if (p := graph.producer(c)) is not None})
     producers += [
         p for n in unit[1:] if (p := graph.producer(n)) is not None and p not in producers
