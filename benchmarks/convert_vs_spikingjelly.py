@@ -42,9 +42,9 @@ from torch import Tensor, nn
 
 from spikebridge.convert import Converter, select_percentile
 from spikebridge.data import calibration_loader, load_dataset, make_loaders
+from spikebridge.engine.network import SpikingNetwork
 from spikebridge.io import output_dir, write_json
 from spikebridge.models import build_model
-from spikebridge.network import SpikingNetwork
 from spikebridge.training import train_ann
 
 SPIKEBRIDGE_METHODS = ("max", "percentile", "channel")

@@ -5,7 +5,7 @@ hidden fc and LIF neurons (V_th = 0.5, tau_decay = 0.25, hard reset, rectangular
 width 1, gradient through the reset), is trained for a fixed number of SGD steps on one batch
 of 28x28 inputs by
 
-* spikebridge: ``build_snn("cnn")`` (LIF as one autograd function over the time loop, tdBN as a
+* spikebridge: ``build_direct_snn("cnn")`` (LIF as one autograd function over the time loop, tdBN as a
   BatchNorm over the folded [T*B, ...] batch);
 * SpikingJelly 2.0: ``neuron.LIFNode(step_mode="m", tau=4/3, decay_input=False)`` (so
   H = 0.25 V + X, as the tdBN paper's LIF), ``layer.ThresholdDependentBatchNorm2d/1d``,
@@ -39,9 +39,9 @@ def build(framework: str, timesteps: int):
     from torch import nn
 
     if framework == "spikebridge":
-        from spikebridge.direct import build_snn
+        from spikebridge.direct import build_direct_snn
 
-        net = build_snn("cnn", 10, 1, 28, threshold=V_TH, tau_decay=TAU_DECAY)
+        net = build_direct_snn("cnn", 10, 1, 28, threshold=V_TH, tau_decay=TAU_DECAY)
 
         def step_loss(x, y):
             net.reset()

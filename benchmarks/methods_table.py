@@ -29,12 +29,12 @@ import torch
 from torch import nn
 
 from spikebridge.compare.plots import latency_accuracy_figure
-from spikebridge.convert import Converter, MethodNotApplicable
-from spikebridge.convert.experiment import resolve_methods
+from spikebridge.convert import run_conversion
 from spikebridge.data import calibration_loader, make_loaders
-from spikebridge.evaluation import evaluate_ann, evaluate_snn
+from spikebridge.evaluation import evaluate
 from spikebridge.io import output_dir, save_figure, write_csv, write_text
 from spikebridge.models import build_model
+from spikebridge.settings import ConversionSettings, SimulationSettings
 from spikebridge.training import train_ann
 
 STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -72,30 +72,25 @@ def spikingjelly_curves(
 
 
 def convert_all(model: nn.Module, calib, test_loader, args) -> tuple[pd.DataFrame, dict]:
-    """spikebridge's methods on one ANN: (long accuracy table, skipped method -> reason)."""
-    methods = resolve_methods(model, args.methods)
-    converter = Converter(
-        model,
-        calib,
-        seed=args.seed,
+    """spikebridge's methods on one ANN through the conversion loop: (long accuracy table,
+    skipped method -> reason)."""
+    conversion = ConversionSettings(
+        methods=args.methods,
         spike_norm_window=args.spike_norm_window,
         spike_norm_samples=args.spike_norm_samples,
     )
-    rows, skipped = [], {}
-    for method in methods:
-        try:
-            snn = converter.build(method)
-        except MethodNotApplicable as err:
-            skipped[method] = str(err)
-            continue
-        result = evaluate_snn(snn, test_loader, args.timesteps, "cpu")
-        rows += [("spikebridge", method, t, a) for t, a in enumerate(result.accuracy.tolist(), 1)]
-        if method == "qcfs":  # also with the paper's plain IF neurons (qcfs defaults to signed)
-            snn = converter.build(method, negative_spikes=False)
-            result = evaluate_snn(snn, test_loader, args.timesteps, "cpu")
-            curve = enumerate(result.accuracy.tolist(), 1)
-            rows += [("spikebridge", "qcfs-plain-if", t, a) for t, a in curve]
-    return pd.DataFrame(rows, columns=["route", "method", "timesteps", "accuracy"]), skipped
+    simulation = SimulationSettings(timesteps=args.timesteps)
+    result = run_conversion(
+        model, calib, test_loader, conversion, simulation, seed=args.seed, strict=False
+    )
+    frames = [result.accuracy.assign(route="spikebridge")]
+    if (
+        "qcfs" in result.networks
+    ):  # also with the paper's plain IF neurons (qcfs defaults to signed)
+        plain = ConversionSettings(methods="qcfs", negative_spikes=False)
+        again = run_conversion(model, calib, test_loader, plain, simulation, seed=args.seed)
+        frames.append(again.accuracy.assign(route="spikebridge", method="qcfs-plain-if"))
+    return pd.concat(frames, ignore_index=True), result.skipped
 
 
 def markdown_table(frame: pd.DataFrame, ann: dict[str, float]) -> str:
@@ -142,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         model = build_model(name, 10, 1, 28, args.width, **options)
         train_ann(model, train_loader, args.epochs, 1e-3, "cpu", args.seed)
         model.eval()
-        ann[arch] = evaluate_ann(model, test_loader, "cpu")
+        ann[arch] = float(evaluate(model, test_loader).accuracy[0])
         frame, skipped = convert_all(model, calib, test_loader, args)
         frame = frame.assign(arch=arch)
         if not args.no_spikingjelly and not variant:  # SpikingJelly converts ReLU networks

@@ -1,27 +1,34 @@
 """spikebridge: convert trained CNNs into spiking networks and compare them with directly trained SNNs.
 
-The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors):
+The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored by one evaluator:
 
-- conversion (:mod:`spikebridge.convert`, :mod:`spikebridge.normalization`): :func:`check`,
-  :func:`convert` / :class:`Converter` with the methods model, max, percentile, channel,
-  spike-norm and qcfs;
+- engine (:mod:`spikebridge.engine`): neurons, encoders, :class:`SpikingNetwork`, fx helpers;
+- conversion (:mod:`spikebridge.convert`, its threshold methods in :mod:`spikebridge.convert.methods`,
+  :mod:`spikebridge.normalization`): :func:`check`, :func:`convert_model` / :class:`Converter`;
 - direct training (:mod:`spikebridge.direct`): :func:`build_direct_snn`, :func:`train_direct`
   (STBP with LIF neurons and tdBN);
-- comparison (:mod:`spikebridge.compare`): :func:`compare_routes` -> tables, plots, report.
+- evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
+- comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report;
+- settings (:mod:`spikebridge.settings`): every setting and its one default.
 """
 
-from . import compare, convert, direct, normalization
-from .compare import run as compare_routes
-from .convert import METHODS, Converter, applicable_methods, check, prepare, select_percentile
-from .convert import convert as convert_model
-from .direct import build_snn as build_direct_snn
-from .direct import fuse_norms
-from .direct import train as train_direct
-from .encoding import AnalogEncoder, PoissonEncoder, make_encoder
-from .evaluation import Evaluation, evaluate_ann, evaluate_snn
+from . import compare, convert, direct, evaluation, normalization, settings
+from .convert import (
+    METHODS,
+    Converter,
+    applicable_methods,
+    check,
+    convert_model,
+    prepare,
+    select_percentile,
+)
+from .direct import build_direct_snn, fuse_norms, train_direct
+from .engine.encoding import AnalogEncoder, EventEncoder, PoissonEncoder, make_encoder
+from .engine.network import Simulation, SpikingNetwork
+from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeuron
+from .evaluation import Evaluation, evaluate
 from .models import MODEL_NAMES, build_model
-from .network import Simulation, SpikingNetwork
-from .neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeuron
+from .settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
 from .training import train_ann
 
 __version__ = "0.1.0"
@@ -30,31 +37,36 @@ __all__ = [
     "METHODS",
     "MODEL_NAMES",
     "AnalogEncoder",
+    "ConversionSettings",
     "Converter",
     "Evaluation",
+    "EventEncoder",
+    "ExperimentSettings",
     "IFNeuron",
     "PoissonEncoder",
     "SignedIFNeuron",
     "Simulation",
+    "SimulationSettings",
     "SpikingMaxPool",
     "SpikingNetwork",
     "SpikingNeuron",
+    "TrainingSettings",
     "applicable_methods",
     "build_direct_snn",
     "build_model",
     "check",
     "compare",
-    "compare_routes",
     "convert",
     "convert_model",
     "direct",
-    "evaluate_ann",
-    "evaluate_snn",
+    "evaluate",
+    "evaluation",
     "fuse_norms",
     "make_encoder",
     "normalization",
     "prepare",
     "select_percentile",
+    "settings",
     "train_ann",
     "train_direct",
 ]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .validation import check_positive_int
+
 
 class _FloorSTE(torch.autograd.Function):
     @staticmethod
@@ -30,8 +32,7 @@ class QCFS(nn.Module):
 
     def __init__(self, levels: int = 4, initial_lambda: float = 2.0) -> None:
         super().__init__()
-        if levels <= 0:
-            raise ValueError(f"QCFS: levels must be a positive integer, got {levels}")
+        check_positive_int(levels, "QCFS: levels")
         self.levels = int(levels)
         self.lambda_ = nn.Parameter(torch.tensor(float(initial_lambda)))
 

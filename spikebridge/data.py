@@ -24,6 +24,7 @@ from .datasets.cifar import load_cifar10
 from .datasets.digits import load_digits_split
 from .datasets.idx import load_idx_dataset, read_idx
 from .datasets.nmnist import NMNISTDataset, bin_events, decode_events
+from .validation import check_positive_int
 
 __all__ = [
     "DATASET_NAMES",
@@ -87,14 +88,6 @@ def dataset_info(name: str) -> DatasetInfo:
 def is_event_dataset(name: str) -> bool:
     """True for event-camera datasets (samples already in time: [T, C, H, W])."""
     return dataset_info(name).is_event
-
-
-def _positive_int(value: object, argument: str, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-    return value
 
 
 def load_dataset(
@@ -189,9 +182,9 @@ def make_loaders(
         Other arguments as in :func:`load_dataset`; ``num_workers`` > 0 keeps workers alive
         across epochs so per-worker caches survive.
     """
-    _positive_int(batch_size, "batch_size", allow_none=False)
-    _positive_int(limit, "limit")
-    _positive_int(train_limit, "train_limit")
+    check_positive_int(batch_size, "batch_size")
+    check_positive_int(limit, "limit", allow_none=True)
+    check_positive_int(train_limit, "train_limit", allow_none=True)
     if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
         raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
     train_set = load_dataset(
@@ -225,8 +218,8 @@ def calibration_loader(
     ``skip`` = the calibration set's ``n`` it gives held-out samples disjoint from it (for
     validation, e.g. :func:`spikebridge.convert.select_percentile`).
     """
-    _positive_int(n, "n", allow_none=False)
-    _positive_int(batch_size, "batch_size", allow_none=False)
+    check_positive_int(n, "n")
+    check_positive_int(batch_size, "batch_size")
     size = len(dataset)
     if size == 0:
         raise ValueError("calibration_loader: the dataset is empty; calibration needs samples")

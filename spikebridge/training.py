@@ -9,16 +9,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from .evaluation import evaluate_ann
+from .evaluation import evaluate
 from .progress import progress_bar
-
-
-def seed_everything(seed: int) -> None:
-    """Seed torch's CPU and CUDA generators (and Python's, for data order)."""
-    import random
-
-    random.seed(seed)
-    torch.manual_seed(seed)
+from .runtime import seed_everything
 
 
 def train_ann(
@@ -74,7 +67,7 @@ def train_ann(
             "epoch": epoch,
             "loss": total_loss / max(seen, 1),
             "train_accuracy": correct / max(seen, 1),
-            "test_accuracy": evaluate_ann(model, test_loader, device)
+            "test_accuracy": float(evaluate(model, test_loader, device=device).accuracy[0])
             if test_loader is not None
             else float("nan"),
             "seconds": time.perf_counter() - start,

@@ -48,7 +48,7 @@ def test_convert_writes_csv_summary_networks_and_plot(tmp_path, capsys):
 
 def test_initial_potential_flag_reaches_every_neuron(tmp_path):
     """``--initial-potential 0.5`` starts each IF neuron at theta/2 (Bu 2022) and is recorded."""
-    from spikebridge.neurons import IFNeuron
+    from spikebridge.engine.neurons import IFNeuron
 
     out = tmp_path / "half"
     args = ["convert", *FAST, "--method", "max", "--initial-potential", "0.5", "--out", str(out)]

@@ -12,8 +12,7 @@ from spikebridge.cli import build_parser
 from spikebridge.cli.compare import settings_from_args
 from spikebridge.compare.config import ConfigError, Settings, key_line, load_config
 from spikebridge.compare.energy import energy_pj, firing_rate, snn_energy_row
-from spikebridge.compare.evaluate import NetworkEvaluation
-from spikebridge.compare.ops import LayerOps
+from spikebridge.evaluation import Evaluation, LayerOps
 
 
 def write(tmp_path, text: str):
@@ -145,7 +144,7 @@ def test_energy_formula_and_firing_rate():
 
 def test_energy_row_combines_analog_macs_and_sops_per_inference():
     """Two samples, T = 2: an analog conv (100 MACs/sample/step) and a conv with known SOPs."""
-    ev = NetworkEvaluation(
+    ev = Evaluation(
         correct=torch.tensor([1, 2]),
         total=2,
         spikes={"n": torch.tensor([6, 10])},

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from spikebridge.compare.runner import run
+from spikebridge.compare import run
 
 CHROMIUM = shutil.which("chromium") or (
     "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None

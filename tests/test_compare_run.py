@@ -4,13 +4,14 @@ another experiment's directory, methods that do not apply, and the CLI."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from spikebridge.cli import main
-from spikebridge.compare import runner
-from spikebridge.compare.runner import RESULT_FILES, run
+from spikebridge.compare import RESULT_FILES, ann, run
+from spikebridge.compare.routes import direct as direct_route
 
 TINY = dict(
     epochs=2,
@@ -108,8 +109,8 @@ def test_rerun_reuses_the_checkpoints_and_gives_the_same_tables(first_run, tmp_p
     def no_training(*args, **kwargs):
         raise AssertionError("a re-run must not train again")
 
-    monkeypatch.setattr(runner, "train_ann", no_training)
-    monkeypatch.setattr(runner, "train_direct", no_training)
+    monkeypatch.setattr(ann, "train_ann", no_training)
+    monkeypatch.setattr(direct_route, "train_direct", no_training)
     again = run("cnn", "digits", methods=METHODS, out=out, **TINY)
     _, first = first_run
     pd.testing.assert_frame_equal(again.accuracy, first.accuracy)
@@ -131,9 +132,9 @@ def test_directory_of_another_experiment_is_refused_untouched(first_run, tmp_pat
     assert snapshot(out) == before
 
     # with overwrite it runs, keeping the checkpoints whose training settings still match
-    monkeypatch.setattr(runner, "train_ann", lambda *a, **k: pytest.fail("ANN settings unchanged"))
+    monkeypatch.setattr(ann, "train_ann", lambda *a, **k: pytest.fail("ANN settings unchanged"))
     monkeypatch.setattr(
-        runner, "train_direct", lambda *a, **k: pytest.fail("direct settings unchanged")
+        direct_route, "train_direct", lambda *a, **k: pytest.fail("direct settings unchanged")
     )
     result = run(
         "cnn", "digits", methods="max", out=out, overwrite=True, **{**TINY, "timesteps": 16}
@@ -146,13 +147,13 @@ def test_directory_of_another_experiment_is_refused_untouched(first_run, tmp_pat
 def test_changed_training_settings_retrain_under_overwrite(first_run, tmp_path, monkeypatch):
     out = copy_of(first_run, tmp_path)
     calls = []
-    real = runner.train_ann
+    real = ann.train_ann
 
     def counting(*args, **kwargs):
         calls.append(args[2])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "train_ann", counting)
+    monkeypatch.setattr(ann, "train_ann", counting)
     run(
         "cnn",
         "digits",
@@ -228,7 +229,9 @@ def test_two_processes_under_torchrun_give_the_same_tables(first_run, tmp_path):
         (out / name).unlink()
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
+    root = str(Path(__file__).resolve().parents[1])  # the checkout under test, not an install
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(script), str(out), json.dumps({"methods": METHODS, **TINY})]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)

@@ -11,7 +11,15 @@ import torchvision
 from torch import nn
 
 from spikebridge import IFNeuron
-from spikebridge.convert import BLOCKS, COSTS, ConversionError, Converter, check, convert, prepare
+from spikebridge.convert import (
+    BLOCKS,
+    COSTS,
+    ConversionError,
+    Converter,
+    check,
+    convert_model,
+    prepare,
+)
 from spikebridge.models import build_model
 from spikebridge.normalization import activation_layers
 
@@ -149,19 +157,19 @@ def test_nan_weights_are_an_error_naming_the_parameter():
 def test_empty_calibration_data_is_an_error():
     model = build_model("cnn", 10, 1, 8, width=0.25).eval()
     with pytest.raises(ValueError, match="calibration data is empty"):
-        convert(model, [], method="percentile")
+        convert_model(model, [], method="percentile")
 
 
 def test_calibration_shape_mismatch_names_the_shapes():
     model = build_model("cnn", 10, 1, 8, width=0.25).eval()
     with pytest.raises(ValueError, match=r"\(2, 3, 8, 8\).*1 input"):
-        convert(model, [(torch.rand(2, 3, 8, 8), None)], method="max")
+        convert_model(model, [(torch.rand(2, 3, 8, 8), None)], method="max")
 
 
 @pytest.mark.parametrize("steps", [0, -3])
 def test_nonpositive_timesteps_are_an_error(steps):
     model = build_model("cnn", 10, 1, 8, width=0.25).eval()
-    snn = convert(model, [(torch.rand(4, 1, 8, 8), None)], method="max")
+    snn = convert_model(model, [(torch.rand(4, 1, 8, 8), None)], method="max")
     with pytest.raises(ValueError, match="timesteps must be a positive integer"):
         snn.simulate(torch.rand(2, 1, 8, 8), steps)
 
@@ -175,19 +183,19 @@ def test_maxpool_avg_replacement_warns_that_the_function_changes():
 
 def test_conversion_leaves_the_ann_untouched(trained_digits_cnn, digits_loaders):
     before = copy.deepcopy(trained_digits_cnn.state_dict())
-    convert(trained_digits_cnn, digits_loaders[0], method="channel")
+    convert_model(trained_digits_cnn, digits_loaders[0], method="channel")
     after = trained_digits_cnn.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
 def test_converted_digits_cnn_reaches_ann_accuracy(trained_digits_cnn, digits_loaders):
     """Real data: channel-wise 99.9% conversion of a trained CNN is within 1 point of the ANN at T=32."""
-    from spikebridge import evaluate_ann, evaluate_snn
+    from spikebridge import evaluate
 
     train, test = digits_loaders
-    ann = evaluate_ann(trained_digits_cnn, test)
+    ann = float(evaluate(trained_digits_cnn, test).accuracy[0])
     assert ann > 0.9
-    snn = convert(trained_digits_cnn, train, method="channel")
-    acc = evaluate_snn(snn, test, 32).accuracy
+    snn = convert_model(trained_digits_cnn, train, method="channel")
+    acc = evaluate(snn, test, 32).accuracy
     assert acc[31] >= ann - 0.01
     assert acc[31] > acc[1]  # accuracy grows with latency

@@ -13,7 +13,7 @@ WORKER = textwrap.dedent(
     import os, sys
     import torch
     from spikebridge.data import make_loaders
-    from spikebridge.direct import build_snn, train
+    from spikebridge.direct import build_direct_snn, train_direct
     from spikebridge.direct.distributed import shutdown_distributed, DistributedContext
     import torch.distributed as dist
 
@@ -21,9 +21,9 @@ WORKER = textwrap.dedent(
     torch.set_num_threads(1)
     train_loader, _ = make_loaders("digits", batch_size=16, limit=32, seed=0, train_limit=128)
     torch.manual_seed(0)
-    net = build_snn("cnn", 10, 1, 8, width=0.25)
+    net = build_direct_snn("cnn", 10, 1, 8, width=0.25)
     initial = {k: v.clone() for k, v in net.state_dict().items()}
-    result = train(net, train_loader, None, timesteps=2, epochs=2, optimizer="sgd", lr=0.1,
+    result = train_direct(net, train_loader, None, timesteps=2, epochs=2, optimizer="sgd", lr=0.1,
                    device="cpu", seed=0, checkpoint_path=os.path.join(out, "ck.pt"))
     rank = dist.get_rank()
     torch.save({"initial": initial, "final": net.state_dict(), "history": result.history,
@@ -76,7 +76,7 @@ NAN_WORKER = textwrap.dedent(
     import os, sys
     import torch
     import torch.distributed as dist
-    from spikebridge.direct import build_snn, train
+    from spikebridge.direct import build_direct_snn, train_direct
     from spikebridge.direct.trainer import TrainingDiverged
 
     out = sys.argv[1]
@@ -94,9 +94,9 @@ NAN_WORKER = textwrap.dedent(
     data = torch.utils.data.TensorDataset(x, torch.randint(0, 10, (32,)))
     loader = torch.utils.data.DataLoader(data, batch_size=32)
     torch.manual_seed(0)
-    net = build_snn("cnn", 10, 1, 8, width=0.25)
+    net = build_direct_snn("cnn", 10, 1, 8, width=0.25)
     try:
-        train(net, loader, None, timesteps=2, epochs=1, optimizer="sgd", lr=0.1, device="cpu",
+        train_direct(net, loader, None, timesteps=2, epochs=1, optimizer="sgd", lr=0.1, device="cpu",
               seed=0, checkpoint_path=os.path.join(out, "ck.pt"))
     except TrainingDiverged as err:
         open(os.path.join(out, f"rank{rank}.txt"), "w").write(str(err))

@@ -10,7 +10,7 @@ from sklearn.datasets import load_digits
 from torch import nn
 
 from spikebridge.direct import LIFNeuron, tdbn
-from spikebridge.network import SpikingNetwork
+from spikebridge.engine.network import SpikingNetwork
 
 
 def plain_snn(depth: int, channels: int, norm: bool) -> SpikingNetwork:

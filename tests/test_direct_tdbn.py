@@ -9,11 +9,11 @@ from torch import nn
 from spikebridge.direct import (
     ThresholdDependentBatchNorm1d,
     ThresholdDependentBatchNorm2d,
-    build_snn,
+    build_direct_snn,
     fuse_norms,
     tdbn,
 )
-from spikebridge.neurons import TimeAware
+from spikebridge.engine.neurons import TimeAware
 
 
 def test_tdbn_normalises_over_time_batch_and_space():
@@ -55,7 +55,7 @@ def test_tdbn_factory_and_bad_arguments():
 
 def _trained_like(arch: str, width: float) -> nn.Module:
     torch.manual_seed(1)
-    net = build_snn(arch, 10, 1, 8, width=width)
+    net = build_direct_snn(arch, 10, 1, 8, width=width)
     net.train()
     gen = torch.Generator().manual_seed(2)
     for _ in range(3):  # populate running statistics
@@ -93,7 +93,7 @@ def test_fused_network_equals_unfused_in_spikes_and_outputs(arch, width):
 
 def test_fusion_rejects_a_norm_without_a_preceding_layer():
     from spikebridge.direct import LIFNeuron
-    from spikebridge.network import SpikingNetwork
+    from spikebridge.engine.network import SpikingNetwork
 
     net = SpikingNetwork(nn.Sequential(tdbn(1, 2), LIFNeuron(), nn.Flatten(), nn.Linear(64, 2)))
     with pytest.raises(ValueError, match="cannot fuse norm layer"):

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from spikebridge.data import make_loaders
-from spikebridge.direct import CheckpointError, TrainingDiverged, build_snn, load_trained, train
+from spikebridge.direct import (
+    CheckpointError,
+    TrainingDiverged,
+    build_direct_snn,
+    load_trained,
+    train_direct,
+)
 
 SMALL = dict(num_classes=10, in_channels=1, image_size=8, width=0.25)
 
@@ -17,7 +23,7 @@ def test_training_learns_digits_and_reports_every_step():
     train_loader, test_loader = make_loaders(
         "digits", batch_size=32, limit=100, seed=0, train_limit=400
     )
-    result = train(
+    result = train_direct(
         "cnn",
         train_loader,
         test_loader,
@@ -43,21 +49,23 @@ class Killed(Exception):
 
 def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path):
     options = dict(timesteps=2, epochs=2, optimizer="sgd", lr=0.05, device="cpu", seed=3, **SMALL)
-    straight = train("cnn", *loaders(), checkpoint_path=tmp_path / "a.pt", **options)
+    straight = train_direct("cnn", *loaders(), checkpoint_path=tmp_path / "a.pt", **options)
 
     def kill_after_first_epoch(record):
         if record["epoch"] == 1:
             raise Killed
 
     with pytest.raises(Killed):
-        train(
+        train_direct(
             "cnn",
             *loaders(),
             checkpoint_path=tmp_path / "b.pt",
             on_epoch=kill_after_first_epoch,
             **options,
         )
-    resumed = train("cnn", *loaders(), checkpoint_path=tmp_path / "b.pt", resume=True, **options)
+    resumed = train_direct(
+        "cnn", *loaders(), checkpoint_path=tmp_path / "b.pt", resume=True, **options
+    )
 
     a, b = straight.network.state_dict(), resumed.network.state_dict()
     assert a.keys() == b.keys()
@@ -72,14 +80,14 @@ def test_nan_loss_names_the_step_and_the_last_good_checkpoint(tmp_path):
     path = tmp_path / "ck.pt"
     options = dict(timesteps=2, device="cpu", optimizer="sgd")
     torch.manual_seed(0)
-    net = build_snn("cnn", **SMALL)
+    net = build_direct_snn("cnn", **SMALL)
 
     def poison_after_first_epoch(record):  # weights go bad after the checkpoint of epoch 1
         with torch.no_grad():
             net.module[-1].bias.fill_(float("nan"))
 
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 1 .*ck\.pt \(after epoch 1\)"):
-        train(
+        train_direct(
             net,
             *loaders(),
             epochs=2,
@@ -90,12 +98,14 @@ def test_nan_loss_names_the_step_and_the_last_good_checkpoint(tmp_path):
         )
     # an absurd learning rate makes the readout overflow on the step after the first update
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 2 .*none written yet"):
-        train("cnn", *loaders(), epochs=1, lr=1e38, **options, **SMALL)
+        train_direct("cnn", *loaders(), epochs=1, lr=1e38, **options, **SMALL)
 
 
 def test_corrupt_truncated_and_missing_checkpoints_are_clear_errors(tmp_path):
     good = tmp_path / "good.pt"
-    train("cnn", *loaders(), timesteps=1, epochs=1, device="cpu", checkpoint_path=good, **SMALL)
+    train_direct(
+        "cnn", *loaders(), timesteps=1, epochs=1, device="cpu", checkpoint_path=good, **SMALL
+    )
     data = good.read_bytes()
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])
@@ -103,7 +113,7 @@ def test_corrupt_truncated_and_missing_checkpoints_are_clear_errors(tmp_path):
     garbage.write_bytes(b"not a checkpoint at all" * 10)
     for path in (truncated, garbage):
         with pytest.raises(CheckpointError, match="truncated or corrupt"):
-            train(
+            train_direct(
                 "cnn",
                 *loaders(),
                 timesteps=1,
@@ -114,7 +124,7 @@ def test_corrupt_truncated_and_missing_checkpoints_are_clear_errors(tmp_path):
                 **SMALL,
             )
     with pytest.raises(CheckpointError, match="no checkpoint"):
-        train(
+        train_direct(
             "cnn",
             *loaders(),
             timesteps=1,
@@ -128,10 +138,12 @@ def test_corrupt_truncated_and_missing_checkpoints_are_clear_errors(tmp_path):
 
 def test_resuming_into_another_architecture_is_a_clear_error(tmp_path):
     path = tmp_path / "ck.pt"
-    train("cnn", *loaders(), timesteps=1, epochs=1, device="cpu", checkpoint_path=path, **SMALL)
-    wider = build_snn("cnn", 10, 1, 8, width=0.5)
+    train_direct(
+        "cnn", *loaders(), timesteps=1, epochs=1, device="cpu", checkpoint_path=path, **SMALL
+    )
+    wider = build_direct_snn("cnn", 10, 1, 8, width=0.5)
     with pytest.raises(CheckpointError, match="different"):
-        train(
+        train_direct(
             wider,
             *loaders(),
             timesteps=1,
@@ -140,9 +152,9 @@ def test_resuming_into_another_architecture_is_a_clear_error(tmp_path):
             checkpoint_path=path,
             resume=True,
         )
-    resnet = build_snn("resnet20", 10, 1, 8, width=0.25)
+    resnet = build_direct_snn("resnet20", 10, 1, 8, width=0.25)
     with pytest.raises(CheckpointError, match="different"):
-        train(
+        train_direct(
             resnet,
             *loaders(),
             timesteps=1,
@@ -156,7 +168,7 @@ def test_resuming_into_another_architecture_is_a_clear_error(tmp_path):
 @pytest.mark.parametrize("timesteps", [0, -3, 2.5])
 def test_non_positive_timesteps_are_rejected(timesteps):
     with pytest.raises(ValueError, match="timesteps"):
-        train("cnn", *loaders(), timesteps=timesteps, epochs=1, device="cpu", **SMALL)
+        train_direct("cnn", *loaders(), timesteps=timesteps, epochs=1, device="cpu", **SMALL)
 
 
 @pytest.mark.parametrize(
@@ -173,23 +185,23 @@ def test_bad_training_arguments(kwargs, message):
     options = dict(timesteps=1, epochs=1, device="cpu")
     options.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        train("cnn", *loaders(), **options, **SMALL)
+        train_direct("cnn", *loaders(), **options, **SMALL)
 
 
 def test_direct_route_refuses_torchvision_models():
     with pytest.raises(ValueError, match="torchvision"):
-        build_snn("torchvision:resnet18")
+        build_direct_snn("torchvision:resnet18")
 
 
 def test_event_input_shorter_than_the_simulation_is_an_error():
-    net = build_snn("cnn", 10, 2, 8, width=0.25, encoding="events").eval()
+    net = build_direct_snn("cnn", 10, 2, 8, width=0.25, encoding="events").eval()
     with pytest.raises(ValueError, match="time bins"):
         net.simulate(torch.rand(3, 2, 2, 8, 8), 4)
 
 
 def test_event_simulation_reads_frames_in_order_across_chunks():
     torch.manual_seed(0)
-    net = build_snn("cnn", 10, 2, 8, width=0.25, encoding="events", chunk_size=2).eval()
+    net = build_direct_snn("cnn", 10, 2, 8, width=0.25, encoding="events", chunk_size=2).eval()
     frames = torch.rand(3, 5, 2, 8, 8)
     sim = net.simulate(frames, 5, record_spikes=True)
     net.reset()

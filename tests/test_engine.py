@@ -9,14 +9,14 @@ import pytest
 import torch
 from torch import nn
 
-from spikebridge.encoding import AnalogEncoder, PoissonEncoder
-from spikebridge.network import (
+from spikebridge.engine.encoding import AnalogEncoder, PoissonEncoder
+from spikebridge.engine.network import (
     SpikingNetwork,
     default_chunk_size,
     split_static_prefix,
     trace_spiking,
 )
-from spikebridge.neurons import IFNeuron, SignedIFNeuron
+from spikebridge.engine.neurons import IFNeuron, SignedIFNeuron
 
 torch.set_grad_enabled(True)
 

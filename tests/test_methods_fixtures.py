@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from spikebridge.data import make_loaders
-from spikebridge.evaluation import evaluate_ann
+from spikebridge.evaluation import evaluate
 from spikebridge.models import build_model
 from spikebridge.training import train_ann
 
@@ -49,7 +49,7 @@ def trained_digits(
 
 
 def ann_accuracy(model: nn.Module) -> float:
-    return evaluate_ann(model, digits_loaders()[1], "cpu")
+    return float(evaluate(model, digits_loaders()[1]).accuracy[0])
 
 
 def test_digits_fixture_trains_a_useful_ann():

@@ -8,7 +8,7 @@ import torch
 from test_methods_fixtures import digits_tensors, trained_digits
 
 from spikebridge.convert import Converter
-from spikebridge.neurons import SpikingMaxPool
+from spikebridge.engine.neurons import SpikingMaxPool
 
 
 def test_spiking_max_pool_beats_avg_pool_replacement_on_a_max_pool_trained_cnn():

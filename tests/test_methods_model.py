@@ -8,8 +8,8 @@ from test_methods_fixtures import digits_tensors, trained_digits
 from torch import fx, nn
 
 from spikebridge.convert import Converter, MethodNotApplicable, prepare
+from spikebridge.engine.neurons import SignedIFNeuron, SpikingNeuron, channel_view
 from spikebridge.models import build_model
-from spikebridge.neurons import SignedIFNeuron, SpikingNeuron, channel_view
 from spikebridge.normalization.model_based import model_based_norm
 
 
@@ -65,11 +65,11 @@ def test_model_based_holds_through_residual_additions_and_per_channel():
     x, _ = digits_tensors(train=False, n=16)
     prepared = prepare(model)
     for per_channel in (False, True):
-        from spikebridge.convert import build_snn
-        from spikebridge.network import SpikingNetwork
+        from spikebridge.convert import build_spiking_module
+        from spikebridge.engine.network import SpikingNetwork
 
         scales = model_based_norm(prepared, per_channel=per_channel)
-        network = SpikingNetwork(build_snn(prepared, scales))
+        network = SpikingNetwork(build_spiking_module(prepared, scales))
         _assert_within_one_spike(network, x, timesteps=4)
         junction = scales["layers.0.act2"]
         assert junction.dim() == (1 if per_channel else 0)

@@ -12,7 +12,7 @@ from test_methods_fixtures import digits_loaders, trained_digits
 from spikebridge.cli import main
 from spikebridge.convert import Converter, select_percentile
 from spikebridge.data import calibration_loader
-from spikebridge.evaluation import evaluate_snn
+from spikebridge.evaluation import evaluate
 
 
 def test_held_out_loader_is_disjoint_from_the_calibration_subset():
@@ -36,7 +36,7 @@ def test_selection_is_the_validation_argmax_and_shares_one_calibration():
     stats = converter.statistics()
     for p in candidates:  # recompute each candidate independently
         independent = Converter(model, calib, percentile=p).build("channel", initial_potential=0.5)
-        expected = float(evaluate_snn(independent, validation, 6).accuracy[-1])
+        expected = float(evaluate(independent, validation, 6).accuracy[-1])
         assert choice.accuracy[p] == pytest.approx(expected)
     best = max(choice.accuracy.values())
     assert choice.accuracy[choice.percentile] == best

@@ -8,7 +8,7 @@ from test_methods_fixtures import digits_tensors, trained_digits
 
 from spikebridge.activations import QCFS
 from spikebridge.convert import Converter, MethodNotApplicable, applicable_methods
-from spikebridge.neurons import IFNeuron
+from spikebridge.engine.neurons import IFNeuron
 
 
 @pytest.mark.parametrize("levels", [4, 8])

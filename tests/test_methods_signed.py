@@ -8,7 +8,7 @@ from test_methods_fixtures import digits_tensors, trained_digits
 from torch import nn
 
 from spikebridge.convert import Converter, MethodNotApplicable
-from spikebridge.neurons import SignedIFNeuron
+from spikebridge.engine.neurons import SignedIFNeuron
 
 
 @pytest.mark.parametrize("alpha", [0.1, 0.25])

@@ -7,10 +7,10 @@ import torch
 from test_methods_fixtures import digits_tensors, trained_digits
 from torch import nn
 
-from spikebridge.convert import Converter, build_snn, prepare
-from spikebridge.encoding import PoissonEncoder
+from spikebridge.convert import Converter, build_spiking_module, prepare
+from spikebridge.engine.encoding import PoissonEncoder
+from spikebridge.engine.network import SpikingNetwork
 from spikebridge.models import build_model
-from spikebridge.network import SpikingNetwork
 from spikebridge.normalization.spike_norm import spike_norm
 
 WINDOW, CHUNK, SEED = 12, 4, 3
@@ -19,7 +19,7 @@ WINDOW, CHUNK, SEED = 12, 4, 3
 def _recorded_maxima(prepared, scales, batches, maxpool="spiking") -> dict[str, float]:
     """Simulate the finished SNN once (Poisson input, same seed, same batches and chunks) and
     record the largest input current each neuron layer received."""
-    network = SpikingNetwork(build_snn(prepared, scales, maxpool=maxpool))
+    network = SpikingNetwork(build_spiking_module(prepared, scales, maxpool=maxpool))
     peaks: dict[str, float] = {}
     handles = [
         neuron.register_forward_pre_hook(

@@ -12,54 +12,14 @@ import sys
 
 import pandas as pd
 
-from ..compare.config import KEYS, ConfigError, Settings, defaults, load_config, setting_type
+from ..compare.config import ConfigError, Settings, load_config
+from ..compare.pipeline import run_settings
 from ..compare.report import accuracy_pivot, summary_frame
-from ..compare.runner import run_settings
-from ..models import MODEL_NAMES
-from .common import positive_int
+from ..convert.methods import methods_help
+from .common import add_settings
+from .flags import given
 
 DEFAULT_OUT = "spikebridge-compare"
-_HELP = {
-    "arch": f"architecture: {', '.join(MODEL_NAMES)} or torchvision:NAME (conversion only)",
-    "dataset": "digits (offline default), mnist, fashion-mnist, cifar10",
-    "data_root": "folder holding the dataset files (or torchvision's root)",
-    "download": "let torchvision download a missing dataset",
-    "methods": "conversion methods: 'all' or comma-separated among model, max, percentile, channel, spike-norm, qcfs",
-    "timesteps": "simulate T steps; accuracy is reported after every t <= T",
-    "epochs": "ANN training epochs",
-    "direct_epochs": "direct SNN training epochs (default: --epochs; 0 skips the direct route)",
-    "direct_timesteps": "timesteps per sample when training the direct SNN",
-    "width": "channel width multiplier (both routes)",
-    "activation": "ANN activation: relu, leaky-relu (signed neurons) or qcfs (Bu 2022)",
-    "pool": "pooling of the architecture: avg or max",
-    "batch_size": "batch size for training and simulation",
-    "limit": "use only the first N test images",
-    "train_limit": "train on a fixed random subset of N images",
-    "calibration_samples": "training images for the conversion's calibration pass",
-    "lr": "ANN learning rate (Adam)",
-    "direct_lr": "direct SNN learning rate",
-    "direct_optimizer": "direct SNN optimizer: sgd or adam",
-    "seed": "random seed (weights, data order, calibration subset)",
-    "device": "auto, cpu or cuda",
-    "e_mac": "energy per multiply-accumulate, pJ (Horowitz 2014: 4.6)",
-    "e_ac": "energy per accumulate / synaptic operation, pJ (Horowitz 2014: 0.9)",
-    "reset": "IF reset of converted networks: subtract or zero",
-    "encoding": "input encoding for both routes: analog or poisson",
-    "percentile": "percentile p of the percentile and channel methods",
-    "initial_potential": "initial membrane potential as a fraction of threshold (default: 0.5 for qcfs, else 0)",
-    "negative_spikes": "signed IF neurons that take back excess spikes (Wang 2022, Hu 2023; default: on for qcfs, off otherwise)",
-    "maxpool": "max-pooling in converted networks: spiking (gate) or avg",
-}
-
-
-def _argument_type(name: str):
-    """argparse type of a setting's flag (None: a store_true flag)."""
-    kind = setting_type(name)
-    if kind is bool:
-        return None
-    if kind is int:
-        return int if name in ("seed", "direct_epochs") else positive_int
-    return kind
 
 
 def add_parser(sub) -> None:
@@ -88,19 +48,11 @@ def add_parser(sub) -> None:
         help="replace another experiment's results in DIR",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bars or stage messages")
-    for name in KEYS:
-        flag = "--" + name.replace("_", "-")
-        kind = _argument_type(name)
-        text = _HELP.get(name, name)
-        default = defaults()[name]
-        if default is not None and kind is not None:
-            text += f" (default {default})"
-        if kind is None:
-            action = argparse.BooleanOptionalAction
-            p.add_argument(flag, dest=name, action=action, default=None, help=text)
-        else:
-            p.add_argument(flag, dest=name, type=kind, default=None, help=text)
-    p.set_defaults(run=run)
+    names = add_settings(
+        p, Settings, help_overrides={"methods": f"conversion methods: 'all' (every applicable "
+                                     f"one) or comma-separated: {methods_help()}"}
+    )  # fmt: skip
+    p.set_defaults(run=run, settings=names)
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str, bool]:
@@ -112,10 +64,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str, bool]:
         values = load_config(args.config)
         out = values.pop("out", None)
         overwrite = bool(values.pop("overwrite", False))
-    for name in KEYS:
-        value = getattr(args, name, None)
-        if value is not None:
-            values[name] = value
+    values.update(given(args, args.settings))
     if args.out is not None:
         out = args.out
     if args.overwrite:

@@ -12,7 +12,7 @@ import sys
 import time
 
 from ..compare import DEMO_SETTINGS, run
-from .common import resolve_device
+from ..runtime import DEVICES, resolve_device
 from .compare import print_summary
 
 
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--out", default="spikebridge-demo", help="output directory (default ./spikebridge-demo)"
     )
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument(
         "--overwrite", action="store_true", help="replace another experiment's results in --out"
     )

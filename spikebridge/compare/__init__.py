@@ -1,6 +1,9 @@
 """Comparing the conversion route with the direct route (SPEC 3): accuracy against latency,
 operations and energy per inference, per-layer firing rates; plots and a self-contained report.
 
+The pipeline (:mod:`.pipeline`) scores the networks every route offers (:mod:`.routes`, one
+module per route) with the one evaluator, plus any extra evaluation pass (:mod:`.passes`).
+
 Example:
     >>> from spikebridge import compare                                  # doctest: +SKIP
     >>> result = compare.run("cnn", "digits", timesteps=32, out="cmp")   # doctest: +SKIP
@@ -8,39 +11,28 @@ Example:
 """
 
 from .config import ConfigError, Settings, load_config
+from .directory import RESULT_FILES, claim_directory
 from .energy import E_AC_PJ, E_MAC_PJ, energy_pj, firing_rate
-from .evaluate import (
-    NetworkEvaluation,
-    Shard,
-    current_shard,
-    evaluate_ann_sharded,
-    evaluate_network,
-)
-from .ops import AnnOps, LayerOps, SnnOpCounter, count_ann_ops, fanout_map
+from .passes import EvaluationPass
+from .pipeline import DEMO_SETTINGS, Comparison, run, run_settings
 from .plots import energy_accuracy_figure, firing_rate_figure, latency_accuracy_figure
 from .report import render_report
-from .runner import DEMO_SETTINGS, Comparison, claim_directory, run, run_settings
+from .routes import Candidate, Route
 
 __all__ = [
     "DEMO_SETTINGS",
     "E_AC_PJ",
     "E_MAC_PJ",
-    "AnnOps",
+    "RESULT_FILES",
+    "Candidate",
     "Comparison",
     "ConfigError",
-    "LayerOps",
-    "NetworkEvaluation",
+    "EvaluationPass",
+    "Route",
     "Settings",
-    "Shard",
-    "SnnOpCounter",
     "claim_directory",
-    "count_ann_ops",
-    "current_shard",
     "energy_accuracy_figure",
     "energy_pj",
-    "evaluate_ann_sharded",
-    "evaluate_network",
-    "fanout_map",
     "firing_rate",
     "firing_rate_figure",
     "latency_accuracy_figure",

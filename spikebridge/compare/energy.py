@@ -14,8 +14,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from .evaluate import NetworkEvaluation
-from .ops import AnnOps
+from ..evaluation import Evaluation
 
 E_MAC_PJ = 4.6
 E_AC_PJ = 0.9
@@ -85,12 +84,18 @@ def firing_rate(spikes: float, neurons: int, timesteps: int) -> float:
 
 
 def snn_accuracy_frame(
-    route: str, method: str, ev: NetworkEvaluation, e_mac: float = E_MAC_PJ, e_ac: float = E_AC_PJ
+    route: str,
+    method: str,
+    ev: Evaluation,
+    e_mac: float = E_MAC_PJ,
+    e_ac: float = E_AC_PJ,
+    steps: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Rows t = 1..T: accuracy after t steps and the operations/energy per inference up to t.
 
     Columns: route, method, timesteps, accuracy, macs, sops, energy_pJ, spikes (per sample,
-    cumulative over steps 1..t).
+    cumulative over steps 1..t). ``steps`` keeps only those t (a network built for one T is
+    reported at that T only).
     """
     n = max(ev.total, 1)
     macs = ev.macs().cumsum(0) / n
@@ -99,7 +104,7 @@ def snn_accuracy_frame(
     spikes = torch.zeros(ev.timesteps, dtype=torch.float64)
     for counts in ev.spikes.values():
         spikes += counts.double()
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "route": route,
             "method": method,
@@ -112,12 +117,15 @@ def snn_accuracy_frame(
         },
         columns=ACCURACY_COLUMNS,
     )
+    if steps is not None:
+        frame = frame[frame["timesteps"].isin(list(steps))].reset_index(drop=True)
+    return frame
 
 
 def snn_energy_row(
     route: str,
     method: str,
-    ev: NetworkEvaluation,
+    ev: Evaluation,
     e_mac: float = E_MAC_PJ,
     e_ac: float = E_AC_PJ,
     ann_energy: float | None = None,
@@ -154,24 +162,23 @@ def snn_energy_row(
 
 def ann_energy_row(
     method: str,
-    accuracy: float,
-    ops: AnnOps,
-    samples: int,
-    seconds: float,
+    ev: Evaluation,
     e_mac: float = E_MAC_PJ,
     e_ac: float = E_AC_PJ,
     train_seconds: float = float("nan"),
 ) -> dict:
-    """The ANN's row of the energy table (``method`` names its activation, e.g. ``relu``)."""
-    energy = float(energy_pj(ops.macs, ops.acs, e_mac, e_ac))
+    """The ANN's row of the energy table from its evaluation with counted operations
+    (``method`` names its activation, e.g. ``relu``)."""
+    macs, acs, samples, seconds = ev.macs_per_sample, ev.acs_per_sample, ev.total, ev.seconds
+    energy = float(energy_pj(macs, acs, e_mac, e_ac))
     return {
         "route": "ann",
         "method": method,
         "timesteps": float("nan"),
-        "accuracy": accuracy,
-        "macs": float(ops.macs),
+        "accuracy": float(ev.accuracy[-1]),
+        "macs": float(macs),
         "sops": 0.0,
-        "adds": float(ops.acs),
+        "adds": float(acs),
         "energy_pJ": energy,
         "energy_vs_ann": 1.0,
         "spikes": float("nan"),
@@ -188,7 +195,7 @@ def energy_frame(rows: Sequence[dict]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=ENERGY_COLUMNS)
 
 
-def snn_layer_frame(route: str, method: str, ev: NetworkEvaluation) -> pd.DataFrame:
+def snn_layer_frame(route: str, method: str, ev: Evaluation) -> pd.DataFrame:
     """Per layer of a spiking network: neuron layers (spikes, firing rate) and counted layers
     (non-zero inputs, SOPs, analog MACs), per inference over T steps, in network order."""
     n = max(ev.total, 1)
@@ -229,7 +236,7 @@ def snn_layer_frame(route: str, method: str, ev: NetworkEvaluation) -> pd.DataFr
     return frame[LAYER_COLUMNS]
 
 
-def ann_layer_frame(method: str, ops: AnnOps) -> pd.DataFrame:
+def ann_layer_frame(method: str, ev: Evaluation) -> pd.DataFrame:
     """Per counted layer of the ANN: dense MACs and additions of one inference."""
     rows = [
         {
@@ -240,7 +247,7 @@ def ann_layer_frame(method: str, ops: AnnOps) -> pd.DataFrame:
             "macs": float(op.macs_per_sample),
             "adds": float(op.acs_per_sample),
         }
-        for name, op in ops.layers.items()
+        for name, op in ev.layers.items()
     ]
     frame = pd.DataFrame(
         rows, columns=[c for c in LAYER_COLUMNS if c not in ("route", "method", "index")]

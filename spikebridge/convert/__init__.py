@@ -1,10 +1,17 @@
-"""The conversion route: check, prepare, calibrate, build (Cao 2015; Diehl 2015; Rueckauer 2017;
-Sengupta 2019; Kim 2020; Bu 2022)."""
+"""The conversion route: check, prepare, calibrate, choose thresholds, build, score (Cao 2015;
+Diehl 2015; Rueckauer 2017; Sengupta 2019; Kim 2020; Bu 2022).
 
-from .build import MethodNotApplicable, build_snn, neuron_for, threshold_summary
+The threshold methods are a registry (:mod:`.methods`, one module per method); the one
+conversion loop is :mod:`.loop`.
+"""
+
+from ..engine.graph import ConversionError, MethodNotApplicable, trace
+from ..engine.substitution import neuron_for
+from .build import build_spiking_module, threshold_summary
 from .check import BLOCKS, COSTS, ConstraintReport, Violation, check
-from .converter import METHODS, Converter, applicable_methods, convert
-from .graph import ConversionError, trace
+from .converter import Converter, applicable_methods, convert_model
+from .loop import ConversionResult, ConvertedNetwork, converted_networks, run_conversion
+from .methods import METHODS, PERCENTILE_METHODS, ThresholdMethod, get_method, method_list
 from .prepare import prepare
 from .tuning import PercentileChoice, select_percentile
 
@@ -12,18 +19,26 @@ __all__ = [
     "BLOCKS",
     "COSTS",
     "METHODS",
+    "PERCENTILE_METHODS",
     "ConstraintReport",
     "ConversionError",
+    "ConversionResult",
+    "ConvertedNetwork",
     "Converter",
     "MethodNotApplicable",
     "PercentileChoice",
+    "ThresholdMethod",
     "Violation",
     "applicable_methods",
-    "build_snn",
+    "build_spiking_module",
     "check",
-    "convert",
+    "convert_model",
+    "converted_networks",
+    "get_method",
+    "method_list",
     "neuron_for",
     "prepare",
+    "run_conversion",
     "select_percentile",
     "threshold_summary",
     "trace",

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from torch import fx, nn
 
-from . import graph as g
+from ..engine import graph as g
 
 BLOCKS = "blocks conversion"
 COSTS = "costs accuracy"

@@ -1,97 +1,135 @@
-"""One conversion experiment: an ANN, several methods, accuracy after every step on a test set."""
+"""One conversion experiment from settings: the data, the ANN (trained or loaded), the loop, and
+its files (what ``spikebridge convert`` runs)."""
 
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
 
-from ..evaluation import evaluate_ann, evaluate_snn
-from ..network import SpikingNetwork
-from .build import MethodNotApplicable
-from .converter import Converter, applicable_methods
-
-ACCURACY_COLUMNS = ["route", "method", "timesteps", "accuracy"]
+from ..data import DatasetInfo, calibration_loader, dataset_info, make_loaders
+from ..io import output_dir, save_figure, save_torch, write_csv, write_json
+from ..model_files import load_ann
+from ..models import build_model
+from ..settings import ConversionSettings, ExperimentSettings, SimulationSettings, TrainingSettings
+from ..training import train_ann
+from .loop import ConversionResult, run_conversion
+from .tuning import held_out_loader
 
 
 @dataclass
-class ConversionResult:
-    """Accuracy table (columns route, method, timesteps, accuracy) and the networks built."""
+class ConversionRun:
+    """What :func:`run_conversion_experiment` returns: the loop's result, the ANN and its
+    training history, the dataset's description and the wall time."""
 
-    accuracy: pd.DataFrame
-    ann_accuracy: float
-    networks: dict[str, SpikingNetwork] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-def resolve_methods(model: nn.Module, methods: str | Sequence[str]) -> list[str]:
-    """``"all"`` -> every applicable method; a comma-separated string or list otherwise."""
-    if isinstance(methods, str):
-        if methods == "all":
-            return applicable_methods(model)
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    if not methods:
-        raise ValueError(
-            "no conversion method given: name one of model, max, percentile, channel, spike-norm, qcfs"
-        )
-    return list(methods)
+    result: ConversionResult
+    model: nn.Module
+    info: DatasetInfo
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
 
 
-def run_conversion(
-    model: nn.Module,
-    calibration: Iterable,
-    test_loader: Iterable,
-    methods: str | Sequence[str] = "all",
-    timesteps: int = 32,
-    reset: str = "subtract",
-    encoding: str = "analog",
-    percentile: float = 99.9,
-    maxpool: str = "spiking",
+def run_conversion_experiment(
+    experiment: ExperimentSettings,
+    training: TrainingSettings,
+    conversion: ConversionSettings,
+    simulation: SimulationSettings,
+    *,
+    checkpoint: str | None = None,
+    trust_checkpoint: bool = False,
     device: torch.device | str = "cpu",
-    seed: int = 0,
     progress: bool = False,
-    initial_potential: float | None = None,
-    negative_spikes: bool | None = None,
-) -> ConversionResult:
-    """Convert ``model`` with each method and evaluate every t <= ``timesteps`` in one simulation.
+) -> ConversionRun:
+    """Load the data, build the ANN (from ``checkpoint`` when given: a state dict, a
+    torch.export program or, with ``trust_checkpoint``, a pickled module), train it for
+    ``training.epochs`` epochs, and run the conversion loop on the test set."""
+    start = time.perf_counter()
+    info = dataset_info(experiment.dataset)
+    if info.is_event:
+        raise ValueError(
+            f"--dataset {experiment.dataset}: the conversion route takes static images "
+            "(rate-coded by the encoder); event data has no ANN counterpart. Train it directly "
+            "with `spikebridge train`"
+        )
+    e = experiment
+    train_loader, test_loader = make_loaders(
+        e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
+        train_limit=e.train_limit,
+    )  # fmt: skip
+    model = build_model(
+        e.arch, info.num_classes, info.in_channels, info.image_size, e.width,
+        activation=e.activation, pool=e.pool, alpha=e.alpha, levels=e.levels,
+    )  # fmt: skip
+    if checkpoint:
+        model = load_ann(checkpoint, model, trust_checkpoint)
+    history = []
+    if training.epochs > 0:
+        history = train_ann(
+            model, train_loader, training.epochs, training.lr, device, e.seed, progress
+        )
+    model.eval()
+    calib = calibration_loader(
+        train_loader.dataset, conversion.calibration_samples, e.batch_size, e.seed
+    )
+    validation = None
+    if conversion.percentile == "auto":
+        validation = held_out_loader(train_loader.dataset, conversion, e.batch_size, e.seed)
+    result = run_conversion(
+        model, calib, test_loader, conversion, simulation, device=device, seed=e.seed,
+        progress=progress, validation=validation,
+    )  # fmt: skip
+    return ConversionRun(result, model, info, history, time.perf_counter() - start)
 
-    With ``methods="all"`` a method that does not apply is skipped and recorded in ``skipped``;
-    a method named explicitly that does not apply raises :class:`MethodNotApplicable`.
-    """
-    if not isinstance(timesteps, int) or timesteps <= 0:
-        raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
-    explicit = methods != "all"
-    names = resolve_methods(model, methods)
-    ann_accuracy = evaluate_ann(model, test_loader, device)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore" if maxpool == "avg" and not explicit else "default")
-        converter = Converter(
-            model, calibration, maxpool, percentile, device, progress=progress, seed=seed
-        )
-    rows, networks, skipped, seconds = [], {}, {}, {}
-    for method in names:
-        start = time.perf_counter()
-        try:
-            snn = converter.build(
-                method, reset, encoding, initial_potential, negative_spikes=negative_spikes
-            )
-        except MethodNotApplicable as err:
-            if explicit:
-                raise
-            skipped[method] = str(err)
-            continue
-        result = evaluate_snn(
-            snn, test_loader, timesteps, device, progress=progress, description=method
-        )
-        seconds[method] = time.perf_counter() - start
-        networks[method] = snn
-        for t, acc in enumerate(result.accuracy.tolist(), start=1):
-            rows.append(("conversion", method, t, acc))
-    frame = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
-    return ConversionResult(frame, ann_accuracy, networks, skipped, seconds)
+
+def write_conversion_outputs(
+    out: str | Path,
+    run: ConversionRun,
+    experiment: ExperimentSettings,
+    conversion: ConversionSettings,
+    simulation: SimulationSettings,
+) -> Path:
+    """``accuracy_vs_timesteps.csv``, ``snn_<network>.pt``, ``latency_accuracy.png`` and
+    ``summary.json`` in ``out`` (each written atomically)."""
+    from ..compare.plots import latency_accuracy_figure
+
+    out = output_dir(out)
+    result = run.result
+    write_csv(out / "accuracy_vs_timesteps.csv", result.accuracy)
+    for key, net in result.networks.items():
+        save_torch(out / f"snn_{key}.pt", net.cpu())
+    fig = latency_accuracy_figure(
+        result.accuracy, result.ann_accuracy, f"{experiment.arch} on {experiment.dataset}"
+    )
+    save_figure(out / "latency_accuracy.png", fig)
+    choice = result.percentile
+    write_json(
+        out / "summary.json",
+        {
+            "dataset": experiment.dataset,
+            "arch": experiment.arch,
+            "ann_accuracy": result.ann_accuracy,
+            "timesteps": simulation.timesteps,
+            "methods": sorted(result.networks),
+            "skipped_methods": result.skipped,
+            "encoding": simulation.encoding,
+            "reset": conversion.reset,
+            "percentile": choice.percentile if choice is not None else conversion.percentile,
+            "percentile_selection": None
+            if choice is None
+            else {
+                "timesteps": choice.timesteps,
+                "validation_accuracy": {str(p): a for p, a in choice.accuracy.items()},
+            },
+            "initial_potential": conversion.initial_potential,
+            "negative_spikes": conversion.negative_spikes,
+            "seed": experiment.seed,
+            "settings": {**asdict(experiment), **asdict(conversion), **asdict(simulation)},
+            "ann_training": run.history,
+            "simulation_seconds": result.seconds,
+            "seconds": run.seconds,
+        },
+    )
+    return out

@@ -21,7 +21,7 @@ import torch
 from torch import fx, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
-from . import graph as g
+from ..engine import graph as g
 from .check import check
 
 MAXPOOL_MODES = ("spiking", "avg")
@@ -76,13 +76,8 @@ def _fold_batchnorms(gm: fx.GraphModule) -> None:
         ):
             continue  # kept as a per-channel affine layer (reported by check)
         fuse = fuse_linear_bn_eval if isinstance(layer, nn.Linear) else fuse_conv_bn_eval
-        _set_submodule(gm, producer.target, fuse(layer, bn))
+        g.set_submodule(gm, producer.target, fuse(layer, bn))
         _replace_with_input(gm, node)
-
-
-def _set_submodule(gm: nn.Module, target: str, module: nn.Module) -> None:
-    parent, _, name = target.rpartition(".")
-    setattr(gm.get_submodule(parent) if parent else gm, name, module)
 
 
 def _maxpool_module(node: fx.Node) -> nn.Module:
@@ -163,7 +158,7 @@ def prepare(model: nn.Module, maxpool: str = "spiking") -> fx.GraphModule:
                     "network's function (use maxpool='spiking' to keep it)",
                     stacklevel=2,
                 )
-                _set_submodule(gm, node.target, _avg_for_max(mod))
+                g.set_submodule(gm, node.target, _avg_for_max(mod))
     gm.graph.eliminate_dead_code()
     gm.graph.lint()
     gm.recompile()

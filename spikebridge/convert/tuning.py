@@ -11,19 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..evaluation import evaluate_snn
-from .converter import PERCENTILE_METHODS, Converter
+from ..evaluation import evaluate
+from ..settings import ConversionSettings
+from ..validation import check_positive_int
+from .converter import Converter
+from .methods import PERCENTILE_METHODS
 
 DEFAULT_CANDIDATES: tuple[float, ...] = (99.0, 99.5, 99.9, 99.99)
 
 
 @dataclass
 class PercentileChoice:
-    """The chosen p and the validation accuracy (fraction) at ``timesteps`` of every candidate."""
+    """The chosen p and the validation accuracy (fraction) at ``timesteps`` of every candidate,
+    judged on ``method``'s networks."""
 
     percentile: float
     timesteps: int
     accuracy: dict[float, float]
+    method: str = "channel"
 
 
 def select_percentile(
@@ -50,8 +55,7 @@ def select_percentile(
         )
     if not candidates:
         raise ValueError("select_percentile: candidates is empty; give at least one p")
-    if not isinstance(timesteps, int) or timesteps <= 0:
-        raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
+    check_positive_int(timesteps, "timesteps")
     batches = list(validation)
     if not batches:
         raise ValueError("select_percentile: the validation data is empty")
@@ -60,7 +64,58 @@ def select_percentile(
         network = converter.with_percentile(p).build(
             method, reset, encoding, initial_potential, negative_spikes=negative_spikes
         )
-        result = evaluate_snn(network, batches, timesteps, converter.device)
+        result = evaluate(network, batches, timesteps, device=converter.device)
         accuracy[p] = float(result.accuracy[timesteps - 1])
     best = max(accuracy, key=lambda p: (accuracy[p], p))
-    return PercentileChoice(best, timesteps, accuracy)
+    return PercentileChoice(best, timesteps, accuracy, method)
+
+
+def resolve_percentile(
+    converter: Converter,
+    conversion: ConversionSettings,
+    methods: Sequence[str],
+    validation: Iterable | None,
+    timesteps: int,
+    encoding: str = "analog",
+) -> tuple[Converter, PercentileChoice | None]:
+    """The converter for ``conversion.percentile``: a number as it is; ``"auto"`` selects p on
+    ``validation`` at ``conversion.selection_timesteps`` (default ``timesteps``), judged on
+    ``channel`` when it is among ``methods``, else ``percentile``; used by both."""
+    if conversion.percentile != "auto":
+        return converter.with_percentile(float(conversion.percentile)), None
+    method = next((m for m in ("channel", "percentile") if m in methods), None)
+    if method is None:
+        raise ValueError(
+            f"percentile auto: none of the methods {', '.join(methods)} uses a percentile; "
+            "add channel or percentile to the methods, or give the percentile as a number"
+        )
+    if validation is None:
+        raise ValueError("percentile auto needs validation images (held-out training images)")
+    choice = select_percentile(
+        converter,
+        validation,
+        conversion.selection_timesteps or timesteps,
+        method,
+        initial_potential=conversion.initial_potential,
+        negative_spikes=conversion.negative_spikes,
+        reset=conversion.reset,
+        encoding=encoding,
+    )
+    return converter.with_percentile(choice.percentile), choice
+
+
+def held_out_loader(train_dataset, conversion: ConversionSettings, batch_size: int, seed: int):
+    """``conversion.validation_samples`` training images disjoint from the calibration ones
+    (for ``percentile="auto"``; never the test set)."""
+    from ..data import calibration_loader
+
+    if conversion.calibration_samples >= len(train_dataset):
+        raise ValueError(
+            f"percentile auto: the {len(train_dataset)} training images are all calibration "
+            f"images (calibration samples {conversion.calibration_samples}); lower "
+            "--calibration-samples to leave held-out images for validation"
+        )
+    return calibration_loader(
+        train_dataset, conversion.validation_samples, batch_size, seed,
+        skip=conversion.calibration_samples,
+    )  # fmt: skip

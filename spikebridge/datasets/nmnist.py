@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..validation import check_positive_int
 from .base import DatasetFormatError, DatasetNotFoundError, describe_search
 
 SENSOR = 34  # pixels per side
@@ -238,10 +239,7 @@ class NMNISTDataset(Dataset):
         cache: bool = True,
         transform: Callable[[Tensor], Tensor] | None = None,
     ) -> None:
-        if isinstance(timesteps, bool) or not isinstance(timesteps, int) or timesteps <= 0:
-            raise ValueError(
-                f"nmnist: timesteps must be a positive integer (the number of frames), got {timesteps!r}"
-            )
+        check_positive_int(timesteps, "nmnist: timesteps")
         samples = locate(Path(root), train)
         self.files = [f for f, _ in samples]
         self.targets = torch.tensor([label for _, label in samples], dtype=torch.long)

@@ -6,11 +6,11 @@ shared architecture specs (:mod:`.snn`), and the trainer with checkpoints, resum
 data-parallel training (:mod:`.trainer`, :mod:`.checkpoint`, :mod:`.distributed`).
 """
 
-from .checkpoint import CheckpointError, atomic_save, load_checkpoint
-from .distributed import DistributedContext, resolve_device, setup_distributed
+from .checkpoint import CheckpointError, atomic_save, load_training_checkpoint
+from .distributed import DistributedContext, setup_distributed
 from .fusion import fuse_layer, fuse_module, fuse_norms
 from .lif import LIFFunction, LIFNeuron, lif_reference
-from .snn import ENCODINGS, DirectSNN, EventEncoder, build_snn
+from .snn import DirectSNN, build_direct_snn
 from .surrogate import SURROGATES, SpikeFunction, spike, surrogate_gradient
 from .tdbn import (
     ThresholdDependentBatchNorm1d,
@@ -24,20 +24,17 @@ from .trainer import (
     TrainingDiverged,
     TrainResult,
     load_trained,
-    seed_everything,
     stbp_loss,
-    train,
+    train_direct,
 )
 
 __all__ = [
-    "ENCODINGS",
     "OPTIMIZERS",
     "SCHEDULES",
     "SURROGATES",
     "CheckpointError",
     "DirectSNN",
     "DistributedContext",
-    "EventEncoder",
     "LIFFunction",
     "LIFNeuron",
     "SpikeFunction",
@@ -46,20 +43,18 @@ __all__ = [
     "TrainResult",
     "TrainingDiverged",
     "atomic_save",
-    "build_snn",
+    "build_direct_snn",
     "fuse_layer",
     "fuse_module",
     "fuse_norms",
     "lif_reference",
-    "load_checkpoint",
+    "load_training_checkpoint",
     "load_trained",
-    "resolve_device",
-    "seed_everything",
     "setup_distributed",
     "spike",
     "stbp_loss",
     "surrogate_gradient",
     "tdbn",
     "tdbn_factory",
-    "train",
+    "train_direct",
 ]

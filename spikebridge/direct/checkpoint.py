@@ -67,7 +67,7 @@ def _tuples(value: Any) -> Any:
     return value
 
 
-def load_checkpoint(
+def load_training_checkpoint(
     path: str | os.PathLike, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
     """Read a checkpoint written by the trainer; CheckpointError names the file and the problem."""
@@ -137,7 +137,7 @@ __all__ = [
     "CheckpointError",
     "atomic_save",
     "check_compatible",
-    "load_checkpoint",
+    "load_training_checkpoint",
     "rng_state",
     "set_rng_state",
 ]

@@ -16,6 +16,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from ..runtime import resolve_device
+
 
 @dataclass
 class DistributedContext:
@@ -33,20 +35,6 @@ class DistributedContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` -> cuda when available, else cpu; a CUDA request without CUDA is an error."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device 'cuda' was asked for but no CUDA device is available; use --device cpu or auto"
-        )
-    return resolved
 
 
 def setup_distributed(device: str | torch.device = "auto") -> DistributedContext:
@@ -127,7 +115,6 @@ __all__ = [
     "all_reduce_sums",
     "broadcast_buffers",
     "distributed_loader",
-    "resolve_device",
     "setup_distributed",
     "shutdown_distributed",
     "wrap_ddp",

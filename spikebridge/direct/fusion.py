@@ -19,7 +19,8 @@ from torch import fx, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 
-from ..network import SpikingNetwork, SpikingTracer
+from ..engine.graph import SpikingTracer, set_submodule
+from ..engine.network import SpikingNetwork
 from .tdbn import TDBN_TYPES
 
 _FUSIBLE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -66,11 +67,6 @@ def fuse_layer(layer: nn.Module, norm: _BatchNorm) -> nn.Module:
     return fused
 
 
-def _set_submodule(root: nn.Module, target: str, module: nn.Module) -> None:
-    parent_name, _, name = target.rpartition(".")
-    setattr(root.get_submodule(parent_name) if parent_name else root, name, module)
-
-
 def fuse_module(module: nn.Module) -> fx.GraphModule:
     """Trace ``module`` (neurons and norms as leaves) and fold every norm into the layer before it.
 
@@ -102,7 +98,7 @@ def fuse_module(module: nn.Module) -> fx.GraphModule:
                 f"cannot fuse norm layer {node.target!r}: it does not directly follow a conv or "
                 "linear layer whose output feeds only this norm"
             )
-        _set_submodule(gm, prev.target, fuse_layer(modules[prev.target], modules[node.target]))
+        set_submodule(gm, prev.target, fuse_layer(modules[prev.target], modules[node.target]))
         node.replace_all_uses_with(prev)
         gm.graph.erase_node(node)
     gm.graph.lint()

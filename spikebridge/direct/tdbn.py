@@ -1,6 +1,6 @@
 """Threshold-dependent batch normalisation, tdBN (Zheng et al. 2021, SPEC 2.3).
 
-Stateless layers of a :class:`~spikebridge.network.SpikingNetwork` see the T steps folded into the
+Stateless layers of a :class:`~spikebridge.engine.network.SpikingNetwork` see the T steps folded into the
 batch, ``[T*B, C, H, W]``, so ordinary BatchNorm statistics over (T*B, H, W) are exactly tdBN's
 statistics over (T, N, H, W). tdBN is therefore BatchNorm with the normalised value scaled by
 alpha * V_th before the affine transform:
@@ -10,7 +10,7 @@ alpha * V_th before the affine transform:
 which is BatchNorm with effective weight lambda * alpha * V_th (one fused kernel, running
 statistics exactly as BatchNorm keeps them).
 
-tdBN layers are :class:`~spikebridge.neurons.TimeAware` (their statistics span the folded time
+tdBN layers are :class:`~spikebridge.engine.neurons.TimeAware` (their statistics span the folded time
 axis), which also makes them leaf modules when a SpikingNetwork traces its graph: the static
 input prefix then ends before the first tdBN (tdBN normalises the T-fold input).
 """
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..neurons import TimeAware
+from ..engine.neurons import TimeAware
 
 
 class _ThresholdDependent:

@@ -4,7 +4,7 @@ Each step: reset the neurons, encode the batch into T steps ([T, B, ...]: a stat
 to the encoding layer at every step, event frames [B, T, ...] are transposed), run the network,
 average the readout over T (SPEC 2.5) and minimise the cross-entropy; gradients flow back through
 time via the LIF surrogate. After every epoch the test set is simulated with
-:func:`spikebridge.evaluation.evaluate_snn` and a checkpoint is written atomically, so a killed
+:func:`spikebridge.evaluation.evaluate` and a checkpoint is written atomically, so a killed
 run loses at most the current epoch and ``resume=True`` ends in the same weights as an
 uninterrupted run with the same seed.
 """
@@ -12,28 +12,28 @@ uninterrupted run with the same seed.
 from __future__ import annotations
 
 import math
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..evaluation import Evaluation, evaluate_snn
-from ..network import SpikingNetwork
+from ..engine.network import SpikingNetwork
+from ..evaluation import Evaluation, evaluate
 from ..progress import progress_bar
+from ..runtime import seed_everything
+from ..validation import check_positive_int
 from .checkpoint import (
     FORMAT,
     VERSION,
     CheckpointError,
     atomic_save,
     check_compatible,
-    load_checkpoint,
+    load_training_checkpoint,
     rng_state,
     set_rng_state,
 )
@@ -44,7 +44,7 @@ from .distributed import (
     setup_distributed,
     wrap_ddp,
 )
-from .snn import DirectSNN, build_snn
+from .snn import DirectSNN, build_direct_snn
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 SCHEDULES: tuple[str, ...] = ("cosine", "step")
@@ -56,7 +56,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns.
+    """What :func:`train_direct` returns.
 
     Attributes:
         network: the trained network (the same object that was passed in, or the one built).
@@ -69,20 +69,6 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
     evaluation: Evaluation | None = None
     checkpoint_path: Path | None = None
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def encode_batch(network: SpikingNetwork, x: Tensor, timesteps: int) -> Tensor:
-    """A loader batch -> [T, B, ...] input sequence through the network's encoder."""
-    if isinstance(network, DirectSNN):
-        return network.encode(x, timesteps)
-    return network.encoder(x, timesteps)
 
 
 def stbp_loss(network: nn.Module, x_seq: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -113,17 +99,15 @@ def make_schedule(
 
 
 def _check_arguments(timesteps: Any, epochs: Any, lr: Any, weight_decay: Any) -> None:
-    if not isinstance(timesteps, int) or isinstance(timesteps, bool) or timesteps <= 0:
-        raise ValueError(f"timesteps T must be a positive integer, got {timesteps!r}")
-    if not isinstance(epochs, int) or epochs <= 0:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    check_positive_int(timesteps, "timesteps T")
+    check_positive_int(epochs, "epochs")
     if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate must be a finite positive number, got {lr!r}")
     if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
 
 
-def train(
+def train_direct(
     network: SpikingNetwork | str,
     train_loader: Iterable,
     test_loader: Iterable | None = None,
@@ -147,8 +131,8 @@ def train(
     """Train a direct SNN with STBP for ``epochs`` epochs of ``timesteps`` steps per sample.
 
     Args:
-        network: a :class:`SpikingNetwork` (e.g. from :func:`build_snn`) or an architecture name,
-            built with :func:`build_snn` (``**build_options``: num_classes, in_channels,
+        network: a :class:`SpikingNetwork` (e.g. from :func:`build_direct_snn`) or an architecture name,
+            built with :func:`build_direct_snn` (``**build_options``: num_classes, in_channels,
             image_size, width, encoding, ...) after seeding, so the initial weights follow ``seed``.
         train_loader: yields (x, y): x static [B, C, H, W] or event frames [B, T_data, C, H, W].
         test_loader: simulated after every epoch for ``test_accuracy`` (accuracy at step T).
@@ -173,7 +157,7 @@ def train(
         raise ValueError("resume=True needs a checkpoint_path to resume from")
     seed_everything(seed)
     if isinstance(network, str):
-        network = build_snn(network, **build_options)
+        network = build_direct_snn(network, **build_options)
     elif build_options:
         raise TypeError(
             f"build options {sorted(build_options)} only apply when network is an architecture name"
@@ -212,7 +196,7 @@ def train(
     start_epoch = 0
     if resume:
         assert path is not None
-        saved = load_checkpoint(path, map_location=ctx.device)
+        saved = load_training_checkpoint(path, map_location=ctx.device)
         if spec and saved.get("spec") and saved["spec"] != spec:
             diff = {
                 k: (saved["spec"].get(k), spec.get(k))
@@ -247,7 +231,7 @@ def train(
             global_step += 1
             x, y = x.to(ctx.device, non_blocking=True), y.to(ctx.device, non_blocking=True)
             network.reset()
-            loss, output = stbp_loss(model, encode_batch(network, x, timesteps), y)
+            loss, output = stbp_loss(model, network.encode(x, timesteps), y)
             value = loss.item()
             # every process must stop at the same step, or the others would wait forever in
             # DDP's gradient all-reduce: under torchrun the check is collective
@@ -289,7 +273,7 @@ def train(
             "seconds": 0.0,
         }
         if test_loader is not None:
-            evaluation = evaluate_snn(network, test_loader, timesteps, ctx.device)
+            evaluation = evaluate(network, test_loader, timesteps, device=ctx.device)
             record["test_accuracy"] = float(evaluation.accuracy[-1])
         record["seconds"] = time.perf_counter() - started
         history.append(record)
@@ -313,7 +297,7 @@ def train(
         if on_epoch is not None:
             on_epoch(record)
     if evaluation is None and test_loader is not None:
-        evaluation = evaluate_snn(network, test_loader, timesteps, ctx.device)
+        evaluation = evaluate(network, test_loader, timesteps, device=ctx.device)
     network.eval()
     return TrainResult(
         network, history, evaluation, path if path is not None and path.exists() else None
@@ -329,13 +313,13 @@ def _length(loader: Iterable) -> int:
 
 def load_trained(path: str | Path, device: str | torch.device = "cpu") -> DirectSNN:
     """Rebuild the network a checkpoint was trained as (from its spec) and load its weights."""
-    saved = load_checkpoint(path, map_location=device)
+    saved = load_training_checkpoint(path, map_location=device)
     spec = saved.get("spec")
     if not spec:
         raise CheckpointError(
             f"{path} records no network spec; build the network yourself and load saved['model']"
         )
-    network = build_snn(**spec)
+    network = build_direct_snn(**spec)
     check_compatible(saved["model"], network, path)
     network.load_state_dict(saved["model"])
     return network.to(device).eval()
@@ -346,9 +330,7 @@ __all__ = [
     "SCHEDULES",
     "TrainResult",
     "TrainingDiverged",
-    "encode_batch",
     "load_trained",
-    "seed_everything",
     "stbp_loss",
-    "train",
+    "train_direct",
 ]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, fx, nn
 
-from ..convert import graph as g
+from ..engine import graph as g
 from ..progress import progress_bar
 
 LAYER_BINS = 4096

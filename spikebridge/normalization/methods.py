@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, fx
 
-from ..convert import graph as g
+from ..engine import graph as g
 from .calibrate import CalibrationStatistics
 
 Scales = dict[str, Tensor]

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
 from ..activations import QCFS
-from ..convert import graph as g
-from ..convert.build import MethodNotApplicable
+from ..engine import graph as g
+from ..engine.graph import MethodNotApplicable
 from .methods import Scales
 
 METHOD = "model"

@@ -24,13 +24,13 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, fx, nn
 
-from ..convert import graph as g
-from ..convert.build import neuron_for
-from ..convert.prepare import _set_submodule
-from ..encoding import PoissonEncoder
-from ..network import SpikingNetwork
-from ..neurons import SpikingMaxPool
+from ..engine import graph as g
+from ..engine.encoding import PoissonEncoder
+from ..engine.network import SpikingNetwork
+from ..engine.neurons import SpikingMaxPool
+from ..engine.substitution import neuron_for
 from ..progress import progress_bar
+from ..validation import check_positive_int
 from .calibrate import _batches, activation_layers
 from .methods import Scales
 
@@ -85,13 +85,13 @@ def spike_norm(
     Args:
         prepared: a prepared ANN (:func:`spikebridge.convert.prepare`); left untouched.
         calibration: a loader of (x, y) batches or a tensor [N, ...] of inputs in [0, 1] (or
-            [-1, 1]), rate-coded by a :class:`~spikebridge.encoding.PoissonEncoder`.
+            [-1, 1]), rate-coded by a :class:`~spikebridge.engine.encoding.PoissonEncoder`.
         seed: seed of the Poisson spike trains (every layer's pass sees the same trains).
         timesteps: the balancing window n (Sengupta: about the inference window).
         samples: use at most this many calibration inputs (all by default).
         reset: reset of the already balanced layers while later layers are balanced.
         maxpool: ``spiking`` turns the prepared network's max-pools into spiking max-pool gates,
-            as :func:`spikebridge.convert.build_snn` does; ``avg`` leaves them (a network
+            as :func:`spikebridge.convert.build_spiking_module` does; ``avg`` leaves them (a network
             prepared with maxpool="avg" has none).
         max_rate: Poisson spike probability per step for an input of 1.
         chunk_size: steps simulated together (memory against speed; results do not depend on
@@ -101,21 +101,16 @@ def spike_norm(
         layer name -> 0-d threshold theta_i = the largest weighted spike input (input current per
         step, bias included) that layer i received over the window and the calibration inputs.
     """
-    if not isinstance(timesteps, int) or timesteps <= 0:
-        raise ValueError(
-            f"spike-norm: timesteps (the window) must be a positive integer, got {timesteps!r}"
-        )
-    if samples is not None and (not isinstance(samples, int) or samples <= 0):
-        raise ValueError(f"spike-norm: samples must be a positive integer or None, got {samples!r}")
-    if not isinstance(chunk_size, int) or chunk_size <= 0:
-        raise ValueError(f"spike-norm: chunk_size must be a positive integer, got {chunk_size!r}")
+    check_positive_int(timesteps, "spike-norm: timesteps (the window)")
+    check_positive_int(samples, "spike-norm: samples", allow_none=True)
+    check_positive_int(chunk_size, "spike-norm: chunk_size")
     device = torch.device(device)
     work = copy.deepcopy(prepared).to(device).eval()
     if maxpool == "spiking":
         for node in work.graph.nodes:
             mod = g.module_of(work, node)
             if isinstance(mod, g.MAX_POOLS):
-                _set_submodule(work, node.target, SpikingMaxPool(copy.deepcopy(mod)))
+                g.set_submodule(work, node.target, SpikingMaxPool(copy.deepcopy(mod)))
     work.recompile()
     scales: Scales = {}
     layers = activation_layers(work)
@@ -127,7 +122,7 @@ def spike_norm(
             raise ValueError("spike-norm: the calibration data is empty: give at least one batch")
         theta = torch.tensor(peak if peak > 0 else 1.0)  # never driven: any threshold will do
         scales[name] = theta
-        _set_submodule(work, name, _neuron(name, activation, theta, reset))
+        g.set_submodule(work, name, _neuron(name, activation, theta, reset))
     return scales
 
 

@@ -1,7 +1,7 @@
 """The engine: :class:`SpikingNetwork`, which both routes end in.
 
 A spiking network is an ordinary module (usually a ``torch.fx.GraphModule``) whose activations
-are :class:`~spikebridge.neurons.SpikingNeuron` modules. Stateless layers see the steps of a chunk
+are :class:`~spikebridge.engine.neurons.SpikingNeuron` modules. Stateless layers see the steps of a chunk
 folded into the batch ([T*B, ...]); neurons unfold, loop over time and keep their state between
 chunks, so a long simulation runs in chunks with memory independent of T. The output layer does
 not spike: its per-step output is accumulated, and the prediction after step t is the argmax of
@@ -18,53 +18,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, fx, nn
 
-from .encoding import AnalogEncoder, PoissonEncoder
+from ..validation import check_positive_int
+from .encoding import AnalogEncoder, Encoder
+from .graph import lookup, static_nodes, trace_spiking
 from .neurons import SpikingNeuron, Stateful, TimeAware, TimeBroadcast
-
-Encoder = AnalogEncoder | PoissonEncoder
-
-
-class SpikingTracer(fx.Tracer):
-    """fx tracer that keeps neurons (and other time-aware modules) as leaves."""
-
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, TimeAware) or super().is_leaf_module(m, module_qualified_name)
-
-
-def trace_spiking(module: nn.Module) -> fx.GraphModule:
-    """Symbolically trace a spiking module with its neurons as leaf modules."""
-    if isinstance(module, fx.GraphModule):
-        return module
-    tracer = SpikingTracer()
-    graph = tracer.trace(module)
-    return fx.GraphModule(tracer.root, graph, type(module).__name__)
-
-
-def _lookup(root: nn.Module, target: str):
-    obj = root
-    for part in target.split("."):
-        obj = getattr(obj, part)
-    return obj
-
-
-def _static_nodes(gm: fx.GraphModule, graph: fx.Graph) -> set[fx.Node]:
-    """Nodes of ``graph`` that depend only on the input and parameters (not on any time-aware
-    module): the same at every step under analog input."""
-    static: set[fx.Node] = set()
-    # parameters and what is computed from them alone: constants, never broadcast
-    constant: set[fx.Node] = set()
-    for node in graph.nodes:
-        if node.op == "placeholder":
-            static.add(node)
-        elif node.op == "output":
-            continue
-        elif node.op == "call_module" and isinstance(_lookup(gm, node.target), TimeAware):
-            continue
-        elif node.op == "get_attr" or all(arg in constant for arg in node.all_input_nodes):
-            constant.add(node)
-        elif all(arg in static or arg in constant for arg in node.all_input_nodes):
-            static.add(node)
-    return static
 
 
 def split_static_prefix(gm: fx.GraphModule) -> tuple[fx.GraphModule, fx.GraphModule]:
@@ -77,7 +34,7 @@ def split_static_prefix(gm: fx.GraphModule) -> tuple[fx.GraphModule, fx.GraphMod
     :class:`TimeBroadcast`, except a neuron whose only input is static, which is called with
     ``static=True``. Both modules share every submodule with ``gm``.
     """
-    static = _static_nodes(gm, gm.graph)
+    static = static_nodes(gm)[0]
     boundary = [
         n
         for n in gm.graph.nodes
@@ -128,7 +85,7 @@ def split_static_prefix(gm: fx.GraphModule) -> tuple[fx.GraphModule, fx.GraphMod
         attrs: dict[str, object] = {"_time_broadcast": TimeBroadcast()}
         for node in graph.nodes:
             if node.op in ("call_module", "get_attr") and node.target not in attrs:
-                attrs[node.target] = _lookup(gm, node.target)
+                attrs[node.target] = lookup(gm, node.target)
         graph.lint()
         modules.append(attrs)
     return (
@@ -145,45 +102,8 @@ def _takes_static_input(gm: fx.GraphModule, node: fx.Node, static: set[fx.Node])
     (arg,) = node.args
     if not isinstance(arg, fx.Node) or arg not in static or arg.op == "get_attr":
         return False
-    mod = _lookup(gm, node.target)
+    mod = lookup(gm, node.target)
     return isinstance(mod, SpikingNeuron) and type(mod).forward is SpikingNeuron.forward
-
-
-def static_prefix_module(gm: fx.GraphModule) -> fx.GraphModule:
-    """A copy of ``gm`` that takes a time-invariant input [B, ...].
-
-    Nodes that depend only on the input and parameters (the layers before the first neuron) are
-    the same at every step under analog input; they run once on [B, ...], and a
-    :class:`TimeBroadcast` repeats their result over the folded time axis where it meets a
-    time-varying node. A neuron whose only input is static takes it as it is (called with
-    ``static=True``) and integrates it at every step, which saves materialising T copies. The
-    copy shares every submodule with ``gm``.
-    """
-    graph = fx.Graph()
-    value_map: dict[fx.Node, fx.Node] = {}
-    out = graph.graph_copy(gm.graph, value_map)
-    graph.output(out)
-    static = _static_nodes(gm, graph)
-    broadcasts: dict[fx.Node, fx.Node] = {}
-    for node in list(graph.nodes):
-        if node in static:
-            continue
-        if _takes_static_input(gm, node, static):
-            # the neuron integrates the same [B, ...] input at every step: no broadcast copy
-            node.kwargs = {**node.kwargs, "static": True}
-            continue
-        for arg in node.all_input_nodes:
-            if arg in static:
-                if arg not in broadcasts:
-                    with graph.inserting_after(arg):
-                        broadcasts[arg] = graph.call_module("_time_broadcast", (arg,))
-                node.replace_input_with(arg, broadcasts[arg])
-    attrs: dict[str, object] = {"_time_broadcast": TimeBroadcast()}
-    for node in graph.nodes:
-        if node.op in ("call_module", "get_attr") and node.target not in attrs:
-            attrs[node.target] = _lookup(gm, node.target)
-    graph.lint()
-    return fx.GraphModule(attrs, graph, "StaticPrefix")
 
 
 @dataclass
@@ -277,6 +197,22 @@ class SpikingNetwork(nn.Module):
         for m in modules:
             m.steps = steps
 
+    def encode(self, x: Tensor, timesteps: int) -> Tensor:
+        """A batch from a loader -> the [T, B, ...] input sequence of one training step.
+
+        The encoder starts afresh (Poisson stream, event frame 0); x is [B, ...] static inputs
+        or [B, T_data, ...] event frames, as the encoder takes.
+        """
+        check_positive_int(timesteps, "timesteps")
+        self._reset_encoder()
+        return self.encoder(x, timesteps)
+
+    def _reset_encoder(self) -> None:
+        """Restart the encoder's stream (an encoder without ``reset`` has none to restart)."""
+        reset = getattr(self.encoder, "reset", None)
+        if reset is not None:
+            reset()
+
     def forward(self, x_seq: Tensor) -> Tensor:
         """x_seq: [T, B, ...] input per step -> [T, B, K] output of the readout layer per step.
 
@@ -316,19 +252,19 @@ class SpikingNetwork(nn.Module):
 
     @torch.no_grad()
     def simulate(self, x: Tensor, timesteps: int, record_spikes: bool = False) -> Simulation:
-        """Run ``timesteps`` steps on a batch of static inputs x: [B, ...].
+        """Run ``timesteps`` steps on a batch x: static inputs [B, ...] or, under an event
+        encoder, frames [B, T_data, ...] with T_data >= ``timesteps``.
 
-        The encoder turns x into spikes or currents chunk by chunk; the state is reset first.
+        The encoder turns x into spikes, currents or frames chunk by chunk; the state (and the
+        encoder's stream) is reset first.
         Returns a :class:`Simulation` with the readout after every step and, when asked, spike
         counts per neuron layer. Results do not depend on the chunk size (bit for bit). Without
         a ``chunk_size``, the first step runs alone and the size of the largest neuron state
         then sets the chunk (:func:`default_chunk_size`).
         """
-        if not isinstance(timesteps, int) or timesteps <= 0:
-            raise ValueError(f"timesteps must be a positive integer, got {timesteps!r}")
+        check_positive_int(timesteps, "timesteps")
         self.reset()
-        if isinstance(self.encoder, PoissonEncoder):
-            self.encoder.reset()
+        self._reset_encoder()
         runner = self._static_runner() if getattr(self.encoder, "static", False) else None
         stepped = runner[1] if runner is not None else self.module
         time_aware = [m for m in stepped.modules() if isinstance(m, TimeAware)]
@@ -365,7 +301,7 @@ class SpikingNetwork(nn.Module):
                     out = runner[1](*static_values)
                 else:
                     seq = self.encoder(x, steps)
-                    out = self.module(seq.reshape(steps * x.shape[0], *x.shape[1:]))
+                    out = self.module(seq.reshape(steps * seq.shape[1], *seq.shape[2:]))
                 out = out.reshape(steps, x.shape[0], *out.shape[1:])
                 if readout is None:
                     readout = out.new_empty((timesteps, *out.shape[1:]))
@@ -397,8 +333,5 @@ __all__ = [
     "Simulation",
     "default_chunk_size",
     "SpikingNetwork",
-    "SpikingTracer",
     "split_static_prefix",
-    "static_prefix_module",
-    "trace_spiking",
 ]

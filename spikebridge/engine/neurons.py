@@ -1,6 +1,6 @@
 """Multi-step spiking neurons for the conversion route.
 
-Time lives only in neurons. Every other layer of a :class:`~spikebridge.network.SpikingNetwork`
+Time lives only in neurons. Every other layer of a :class:`~spikebridge.engine.network.SpikingNetwork`
 sees the T steps of a chunk folded into the batch, ``[T*B, ...]``; a neuron unfolds that to
 ``[T, B, ...]``, loops over t, and folds the spikes back. The number of steps of the current chunk
 is written into :attr:`TimeAware.steps` by the network before every call.
@@ -68,7 +68,7 @@ class SpikingNeuron(Stateful):
 
         With ``static=True``, x is one input [B, ...] that is the same at every step (the
         analog-input prefix of a network); the output is still [T*B, ...]. This saves
-        materialising T copies of x (:class:`~spikebridge.network.SpikingNetwork` uses it).
+        materialising T copies of x (:class:`~spikebridge.engine.network.SpikingNetwork` uses it).
         """
         if static:
             seq = x.unsqueeze(0).expand(self.steps, *x.shape)

@@ -16,14 +16,22 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from ..activations import QCFS
-from ..neurons import TimeAware
+from .neurons import TimeAware
 
-SYNAPTIC = (nn.Conv1d, nn.Conv2d, nn.Linear)
+# layer families in every dimensionality torch has (what the operation counters know)
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+AVG_POOLS_ND = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+ADAPTIVE_AVG_POOLS_ND = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
+MAX_POOLS_ND = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
+ADAPTIVE_MAX_POOLS_ND = (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+
+# what conversion supports: 1-d and 2-d layers
+SYNAPTIC = (*CONVS[:2], nn.Linear)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 RELU_LIKE = (nn.ReLU, nn.ReLU6)
 ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardtanh, QCFS)
-AVG_POOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
-MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
+AVG_POOLS = (*AVG_POOLS_ND[:2], *ADAPTIVE_AVG_POOLS_ND[:2])
+MAX_POOLS = (*MAX_POOLS_ND[:2], *ADAPTIVE_MAX_POOLS_ND[:2])
 DROPOUTS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 SHAPE_MODULES = (nn.Flatten, nn.Unflatten)
 OUTPUT_ONLY = (nn.Softmax, nn.LogSoftmax)
@@ -37,6 +45,7 @@ BLOCKING_NORMS = (
 
 RELU_FUNCTIONS = {F.relu, torch.relu, torch.relu_, F.relu_}
 ADD_FUNCTIONS = {operator.add, operator.iadd, torch.add}
+ADD_METHODS = {"add", "add_"}
 SHAPE_FUNCTIONS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze}
 LINEAR_FUNCTIONS = {
     torch.cat,
@@ -59,8 +68,27 @@ class ConversionError(ValueError):
     """The model cannot be converted as it is; the message names the layer and what to do."""
 
 
-class ConvertTracer(fx.Tracer):
-    """fx tracer that keeps activations and neurons as leaves, so each can be swapped for a neuron."""
+class MethodNotApplicable(ConversionError):
+    """A normalisation method or neuron type does not apply to a layer; the message names both."""
+
+
+def lookup(root: nn.Module, target: str):
+    """The submodule or attribute at dotted path ``target`` of ``root`` (``root`` for "")."""
+    obj = root
+    for part in target.split(".") if target else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def set_submodule(root: nn.Module, target: str, module: nn.Module) -> None:
+    """Replace the submodule at dotted path ``target`` of ``root`` by ``module``."""
+    parent, _, name = target.rpartition(".")
+    setattr(root.get_submodule(parent) if parent else root, name, module)
+
+
+class SpikingTracer(fx.Tracer):
+    """The one fx tracer of spikebridge: torch's leaves plus neurons and other time-aware modules
+    and QCFS activations, so each stays one module (swapped for a neuron, counted, stepped)."""
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if isinstance(m, (QCFS, TimeAware)):
@@ -68,20 +96,29 @@ class ConvertTracer(fx.Tracer):
         return super().is_leaf_module(m, module_qualified_name)
 
 
+def trace_spiking(module: nn.Module) -> fx.GraphModule:
+    """``module`` traced with :class:`SpikingTracer` (a GraphModule is returned as it is).
+
+    Raises whatever ``torch.fx`` raises for an untraceable module; the GraphModule shares the
+    module's parameters.
+    """
+    if isinstance(module, fx.GraphModule):
+        return module
+    tracer = SpikingTracer()
+    graph = tracer.trace(module)
+    return fx.GraphModule(tracer.root, graph, type(module).__name__)
+
+
 def trace(model: nn.Module) -> fx.GraphModule:
     """Symbolically trace ``model`` (a copy is not made; the GraphModule shares its parameters)."""
-    if isinstance(model, fx.GraphModule):
-        return model
-    tracer = ConvertTracer()
     try:
-        graph = tracer.trace(model)
+        return trace_spiking(model)
     except Exception as err:  # fx reports data-dependent control flow and the like
         raise ConversionError(
             f"could not trace {type(model).__name__} with torch.fx: {err}. Conversion needs a "
             "model whose forward has no data-dependent control flow; rewrite that part, or "
             "export the model with torch.export and pass the exported program's module"
         ) from err
-    return fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
 def module_of(gm: fx.GraphModule, node: fx.Node) -> nn.Module | None:
@@ -127,3 +164,34 @@ def feeding_synaptic_layers(gm: fx.GraphModule, node: fx.Node) -> list[str]:
         elif not is_activation_node(gm, cur) and cur.op != "placeholder":
             stack.extend(cur.all_input_nodes)
     return found
+
+
+def static_nodes(gm: nn.Module, graph: fx.Graph | None = None) -> tuple[set[fx.Node], set[fx.Node]]:
+    """(static, constant) nodes of ``graph`` (default ``gm.graph``).
+
+    Static nodes depend only on the input (and parameters), never on a time-aware module: under
+    analog input they are the same at every step. Constant nodes depend on parameters alone
+    (``get_attr`` and what is computed from them): they are never broadcast over time.
+    """
+    graph = gm.graph if graph is None else graph
+    static: set[fx.Node] = set()
+    constant: set[fx.Node] = set()
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            static.add(node)
+        elif node.op == "output":
+            continue
+        elif node.op == "call_module" and isinstance(lookup(gm, node.target), TimeAware):
+            continue
+        elif node.op == "get_attr" or all(arg in constant for arg in node.all_input_nodes):
+            constant.add(node)
+        elif all(arg in static or arg in constant for arg in node.all_input_nodes):
+            static.add(node)
+    return static, constant
+
+
+def static_modules(gm: fx.GraphModule) -> set[str]:
+    """Names of the modules whose input depends only on the network input (no neuron upstream):
+    under an analog encoder they see the same input at every step (SPEC 3.2 charges them MACs)."""
+    static, constant = static_nodes(gm)
+    return {str(n.target) for n in static | constant if n.op == "call_module"}

@@ -1,5 +1,6 @@
-"""Operation counting (SPEC 3.2): hand-computed SOPs/MACs of a tiny network, exact fan-outs at the
-borders, residual junctions, analog versus Poisson input, and a published MAC figure."""
+"""Operation counts of the one evaluator (SPEC 3.2): hand-computed SOPs/MACs of a tiny network,
+exact fan-outs at the borders, residual junctions, analog versus Poisson input, and a published
+MAC figure."""
 
 from __future__ import annotations
 
@@ -9,11 +10,10 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from spikebridge.compare.evaluate import evaluate_network
-from spikebridge.compare.ops import count_ann_ops, fanout_map
-from spikebridge.encoding import PoissonEncoder
-from spikebridge.network import SpikingNetwork
-from spikebridge.neurons import IFNeuron
+from spikebridge.engine.encoding import PoissonEncoder
+from spikebridge.engine.network import SpikingNetwork
+from spikebridge.engine.neurons import IFNeuron
+from spikebridge.evaluation import count_ann_ops, evaluate, fanout_map
 
 
 class Tiny(nn.Module):
@@ -55,8 +55,8 @@ def tiny_input() -> torch.Tensor:
 
 
 def test_tiny_network_counts_match_hand_computation():
-    ev = evaluate_network(
-        SpikingNetwork(Tiny(), chunk_size=3), [(tiny_input(), torch.tensor([0]))], 4
+    ev = evaluate(
+        SpikingNetwork(Tiny(), chunk_size=3), [(tiny_input(), torch.tensor([0]))], 4, count_ops=True
     )
     layers = ev.layers
     # conv1 sees the analog input: dense MACs every step = 16 outputs x 9 taps
@@ -75,8 +75,8 @@ def test_tiny_network_counts_match_hand_computation():
 
 
 def test_residual_junction_counts_one_op_per_arriving_spike_and_broadcast():
-    ev = evaluate_network(
-        SpikingNetwork(Tiny(residual=True)), [(tiny_input(), torch.tensor([0]))], 4
+    ev = evaluate(
+        SpikingNetwork(Tiny(residual=True)), [(tiny_input(), torch.tensor([0]))], 4, count_ops=True
     )
     adds = [op for name, op in ev.layers.items() if op.kind == "add"]
     assert len(adds) == 1
@@ -89,7 +89,7 @@ def test_poisson_input_makes_the_first_layer_event_driven():
     torch.manual_seed(0)
     x = torch.rand(3, 1, 4, 4)
     net = SpikingNetwork(Tiny(), encoder=PoissonEncoder(seed=0), chunk_size=6)
-    ev = evaluate_network(net, [(x, torch.zeros(3, dtype=torch.long))], 6)
+    ev = evaluate(net, [(x, torch.zeros(3, dtype=torch.long))], 6, count_ops=True)
     assert not ev.layers["conv1"].analog
     assert ev.macs().sum() == 0
     # the same Poisson stream (one chunk of 6 steps): input spikes x fan-out of their position
@@ -169,7 +169,7 @@ def test_untraceable_network_still_counts_its_modules_and_says_so():
                 return super().forward(x)
             return super().forward(-x)
 
-    ev = evaluate_network(SpikingNetwork(Branchy()), [(tiny_input(), torch.tensor([0]))], 4)
+    ev = evaluate(SpikingNetwork(Branchy()), [(tiny_input(), torch.tensor([0]))], 4, count_ops=True)
     assert any("could not be traced" in n for n in ev.notes)
     assert ev.layers["conv1"].analog  # runs before the first neuron
     assert ev.layers["conv2"].sops.tolist() == [26, 38, 26, 38]
@@ -189,7 +189,7 @@ def test_a_layer_shared_by_two_call_sites_is_counted_at_each():
         def forward(self, x):  # the same conv on the input and on n1's spikes
             return self.fc(self.n2(self.conv(self.n1(self.conv(x)))).flatten(1))
 
-    ev = evaluate_network(SpikingNetwork(Shared()), [(tiny_input(), torch.tensor([0]))], 4)
+    ev = evaluate(SpikingNetwork(Shared()), [(tiny_input(), torch.tensor([0]))], 4, count_ops=True)
     first, second = ev.layers["conv"], ev.layers["conv_call"]
     assert first.analog and first.macs_per_sample == 16 * 9
     assert not second.analog and second.sops.tolist() == [4 + 9, 4 + 9 + 6] * 2

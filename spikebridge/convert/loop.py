@@ -1,0 +1,171 @@
+"""The one conversion loop: every requested method -> its spiking network(s) -> their scores.
+
+Used by ``spikebridge convert``, the comparison (:mod:`spikebridge.compare.routes.conversion`)
+and benchmarks/methods_table.py. A method built for one T at a time (``per_timesteps`` in its
+:class:`~spikebridge.convert.methods.ThresholdMethod`) gives one network per target
+T = 1, 2, 4, ... up to the simulated T, each scored at its own T only.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..engine.graph import ConversionError, MethodNotApplicable
+from ..engine.network import SpikingNetwork
+from ..evaluation import evaluate
+from ..settings import ConversionSettings, SimulationSettings
+from ..validation import check_positive_int
+from .converter import Converter
+from .methods import get_method, method_list
+from .tuning import PercentileChoice, resolve_percentile
+
+ACCURACY_COLUMNS = ["route", "method", "timesteps", "accuracy"]
+
+
+def target_timesteps(timesteps: int) -> list[int]:
+    """The targets T of a per-T method simulated up to ``timesteps``: 1, 2, 4, ... and T itself."""
+    check_positive_int(timesteps, "timesteps")
+    targets = [2**k for k in range(timesteps.bit_length()) if 2**k <= timesteps]
+    return sorted({*targets, timesteps})
+
+
+@dataclass
+class ConvertedNetwork:
+    """One network of the conversion loop.
+
+    Attributes:
+        method: the threshold method's name.
+        network: the spiking network.
+        timesteps: how many steps to simulate it for.
+        report_steps: the steps t to report (None: every t <= ``timesteps``; a network built
+            for one T is reported at that T only).
+        seconds: conversion time (building, plus the calibration pass for methods that read it).
+    """
+
+    method: str
+    network: SpikingNetwork
+    timesteps: int
+    report_steps: tuple[int, ...] | None = None
+    seconds: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """A unique name: the method, with ``-T<T>`` for a network built for one T."""
+        return self.method if self.report_steps is None else f"{self.method}-T{self.timesteps}"
+
+
+def converted_networks(
+    converter: Converter,
+    methods: str | Sequence[str],
+    timesteps: int,
+    conversion: ConversionSettings | None = None,
+    encoding: str = "analog",
+    *,
+    strict: bool = False,
+    skipped: dict[str, str] | None = None,
+) -> Iterator[ConvertedNetwork]:
+    """The networks of every method in ``methods`` (``"all"`` or names), built one at a time.
+
+    A method that does not apply is recorded in ``skipped`` (method -> reason) and left out;
+    with ``strict``, a method named explicitly (not through ``"all"``) raises instead.
+    """
+    conversion = conversion or ConversionSettings()
+    names = method_list(methods)
+    explicit = not (isinstance(methods, str) and methods.strip() == "all")
+    skipped = {} if skipped is None else skipped
+    if converter.calibration is not None and any(get_method(m).calibrates for m in names):
+        converter.statistics()  # one calibration pass, shared by every method that reads it
+    for name in names:
+        entry = get_method(name)
+        targets = target_timesteps(timesteps) if entry.per_timesteps else [None]
+        for target in targets:
+            start = time.perf_counter()
+            try:
+                network = converter.build(
+                    name, conversion.reset, encoding, conversion.initial_potential,
+                    negative_spikes=conversion.negative_spikes, timesteps=target,
+                )  # fmt: skip
+            except (MethodNotApplicable, ConversionError) as err:
+                if strict and explicit and isinstance(err, MethodNotApplicable):
+                    raise
+                skipped[name] = str(err)
+                break
+            seconds = time.perf_counter() - start
+            if entry.calibrates:
+                seconds += converter.statistics_seconds_
+            if target is None:
+                yield ConvertedNetwork(name, network, timesteps, None, seconds)
+            else:
+                yield ConvertedNetwork(name, network, target, (target,), seconds)
+
+
+@dataclass
+class ConversionResult:
+    """Accuracy table (columns route, method, timesteps, accuracy) and the networks built."""
+
+    accuracy: pd.DataFrame
+    ann_accuracy: float
+    networks: dict[str, SpikingNetwork] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    percentile: PercentileChoice | None = None
+
+
+def run_conversion(
+    model: nn.Module,
+    calibration: Iterable,
+    test_loader: Iterable,
+    conversion: ConversionSettings | None = None,
+    simulation: SimulationSettings | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+    validation: Iterable | None = None,
+    strict: bool = True,
+) -> ConversionResult:
+    """Convert ``model`` with each method and evaluate every t <= T in one simulation each.
+
+    ``conversion`` and ``simulation`` hold the settings (methods, percentile, neurons; T and
+    encoding). With ``conversion.percentile == "auto"`` p is chosen on ``validation`` (held-out
+    training images, never the test set). Under ``methods="all"`` a method that does not apply
+    is skipped and recorded in ``skipped``; a method named explicitly that does not apply raises
+    :class:`MethodNotApplicable` (unless ``strict=False``).
+    """
+    conversion = conversion or ConversionSettings()
+    simulation = simulation or SimulationSettings()
+    names = method_list(conversion.methods)
+    explicit = not (isinstance(conversion.methods, str) and conversion.methods.strip() == "all")
+    ann_accuracy = float(evaluate(model, test_loader, device=device).accuracy[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore" if conversion.maxpool == "avg" and not explicit else "default"
+        )
+        converter = Converter(
+            model, calibration, conversion.maxpool, 99.9, device, progress=progress, seed=seed,
+            spike_norm_window=conversion.spike_norm_window,
+            spike_norm_samples=conversion.spike_norm_samples,
+        )  # fmt: skip
+    converter, choice = resolve_percentile(
+        converter, conversion, names, validation, simulation.timesteps, simulation.encoding
+    )
+    rows, networks, skipped, seconds = [], {}, {}, {}
+    for item in converted_networks(
+        converter, conversion.methods, simulation.timesteps, conversion, simulation.encoding,
+        strict=strict, skipped=skipped,
+    ):  # fmt: skip
+        result = evaluate(item.network, test_loader, item.timesteps, device=device,
+                          progress=progress, description=item.key)  # fmt: skip
+        seconds[item.key] = item.seconds + result.seconds
+        networks[item.key] = item.network
+        steps = item.report_steps or range(1, item.timesteps + 1)
+        rows += [("conversion", item.method, t, float(result.accuracy[t - 1])) for t in steps]
+    frame = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+    return ConversionResult(frame, ann_accuracy, networks, skipped, seconds, choice)

@@ -1,0 +1,80 @@
+"""What an evaluation returns: accuracy after every step, spikes and operations per layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .counters import LayerOps
+
+
+@dataclass
+class Evaluation:
+    """Totals of one network over a test set (summed over processes when sharded).
+
+    Attributes:
+        correct: [T] correct predictions after each step t = 1..T of a spiking network; [1] for
+            an ANN (one pass).
+        total: number of samples.
+        spikes: neuron layer -> [T] spikes (non-zero outputs, either sign) per step, all samples.
+        neurons: neuron layer -> neurons per sample.
+        layers: counted layer -> :class:`LayerOps` (SOPs per step, dense MACs per sample); empty
+            unless operations were counted.
+        seconds: wall time of the evaluation (the slowest process when sharded).
+        notes: what could not be counted exactly.
+        types: layer -> class name of its module (neurons and counted layers).
+    """
+
+    correct: Tensor
+    total: int
+    spikes: dict[str, Tensor] = field(default_factory=dict)
+    neurons: dict[str, int] = field(default_factory=dict)
+    layers: dict[str, LayerOps] = field(default_factory=dict)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+    types: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def timesteps(self) -> int:
+        """T (1 for an ANN)."""
+        return int(self.correct.numel())
+
+    @property
+    def accuracy(self) -> Tensor:
+        """[T] accuracy after each step, fractions in [0, 1] ([1] for an ANN)."""
+        return self.correct.double() / max(self.total, 1)
+
+    def macs(self) -> Tensor:
+        """[T] MACs per step, summed over samples (the analog-input layers)."""
+        out = torch.zeros(self.timesteps, dtype=torch.float64)
+        for op in self.layers.values():
+            out += op.macs(self.timesteps, self.total)
+        return out
+
+    def sops(self) -> Tensor:
+        """[T] synaptic operations per step, summed over samples (event-driven layers)."""
+        out = torch.zeros(self.timesteps, dtype=torch.float64)
+        for op in self.layers.values():
+            if not op.analog and op.sops is not None:
+                out += op.sops.double()
+        return out
+
+    def adds(self) -> Tensor:
+        """[T] dense additions per step of analog-input junctions, summed over samples."""
+        out = torch.zeros(self.timesteps, dtype=torch.float64)
+        for op in self.layers.values():
+            if op.analog:
+                out += op.acs_per_sample * self.total
+        return out
+
+    @property
+    def macs_per_sample(self) -> int:
+        """Dense MACs of one sample at one step (of an ANN: one inference)."""
+        return sum(op.macs_per_sample for op in self.layers.values())
+
+    @property
+    def acs_per_sample(self) -> int:
+        """Dense accumulates (residual additions) of one sample at one step."""
+        return sum(op.acs_per_sample for op in self.layers.values())

@@ -1,0 +1,322 @@
+"""Every setting of spikebridge in one place, each with one default (dataclasses).
+
+Four groups: :class:`ExperimentSettings` (data, architecture, seed, device),
+:class:`TrainingSettings` (the ANN and the directly trained SNN), :class:`ConversionSettings`
+(threshold methods and neurons) and :class:`SimulationSettings` (T, input encoding, energy per
+operation). A field is declared with :func:`setting`, which records its help text and checks;
+command-line flags (:func:`spikebridge.cli.flags.add_flags`) and config-file keys
+(:func:`check_value`, used by :func:`spikebridge.compare.config.load_config`) are generated from
+the fields, so adding a setting is one line in its group::
+
+    noise_std: float = setting(0.0, "std of Gaussian noise added to test images", non_negative=True)
+
+Defaults chosen where commands used to disagree: ``calibration_samples`` 2000 (the count the
+MNIST figures in benchmarks/RESULTS.md were measured with; 512 was compare's); the direct SNN's
+optimizer ``sgd`` with momentum 0.9 (Zheng et al. 2021 train tdBN networks with SGD; compare's
+choice; ``spikebridge train`` used adam), its learning rate 0.1 for sgd and 1e-3 for adam unless
+given; the direct SNN trains as many epochs as the ANN (``epochs``, 5) unless ``direct_epochs``
+says otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+ACTIVATIONS = ("relu", "leaky-relu", "qcfs")
+POOLS = ("avg", "max")
+RESETS = ("subtract", "zero")
+MAXPOOLS = ("spiking", "avg")
+STATIC_ENCODINGS = ("analog", "poisson")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("cosine", "step")
+SURROGATES = ("rectangular", "polynomial", "sigmoid", "gaussian")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
+"""The direct SNN's learning rate by optimizer when ``direct_lr`` is not given."""
+
+
+class SettingsError(ValueError):
+    """A setting has a wrong type or value; the message names it (and the file and line)."""
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    positive: bool = False,
+    non_negative: bool = False,
+    fraction: bool = False,
+    runtime: bool = False,
+    aliases: tuple[str, ...] = (),
+    flag: bool = True,
+) -> Any:
+    """A settings field: ``default``, a one-line ``help`` and the checks its values must pass.
+
+    Args:
+        choices: the allowed strings.
+        positive / non_negative / fraction: a number > 0, >= 0, or in [0, 1).
+        runtime: does not change the results (where data lives, which device); a re-run of an
+            experiment may change it freely.
+        aliases: other flag spellings (e.g. ``("--method",)`` for ``methods``).
+        flag: whether the command line gets a flag for it.
+    """
+    metadata = dict(
+        help=help, choices=choices, positive=positive, non_negative=non_negative,
+        fraction=fraction, runtime=runtime, aliases=aliases, flag=flag,
+    )  # fmt: skip
+    return field(default=default, metadata=metadata)
+
+
+class _Checked:
+    """Checks every field when an instance is made (a wrong value raises SettingsError)."""
+
+    def __post_init__(self) -> None:
+        check_all(self)
+
+
+@dataclass
+class ExperimentSettings(_Checked):
+    """What data, which architecture, which seed and device."""
+
+    arch: str = setting("cnn", "architecture: cnn, vgg11, resnet20, resnet19 or torchvision:NAME")
+    dataset: str = setting("digits", "digits (offline default), mnist, fashion-mnist, cifar10")
+    data_root: str | None = setting(
+        None, "folder holding the dataset files (or torchvision's root)", runtime=True
+    )
+    download: bool = setting(False, "let torchvision download a missing dataset", runtime=True)
+    width: float = setting(1.0, "channel width multiplier (both routes)", positive=True)
+    activation: str = setting(
+        "relu", "ANN activation: relu, leaky-relu (signed neurons) or qcfs (Bu 2022)",
+        choices=ACTIVATIONS,
+    )  # fmt: skip
+    alpha: float = setting(0.1, "LeakyReLU slope of the ANN", positive=True)
+    levels: int = setting(4, "QCFS quantisation levels L", positive=True)
+    pool: str = setting("avg", "pooling of the architecture: avg or max", choices=POOLS)
+    batch_size: int = setting(128, "batch size for training and simulation", positive=True)
+    limit: int | None = setting(None, "use only the first N test images", positive=True)
+    train_limit: int | None = setting(
+        None, "train on a fixed random subset of N images", positive=True
+    )
+    seed: int = setting(0, "random seed (weights, data order, calibration subset)")
+    device: str = setting("auto", "auto, cpu or cuda", choices=DEVICES, runtime=True)
+
+
+@dataclass
+class TrainingSettings(_Checked):
+    """Training of the ANN (Adam, cosine schedule) and of the direct SNN (STBP-tdBN)."""
+
+    epochs: int = setting(
+        5, "ANN training epochs (0: none, e.g. for a loaded checkpoint)", non_negative=True,
+        aliases=("--train-epochs",),
+    )  # fmt: skip
+    lr: float = setting(1e-3, "ANN learning rate (Adam)", positive=True)
+    direct_epochs: int | None = setting(
+        None, "direct SNN training epochs (default: --epochs; 0 skips the direct route)",
+        non_negative=True,
+    )  # fmt: skip
+    direct_timesteps: int = setting(4, "timesteps per sample when training the direct SNN",
+                                    positive=True)  # fmt: skip
+    direct_optimizer: str = setting("sgd", "direct SNN optimizer: sgd or adam", choices=OPTIMIZERS)
+    direct_lr: float | None = setting(
+        None, "direct SNN learning rate (default 0.1 for sgd, 1e-3 for adam)", positive=True
+    )
+    direct_momentum: float = setting(0.9, "direct SNN SGD momentum", non_negative=True)
+    direct_weight_decay: float = setting(0.0, "direct SNN weight decay", non_negative=True)
+    direct_schedule: str = setting("cosine", "direct SNN learning-rate schedule", choices=SCHEDULES)
+    direct_threshold: float = setting(0.5, "LIF threshold V_th of the direct SNN", positive=True)
+    direct_tau_decay: float = setting(0.25, "LIF leak factor per step of the direct SNN",
+                                      positive=True)  # fmt: skip
+    direct_surrogate: str = setting("rectangular", "surrogate gradient of the LIF spike",
+                                    choices=SURROGATES)  # fmt: skip
+    direct_surrogate_width: float = setting(1.0, "surrogate width a", positive=True)
+
+    def direct_learning_rate(self) -> float:
+        """``direct_lr``, or the optimizer's default (:data:`DEFAULT_LR`)."""
+        return self.direct_lr if self.direct_lr is not None else DEFAULT_LR[self.direct_optimizer]
+
+    def direct_epoch_count(self) -> int:
+        """``direct_epochs``, or as many as the ANN's ``epochs``."""
+        return self.direct_epochs if self.direct_epochs is not None else self.epochs
+
+
+@dataclass
+class ConversionSettings(_Checked):
+    """How the conversion route chooses thresholds and builds neurons."""
+
+    methods: str | list[str] = setting(
+        "all", "conversion methods: 'all' (every applicable one) or comma-separated names",
+        aliases=("--method",),
+    )  # fmt: skip
+    percentile: float | str = setting(
+        99.9, "p of the percentile and channel methods, or 'auto': the best of 99, 99.5, 99.9, "
+        "99.99 on --validation-samples held-out training images",
+    )  # fmt: skip
+    calibration_samples: int = setting(
+        2000, "training images for the conversion's calibration pass", positive=True
+    )
+    validation_samples: int = setting(
+        1000, "held-out training images (not the calibration ones) for --percentile auto",
+        positive=True,
+    )  # fmt: skip
+    selection_timesteps: int | None = setting(
+        None, "the latency T at which --percentile auto compares p (default --timesteps)",
+        positive=True,
+    )  # fmt: skip
+    reset: str = setting("subtract", "IF reset of converted networks: subtract or zero",
+                         choices=RESETS)  # fmt: skip
+    initial_potential: float | None = setting(
+        None, "initial membrane potential as a fraction of threshold (default: the method's, "
+        "0.5 for qcfs, else 0)", fraction=True,
+    )  # fmt: skip
+    negative_spikes: bool | None = setting(
+        None, "signed IF neurons that take back excess spikes (Wang 2022, Hu 2023; default: "
+        "the method's, on for qcfs)",
+    )  # fmt: skip
+    maxpool: str = setting("spiking", "max-pooling in converted networks: spiking (gate) or avg",
+                           choices=MAXPOOLS)  # fmt: skip
+    spike_norm_window: int = setting(256, "Spike-Norm's balancing window in steps", positive=True)
+    spike_norm_samples: int = setting(256, "calibration inputs Spike-Norm simulates",
+                                      positive=True)  # fmt: skip
+
+
+@dataclass
+class SimulationSettings(_Checked):
+    """How long networks are simulated, their input encoding and the energy per operation."""
+
+    timesteps: int = setting(32, "simulate T steps; accuracy is reported after every t <= T",
+                             positive=True)  # fmt: skip
+    encoding: str = setting("analog", "input encoding: analog or poisson",
+                            choices=STATIC_ENCODINGS)  # fmt: skip
+    e_mac: float = setting(4.6, "energy per multiply-accumulate, pJ (Horowitz 2014: 4.6)",
+                           non_negative=True)  # fmt: skip
+    e_ac: float = setting(0.9, "energy per accumulate / synaptic operation, pJ (Horowitz 2014: "
+                          "0.9)", non_negative=True)  # fmt: skip
+
+
+SETTINGS_GROUPS = (ExperimentSettings, TrainingSettings, ConversionSettings, SimulationSettings)
+
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def setting_fields(cls: type) -> dict[str, Any]:
+    """Name -> dataclass field of every setting of ``cls``."""
+    return {f.name: f for f in fields(cls)}
+
+
+def _kinds(f) -> tuple[type, ...]:
+    """The Python types a field accepts (from its annotation)."""
+    annotation = str(f.type)
+    kinds: list[type] = []
+    for part in (p.strip() for p in annotation.split("|")):
+        if part.startswith("list"):
+            kinds.append(list)
+        elif part in ("int", "float", "bool", "str"):
+            kinds.append({"int": int, "float": float, "bool": bool, "str": str}[part])
+    return tuple(kinds)
+
+
+def _optional(f) -> bool:
+    return "None" in str(f.type)
+
+
+def scalar_type(f) -> type:
+    """The type of a field's flag value: bool, float, int or str (str for mixed types)."""
+    kinds = _kinds(f)
+    if len(kinds) == 1:
+        return kinds[0]
+    return str
+
+
+def _type_name(f) -> str:
+    if f.name == "methods":
+        return "a string ('all' or comma-separated names) or a list of method names"
+    if f.name == "percentile":
+        return "a number or 'auto'"
+    kinds = _kinds(f)
+    names = [TYPE_NAMES[t] for t in kinds if t in TYPE_NAMES]
+    return " or ".join(names)
+
+
+def check_value(f, value: Any) -> Any:
+    """``value`` checked (and normalised) for settings field ``f``; SettingsError names it."""
+    name, meta = f.name, f.metadata
+    if value is None:
+        if _optional(f):
+            return None
+        raise SettingsError(f"{name} must be {_type_name(f)}, got None")
+    kinds = _kinds(f)
+    bad_bool = isinstance(value, bool) and bool not in kinds
+    accepted = kinds + ((int,) if float in kinds else ())
+    if bad_bool or not isinstance(value, accepted):
+        raise SettingsError(f"{name} must be {_type_name(f)}, got {type(value).__name__} {value!r}")
+    if name == "methods":
+        return _check_methods(value)
+    if isinstance(value, str) and float in kinds:  # a number or a keyword (percentile: 'auto')
+        if value != "auto":
+            raise SettingsError(f"{name} must be {_type_name(f)}, got {value!r}")
+        return value
+    if float in kinds and not isinstance(value, bool):
+        value = float(value)
+        if not math.isfinite(value):
+            raise SettingsError(f"{name} must be finite, got {value!r}")
+    if meta.get("positive") and value <= 0:
+        what = "a positive integer" if int in kinds and float not in kinds else "positive"
+        raise SettingsError(f"{name} must be {what}, got {value!r}")
+    if meta.get("non_negative") and value < 0:
+        raise SettingsError(f"{name} must be >= 0, got {value!r}")
+    if meta.get("fraction") and not 0 <= value < 1:
+        raise SettingsError(f"{name} is a fraction of the threshold in [0, 1), got {value!r}")
+    if name == "percentile" and not 0 < value <= 100:
+        raise SettingsError(f"percentile must be in (0, 100], got {value!r}")
+    choices = meta.get("choices")
+    if choices and value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _check_methods(value: str | list) -> str | list[str]:
+    from .convert.methods import method_list, method_names
+
+    known = method_names()
+
+    if isinstance(value, list) and not all(isinstance(m, str) for m in value):
+        raise SettingsError(f"methods must be a list of method names (strings), got {value!r}")
+    names = value.split(",") if isinstance(value, str) else value
+    unknown = [m.strip() for m in names if m.strip() and m.strip() not in (*known, "all")]
+    if unknown:
+        raise SettingsError(
+            f"methods: unknown method(s) {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(known)} or 'all'"
+        )
+    try:
+        method_list(value)
+    except ValueError:
+        raise SettingsError(
+            f"methods names no method; choose from {', '.join(known)} or 'all'"
+        ) from None
+    return value.strip() if isinstance(value, str) else list(value)
+
+
+def check_all(settings: Any) -> None:
+    """Check (and normalise) every field of a settings dataclass instance in place."""
+    for f in fields(settings):
+        setattr(settings, f.name, check_value(f, getattr(settings, f.name)))
+
+
+def defaults(cls: type) -> dict[str, Any]:
+    """The default value of every setting of ``cls``."""
+    return {f.name: (f.default if f.default is not MISSING else None) for f in fields(cls)}
+
+
+def runtime_keys(cls: type) -> tuple[str, ...]:
+    """The settings of ``cls`` that do not change the results (data location, device)."""
+    return tuple(f.name for f in fields(cls) if f.metadata.get("runtime"))
+
+
+def build(cls: type, values: dict[str, Any]) -> Any:
+    """An instance of settings class ``cls`` from ``values`` (only its own fields are taken)."""
+    own = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in own})

@@ -1,0 +1,89 @@
+"""The threshold-method registry and the one conversion loop: methods are read from one place,
+and a method built per target T is built, simulated and reported at each of its own T only."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_methods_fixtures import digits_loaders, trained_digits
+
+from spikebridge.cli import build_parser
+from spikebridge.convert import Converter, converted_networks, run_conversion
+from spikebridge.convert import methods as registry
+from spikebridge.convert.loop import target_timesteps
+from spikebridge.data import calibration_loader
+from spikebridge.settings import ConversionSettings, SimulationSettings
+
+
+def test_method_names_help_and_errors_come_from_the_registry():
+    assert registry.METHODS == ("model", "max", "percentile", "channel", "spike-norm", "qcfs")
+    assert registry.PERCENTILE_METHODS == ("percentile", "channel")
+    assert registry.get_method("qcfs").paper == "Bu 2022"
+    text = registry.methods_help()
+    assert all(f"{name} (" in text for name in registry.METHODS)
+    assert registry.method_list("all") == list(registry.METHODS)
+    assert registry.method_list("max, channel,max") == ["max", "channel"]
+    with pytest.raises(ValueError, match="unknown method 'robust'.*spike-norm"):
+        registry.method_list("max,robust")
+    convert_help = build_parser()._subparsers._group_actions[0].choices["convert"].format_help()
+    assert "Sengupta 2019" in convert_help and "--method" in convert_help
+
+
+@pytest.fixture
+def per_t_method():
+    """A method registered for one test: threshold = T / 8 of the max method's, built per T."""
+    built: list[int] = []
+
+    def thresholds(converter, timesteps):
+        built.append(timesteps)
+        stats = converter.statistics()
+        return {n: torch.tensor(s.layer_max * timesteps / 8) for n, s in stats.layers.items()}
+
+    method = registry.register(
+        registry.ThresholdMethod(
+            name="test-per-t", paper="test", help="test", build=thresholds, calibrates=True,
+            per_timesteps=True,
+        )
+    )  # fmt: skip
+    yield method, built
+    registry.REGISTRY.unregister(method.name)
+
+
+def test_target_timesteps_are_powers_of_two_and_t_itself():
+    assert target_timesteps(8) == [1, 2, 4, 8]
+    assert target_timesteps(12) == [1, 2, 4, 8, 12]
+    assert target_timesteps(1) == [1]
+
+
+def test_a_per_timesteps_method_gets_one_network_per_target_scored_at_its_own_t(per_t_method):
+    _, built = per_t_method
+    train, test = digits_loaders()
+    calib = calibration_loader(train.dataset, 128, 64, 0)
+    conversion = ConversionSettings(methods="test-per-t,max")
+    result = run_conversion(
+        trained_digits(), calib, test, conversion, SimulationSettings(timesteps=8), strict=True
+    )
+    assert built == [1, 2, 4, 8]
+    assert set(result.networks) == {"test-per-t-T1", "test-per-t-T2", "test-per-t-T4",
+                                    "test-per-t-T8", "max"}  # fmt: skip
+    rows = result.accuracy[result.accuracy["method"] == "test-per-t"]
+    assert rows["timesteps"].tolist() == [1, 2, 4, 8]
+    assert result.accuracy[result.accuracy["method"] == "max"]["timesteps"].tolist() == list(
+        range(1, 9)
+    )
+    # each network has its own thresholds: the T = 4 network's are half the T = 8 network's
+    t4 = result.networks["test-per-t-T4"].neurons()
+    t8 = result.networks["test-per-t-T8"].neurons()
+    for name in t4:
+        assert torch.allclose(2 * t4[name].threshold, t8[name].threshold)
+
+
+def test_under_all_a_method_that_does_not_apply_is_skipped_with_its_reason():
+    train, _ = digits_loaders()
+    converter = Converter(
+        trained_digits(), calibration_loader(train.dataset, 64, 64, 0), spike_norm_window=8
+    )
+    skipped: dict[str, str] = {}
+    names = [c.method for c in converted_networks(converter, "all", 2, skipped=skipped)]
+    assert "qcfs" not in names and "QCFS" in skipped["qcfs"]
+    assert names == ["model", "max", "percentile", "channel", "spike-norm"]
