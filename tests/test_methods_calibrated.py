@@ -15,7 +15,7 @@ from spikebridge.convert.low_latency import (
     calibrate_low_latency,
     calibration_images,
 )
-from spikebridge.evaluation import evaluate_snn
+from spikebridge.evaluation import evaluate
 from spikebridge.models import build_model
 from spikebridge.normalization import activation_layers
 
@@ -34,12 +34,12 @@ def prepared_cnn(trained_digits_cnn):
 def test_calibrated_beats_channel_at_two_steps(trained_digits_cnn, digits_loaders, digits_images):
     test = digits_loaders[1]
     converter = Converter(trained_digits_cnn, digits_loaders[0], maxpool="avg")
-    channel = evaluate_snn(converter.build("channel"), test, 2).accuracy[-1].item()
+    channel = evaluate(converter.build("channel"), test, 2).accuracy[-1].item()
     # channel's best low-latency setting too: signed neurons, u0 = theta/2
     signed = converter.build("channel", initial_potential=0.5, negative_spikes=True)
-    channel_signed = evaluate_snn(signed, test, 2).accuracy[-1].item()
+    channel_signed = evaluate(signed, test, 2).accuracy[-1].item()
     result = calibrate_low_latency(converter.prepared_, digits_images, 2)
-    calibrated = evaluate_snn(result.build(), test, 2).accuracy[-1].item()
+    calibrated = evaluate(result.build(), test, 2).accuracy[-1].item()
     assert calibrated > max(channel, channel_signed) + 0.01, (calibrated, channel, channel_signed)
     assert calibrated > 0.95
     assert result.seconds > 0 and [r.name for r in result.layers] == list(result.thresholds)

@@ -15,8 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikebridge.convert import ConversionError, MethodNotApplicable, prepare
-from spikebridge.convert.build import build_snn
+from spikebridge.convert import ConversionError, MethodNotApplicable, build_spiking_module, prepare
 from spikebridge.convert.quantised_twin import (
     TwinQuantiser,
     count_agreement,
@@ -24,9 +23,9 @@ from spikebridge.convert.quantised_twin import (
     settled_samples,
     twin_of,
 )
+from spikebridge.engine.network import SpikingNetwork
+from spikebridge.engine.neurons import IFNeuron
 from spikebridge.models import build_model
-from spikebridge.network import SpikingNetwork
-from spikebridge.neurons import IFNeuron
 
 STEPS = (1, 2, 3, 4, 8)
 
@@ -63,7 +62,7 @@ def _model(arch: str) -> nn.Module:
 
 def _one_spike_thresholds(prepared, x: torch.Tensor, steps: int) -> dict[str, torch.Tensor]:
     """Per-channel theta = largest per-step input the layer gets in a ``steps``-step run."""
-    module = build_snn(
+    module = build_spiking_module(
         prepared,
         {n: torch.tensor(1.0) for n, _ in _activations(prepared)},
         "subtract",
@@ -106,7 +105,7 @@ def test_signed_network_sums_to_t_times_twin_logits(arch, digits_batch):
     x = digits_batch
     prepared = prepare(_model(arch)).double()
     thresholds = _one_spike_thresholds(prepared, x, max(STEPS))
-    module = build_snn(prepared, thresholds, "subtract", 0.5, "avg", "calibrated", True)
+    module = build_spiking_module(prepared, thresholds, "subtract", 0.5, "avg", "calibrated", True)
     network = SpikingNetwork(module.double())
     spread = []
     for steps in STEPS:
@@ -132,7 +131,7 @@ def test_twin_counts_match_and_unsettled_samples_are_found(trained_digits_cnn, d
     thresholds = converter.scales("channel")
     prepared = converter.prepared_.double()
     x = next(iter(digits_loaders[1]))[0].double()
-    module = build_snn(prepared, thresholds, "subtract", 0.5, "avg", "calibrated", True)
+    module = build_spiking_module(prepared, thresholds, "subtract", 0.5, "avg", "calibrated", True)
     network = SpikingNetwork(module.double())
     for steps in (2, 4):
         twin = twin_of(prepared, network, steps)

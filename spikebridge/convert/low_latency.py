@@ -39,13 +39,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, fx, nn
 
-from ..encoding import AnalogEncoder
-from ..network import SpikingNetwork
+from ..engine import graph as g
+from ..engine.encoding import AnalogEncoder
+from ..engine.graph import set_submodule
+from ..engine.network import SpikingNetwork
 from ..normalization.calibrate import _batches, activation_layers
 from ..progress import progress_bar
-from . import graph as g
-from .build import build_snn
-from .prepare import _set_submodule
+from .build import build_spiking_module
 from .quantised_twin import (
     METHOD,
     TwinQuantiser,
@@ -167,7 +167,7 @@ class LowLatencyCalibration:
         """The spiking network: signed IF neurons (default; equal to the twin wherever no spike
         is owed at T) or plain IF (``negative_spikes=False``; for hardware without signed
         spikes, not exact), u0 = theta/2, reset by subtraction, analog input."""
-        module = build_snn(
+        module = build_spiking_module(
             self.prepared, self.thresholds, "subtract", 0.5, "avg", METHOD, negative_spikes
         )
         return SpikingNetwork(module, AnalogEncoder(), chunk_size)
@@ -556,7 +556,7 @@ def _calibrate_layer(
         flat_x, flat_f = xq.reshape(-1, 1), floats[name].reshape(-1, 1)
         theta = _channel_search(act, flat_x, flat_f, timesteps, settings.alphas).reshape(())
     quantiser = TwinQuantiser(act, snn_threshold(name, act, theta), timesteps)
-    _set_submodule(twin, name, quantiser.to(xq.device))
+    set_submodule(twin, name, quantiser.to(xq.device))
     # candidates are judged by the error bias correction will leave
     centred = [c for c in consumers if graph.producer(c)] if settings.bias_correction else []
     best: tuple[float, float, dict[str, Tensor]] | None = None

@@ -25,11 +25,11 @@ import copy
 import torch
 from torch import Tensor, fx, nn
 
-from ..neurons import IFNeuron, channel_view
+from ..engine import graph as g
+from ..engine.graph import MethodNotApplicable, set_submodule
+from ..engine.neurons import IFNeuron, channel_view
+from ..engine.substitution import neuron_for
 from ..normalization.calibrate import activation_layers
-from . import graph as g
-from .build import MethodNotApplicable, neuron_for
-from .prepare import _set_submodule
 
 METHOD = "calibrated"
 
@@ -137,7 +137,7 @@ def linear_layers_only(prepared: fx.GraphModule) -> None:
 
 def snn_threshold(name: str, activation: nn.Module, threshold: Tensor) -> Tensor:
     """The threshold the built neuron will have (ReLU6/Hardtanh and QCFS clip it, see
-    :func:`~spikebridge.convert.build.neuron_for`), so the twin matches the network exactly."""
+    :func:`~spikebridge.engine.substitution.neuron_for`), so the twin matches the network exactly."""
     neuron = neuron_for(name, activation, threshold, "subtract", 0.5, METHOD, True)
     assert isinstance(neuron, IFNeuron)
     return neuron.threshold
@@ -168,7 +168,7 @@ def quantised_twin(
         if name not in thresholds:
             raise MethodNotApplicable(f"{name}: no threshold given for this activation layer")
         theta = snn_threshold(name, act, thresholds[name])
-        _set_submodule(twin, name, TwinQuantiser(act, theta, timesteps, quantise))
+        set_submodule(twin, name, TwinQuantiser(act, theta, timesteps, quantise))
     twin.recompile()
     return twin.eval()
 
@@ -177,7 +177,7 @@ def twin_of(prepared: fx.GraphModule, network: nn.Module, timesteps: int) -> fx.
     """The quantised twin of a built network (its neurons' thresholds) at T = ``timesteps``.
 
     ``prepared`` is the ANN the network was built from (same activation names); ``network`` a
-    :class:`~spikebridge.network.SpikingNetwork` or its module.
+    :class:`~spikebridge.engine.network.SpikingNetwork` or its module.
     """
     module = getattr(network, "module", network)
     thresholds = {
@@ -196,7 +196,7 @@ def restore_activations(twin: fx.GraphModule) -> fx.GraphModule:
     ANN again (with whatever biases and weights calibration changed)."""
     ann = copy.deepcopy(twin)
     for name, q in quantisers(ann).items():
-        _set_submodule(ann, name, q.activation)
+        set_submodule(ann, name, q.activation)
     ann.recompile()
     return ann.eval()
 
@@ -235,7 +235,7 @@ def count_agreement(
 ) -> dict[str, float]:
     """Layer -> share of neurons whose net spike count after T steps differs from the twin's level.
 
-    ``network`` is a :class:`~spikebridge.network.SpikingNetwork` built with the twin's
+    ``network`` is a :class:`~spikebridge.engine.network.SpikingNetwork` built with the twin's
     thresholds; x: [B, ...] inputs. The twin's level is clamp(floor(T*a/theta + 1/2), 0, T) of
     its own pre-activation a (upstream layers quantised), so a difference anywhere propagates:
     the shares measure how far the simulated network is from its twin, layer by layer.
