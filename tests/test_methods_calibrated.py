@@ -171,3 +171,68 @@ def test_float_cache_does_not_change_the_result(prepared_cnn, digits_images):
     )
     for name, theta in cached.thresholds.items():
         torch.testing.assert_close(theta, streamed.thresholds[name])
+
+
+CLI = [
+    "convert", "--dataset", "digits", "--width", "0.25", "--epochs", "1", "--limit", "64",
+    "--calibration-samples", "128", "--quiet", "--method", "calibrated",
+]  # fmt: skip
+
+
+def test_cli_builds_one_network_per_target_and_records_calibration_time(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from spikebridge.cli import main
+
+    out = tmp_path / "run"
+    assert main([*CLI, "--timesteps", "8", "--out", str(out)]) == 0
+    frame = pd.read_csv(out / "accuracy_vs_timesteps.csv")
+    assert sorted(frame["timesteps"]) == [1, 2, 4, 8]  # each network at its own T only
+    assert set(frame["method"]) == {"calibrated"}
+    summary = json.loads((out / "summary.json").read_text())
+    keys = {f"calibrated-T{t}" for t in (1, 2, 4, 8)}
+    assert set(summary["conversion_seconds"]) == keys
+    assert all(v > 0 for v in summary["conversion_seconds"].values())
+    assert all((out / f"snn_{k}.pt").is_file() for k in keys)
+    assert "calibration time: calibrated-T1" in capsys.readouterr().out
+    # other targets by name
+    other = tmp_path / "other"
+    assert main([*CLI, "--timesteps", "8", "--targets", "3,6", "--out", str(other)]) == 0
+    assert sorted(pd.read_csv(other / "accuracy_vs_timesteps.csv")["timesteps"]) == [3, 6]
+    assert main([*CLI, "--targets", "0,2", "--out", str(tmp_path / "bad")]) == 2
+    assert "targets must be positive integers" in capsys.readouterr().err
+
+
+def test_cli_reconstruction_nan_stops_naming_the_layer_and_writes_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    from spikebridge.cli import main
+    from spikebridge.convert import loop
+
+    def diverging(conversion, *, seed=0, progress=False):
+        return LowLatencySettings(iterations=3, batch_size=32, learning_rate=float("inf"))
+
+    monkeypatch.setattr(loop, "low_latency_settings", diverging)
+    out = tmp_path / "run"
+    assert main([*CLI, "--timesteps", "2", "--out", str(out)]) == 2
+    assert "the reconstruction loss became nan" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_all_and_compare_include_calibrated(tmp_path):
+    from spikebridge.compare import run
+    from spikebridge.convert.methods import method_list
+
+    assert "calibrated" in method_list("all")
+    result = run(
+        "cnn", "digits", methods="calibrated,channel", out=tmp_path / "cmp", epochs=1,
+        direct_epochs=0, timesteps=4, width=0.25, limit=32, train_limit=128,
+        calibration_samples=64, batch_size=32, device="cpu",
+    )  # fmt: skip
+    energy = result.energy
+    rows = energy[energy["method"] == "calibrated"]
+    assert sorted(rows["timesteps"]) == [1, 2, 4]  # energy of each network at its own T
+    accuracy = result.accuracy
+    assert sorted(accuracy[accuracy["method"] == "calibrated"]["timesteps"]) == [1, 2, 4]

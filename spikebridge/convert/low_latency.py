@@ -116,6 +116,21 @@ class LowLatencySettings:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
 
 
+def low_latency_settings(
+    conversion, *, seed: int = 0, progress: bool = False
+) -> LowLatencySettings:
+    """The options of method ``calibrated`` in a
+    :class:`~spikebridge.settings.ConversionSettings` (``calibrated_samples``,
+    ``calibrated_iterations``, ``calibrated_weights``)."""
+    return LowLatencySettings(
+        samples=conversion.calibrated_samples,
+        iterations=conversion.calibrated_iterations,
+        reconstruct_weights=conversion.calibrated_weights,
+        seed=seed,
+        progress=progress,
+    )
+
+
 @dataclass
 class LayerCalibration:
     """What calibration chose for one activation layer.
