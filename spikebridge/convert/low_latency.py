@@ -434,9 +434,15 @@ def _per_channel_allowed(gm: fx.GraphModule, graph: _Graph, name: str, x: Tensor
 
 
 def _channel_search(
-    act: nn.Module, x: Tensor, target: Tensor, timesteps: int, alphas: tuple[float, ...]
+    act: nn.Module,
+    x: Tensor,
+    target: Tensor,
+    timesteps: int,
+    alphas: tuple[float, ...],
+    centred: bool = False,
 ) -> Tensor:
-    """[C] thresholds minimising each channel's quantisation error against the float activation."""
+    """[C] thresholds minimising each channel's quantisation error against the float activation
+    (``centred``: its variance, the part that bias correction of the next layer leaves)."""
     flat = x.transpose(0, 1).reshape(x.shape[1], -1) if x.dim() > 1 else x.reshape(1, -1)
     goal = act(target)
     goal = goal.transpose(0, 1).reshape(goal.shape[1], -1) if goal.dim() > 1 else goal.view(1, -1)
@@ -452,7 +458,10 @@ def _channel_search(
             .clamp_(0, timesteps)
             .mul_(theta / timesteps)
         )
-        err = (q - goal).pow_(2).mean(1)
+        diff = q.sub_(goal)
+        err = diff.pow(2).mean(1)
+        if centred:
+            err -= diff.mean(1).pow(2)
         better = err < best
         best = torch.where(better, err, best)
         chosen = torch.where(better, alpha * peak, chosen)
@@ -565,11 +574,14 @@ def _calibrate_layer(
     part = _Partial(twin, name, consumers)
     kept = part.prefix(x, size)
     xq = part.start_inputs(kept)
+    # the mean of a channel's error reaches the next layers as a shift bias correction removes
+    centre = settings.bias_correction and all(graph.producer(c) for c in consumers)
     if settings.per_channel and _per_channel_allowed(twin, graph, name, xq):
-        theta = _channel_search(act, xq, floats[name], timesteps, settings.alphas)
+        theta = _channel_search(act, xq, floats[name], timesteps, settings.alphas, centre)
     else:
         flat_x, flat_f = xq.reshape(-1, 1), floats[name].reshape(-1, 1)
-        theta = _channel_search(act, flat_x, flat_f, timesteps, settings.alphas).reshape(())
+        theta = _channel_search(act, flat_x, flat_f, timesteps, settings.alphas, centre)
+        theta = theta.reshape(())
     quantiser = TwinQuantiser(act, snn_threshold(name, act, theta), timesteps)
     set_submodule(twin, name, quantiser.to(xq.device))
     # candidates are judged by the error bias correction will leave
