@@ -16,10 +16,13 @@ from . import compare, convert, direct, evaluation, normalization, settings
 from .convert import (
     METHODS,
     Converter,
+    LowLatencySettings,
     applicable_methods,
+    calibrate_low_latency,
     check,
     convert_model,
     prepare,
+    quantised_twin,
     select_percentile,
 )
 from .direct import build_direct_snn, fuse_norms, train_direct
@@ -43,6 +46,7 @@ __all__ = [
     "EventEncoder",
     "ExperimentSettings",
     "IFNeuron",
+    "LowLatencySettings",
     "PoissonEncoder",
     "SignedIFNeuron",
     "Simulation",
@@ -54,6 +58,7 @@ __all__ = [
     "applicable_methods",
     "build_direct_snn",
     "build_model",
+    "calibrate_low_latency",
     "check",
     "compare",
     "convert",
@@ -65,6 +70,7 @@ __all__ = [
     "make_encoder",
     "normalization",
     "prepare",
+    "quantised_twin",
     "select_percentile",
     "settings",
     "train_ann",
