@@ -38,10 +38,13 @@ from .compare.noise import NoisyDataset, add_noise, noisy_loader, parse_noise
 from .convert import (
     METHODS,
     Converter,
+    LowLatencySettings,
     applicable_methods,
+    calibrate_low_latency,
     check,
     convert_model,
     prepare,
+    quantised_twin,
     select_percentile,
 )
 from .direct import build_direct_snn, fuse_norms, train_direct
@@ -78,6 +81,7 @@ __all__ = [
     "EventEncoder",
     "ExperimentSettings",
     "IFNeuron",
+    "LowLatencySettings",
     "ModelFileSettings",
     "NoisyDataset",
     "PoissonEncoder",
@@ -97,6 +101,7 @@ __all__ = [
     "applicable_methods",
     "build_direct_snn",
     "build_model",
+    "calibrate_low_latency",
     "check",
     "check_resume",
     "claim",
@@ -117,6 +122,7 @@ __all__ = [
     "normalization",
     "parse_noise",
     "prepare",
+    "quantised_twin",
     "rundir",
     "select_percentile",
     "settings",

@@ -185,6 +185,21 @@ class ConversionSettings(_Checked):
     spike_norm_window: int = setting(256, "Spike-Norm's balancing window in steps", positive=True)
     spike_norm_samples: int = setting(256, "calibration inputs Spike-Norm simulates",
                                       positive=True)  # fmt: skip
+    targets: str | None = setting(
+        None, "target T's of methods that build one network per T (calibrated), comma-separated "
+        "(default: 1, 2, 4, ... and --timesteps)",
+    )  # fmt: skip
+    calibrated_samples: int = setting(
+        512, "calibrated: calibration images its search uses (of --calibration-samples)",
+        positive=True,
+    )  # fmt: skip
+    calibrated_iterations: int = setting(
+        0, "calibrated: reconstruction steps per layer (0: search and bias correction only)",
+        non_negative=True,
+    )  # fmt: skip
+    calibrated_weights: bool = setting(
+        False, "calibrated: reconstruction also changes weights (else thresholds and biases)"
+    )
 
 
 @dataclass
@@ -327,12 +342,27 @@ def check_value(f, value: Any) -> Any:
         raise SettingsError(f"{name} must be >= 0, got {value!r}")
     if meta.get("fraction") and not 0 <= value < 1:
         raise SettingsError(f"{name} is a fraction of the threshold in [0, 1), got {value!r}")
+    if name == "targets":
+        parse_targets(value)
     if name == "percentile" and not 0 < value <= 100:
         raise SettingsError(f"percentile must be in (0, 100], got {value!r}")
     choices = meta.get("choices")
     if choices and value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def parse_targets(text: str) -> list[int]:
+    """``"1,2,4"`` -> [1, 2, 4]: the target T's of a per-T method (sorted, each once)."""
+    try:
+        values = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        values = []
+    if not values or values[0] <= 0:
+        raise SettingsError(
+            f"targets must be positive integers separated by commas (e.g. 1,2,4), got {text!r}"
+        )
+    return values
 
 
 def _check_methods(value: str | list) -> str | list[str]:

@@ -16,7 +16,9 @@ from spikebridge.settings import ConversionSettings, SimulationSettings
 
 
 def test_method_names_help_and_errors_come_from_the_registry():
-    assert registry.METHODS == ("model", "max", "percentile", "channel", "spike-norm", "qcfs")
+    assert registry.METHODS == (
+        "model", "max", "percentile", "channel", "spike-norm", "qcfs", "calibrated"
+    )  # fmt: skip
     assert registry.PERCENTILE_METHODS == ("percentile", "channel")
     assert registry.get_method("qcfs").paper == "Bu 2022"
     text = registry.methods_help()
@@ -86,4 +88,5 @@ def test_under_all_a_method_that_does_not_apply_is_skipped_with_its_reason():
     skipped: dict[str, str] = {}
     names = [c.method for c in converted_networks(converter, "all", 2, skipped=skipped)]
     assert "qcfs" not in names and "QCFS" in skipped["qcfs"]
-    assert names == ["model", "max", "percentile", "channel", "spike-norm"]
+    # calibrated builds one network per target T (1, 2)
+    assert names == ["model", "max", "percentile", "channel", "spike-norm", *["calibrated"] * 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 from ..compare.report import accuracy_pivot
 from ..convert.experiment import (
@@ -77,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
     print("SNN accuracy (%) after T steps:")
     pivot = accuracy_pivot(result.accuracy)
     print(pivot.round(2).to_string(index=False) if len(pivot) else "(no method ran)")
+    per_target = {k: v for k, v in result.conversion_seconds.items() if re.search(r"-T\d+$", k)}
+    if per_target:
+        print("calibration time: " + ", ".join(f"{k} {v:.1f} s" for k, v in per_target.items()))
     for method, why in result.skipped.items():
         print(f"skipped {method}: {why}")
     print(f"results in {out}/")

@@ -31,6 +31,7 @@ METHOD_NAMES = {
     "channel": "channel-wise (Kim 2020)",
     "spike-norm": "Spike-Norm (Sengupta 2019)",
     "qcfs": "QCFS (Bu 2022)",
+    "calibrated": "calibrated, one network per T (Li 2021)",
     "stbp-tdbn": "STBP-tdBN (Zheng 2021)",
     "ae-stdp": "auto-encoder + STDP (Tavanaei 2017)",
 }
@@ -113,6 +114,9 @@ def latency_accuracy_figure(
         )
         t = rows["timesteps"].to_numpy()
         every = [i for i, v in enumerate(t) if int(v) in marks]
+        style = dict(styles[key])
+        if len(t) < int(t.max()):  # one network per target T (calibrated): each its own point
+            every, style["linestyle"] = list(range(len(t))), ":"
         ax.plot(
             t,
             100 * rows["accuracy"].to_numpy(),
@@ -120,7 +124,7 @@ def latency_accuracy_figure(
             markevery=every,
             markersize=6,
             markerfacecolor="white" if key[0] != "direct" else "black",
-            **styles[key],
+            **style,
         )
     if ann_accuracy is not None and math.isfinite(ann_accuracy):
         ax.axhline(

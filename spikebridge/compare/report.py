@@ -104,15 +104,22 @@ def accuracy_pivot(accuracy: pd.DataFrame, steps: Sequence[int] | None = None) -
         return pd.DataFrame()
     t_max = int(accuracy["timesteps"].max())
     if steps is None:
-        steps = sorted({2**k for k in range(int(math.log2(t_max)) + 1)} | {t_max})
-    chosen = accuracy[accuracy["timesteps"].isin(list(steps))]
+        steps = {2**k for k in range(int(math.log2(t_max)) + 1)} | {t_max}
+        # a method with one network per target T (calibrated) is shown at each of its T's
+        for _, part in accuracy.groupby(["route", "method"], sort=False):
+            if len(part) < int(part["timesteps"].max()):
+                steps |= {int(t) for t in part["timesteps"]}
+    steps = sorted(steps)
+    chosen = accuracy[accuracy["timesteps"].isin(steps)]
     rows = []
     for (route, method), part in chosen.groupby(["route", "method"], sort=False):
         row = {"network": network_label(route, method)}
         for t, a in zip(part["timesteps"], part["accuracy"]):
             row[f"T={int(t)}"] = 100 * a
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    columns = [f"T={t}" for t in steps if f"T={t}" in frame.columns]
+    return frame[["network", *columns]]
 
 
 def layer_summary(layers: pd.DataFrame) -> pd.DataFrame:

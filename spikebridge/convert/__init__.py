@@ -1,5 +1,5 @@
 """The conversion route: check, prepare, calibrate, choose thresholds, build, score (Cao 2015;
-Diehl 2015; Rueckauer 2017; Sengupta 2019; Kim 2020; Bu 2022).
+Diehl 2015; Rueckauer 2017; Sengupta 2019; Kim 2020; Bu 2022; Li 2021).
 
 The threshold methods are a registry (:mod:`.methods`, one module per method); the one
 conversion loop is :mod:`.loop`.
@@ -11,8 +11,15 @@ from .build import build_spiking_module, threshold_summary
 from .check import BLOCKS, COSTS, ConstraintReport, Violation, check
 from .converter import Converter, applicable_methods, convert_model
 from .loop import ConversionResult, ConvertedNetwork, converted_networks, run_conversion
+from .low_latency import (
+    LowLatencyCalibration,
+    LowLatencySettings,
+    ReconstructionDiverged,
+    calibrate_low_latency,
+)
 from .methods import METHODS, PERCENTILE_METHODS, ThresholdMethod, get_method, method_list
 from .prepare import prepare
+from .quantised_twin import count_agreement, quantised_twin, settled_samples, twin_of
 from .tuning import PercentileChoice, select_percentile
 
 __all__ = [
@@ -25,21 +32,29 @@ __all__ = [
     "ConversionResult",
     "ConvertedNetwork",
     "Converter",
+    "LowLatencyCalibration",
+    "LowLatencySettings",
     "MethodNotApplicable",
     "PercentileChoice",
+    "ReconstructionDiverged",
     "ThresholdMethod",
     "Violation",
     "applicable_methods",
     "build_spiking_module",
+    "calibrate_low_latency",
     "check",
     "convert_model",
     "converted_networks",
+    "count_agreement",
     "get_method",
     "method_list",
     "neuron_for",
     "prepare",
+    "quantised_twin",
     "run_conversion",
     "select_percentile",
+    "settled_samples",
     "threshold_summary",
     "trace",
+    "twin_of",
 ]

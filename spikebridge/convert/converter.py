@@ -16,6 +16,7 @@ from ..engine.network import SpikingNetwork
 from ..normalization import calibrate
 from ..normalization.calibrate import CalibrationStatistics, activation_layers
 from .build import build_spiking_module
+from .low_latency import LowLatencySettings
 from .methods import get_method, method_names
 from .prepare import prepare
 
@@ -54,6 +55,8 @@ class Converter:
         spike_norm_samples: calibration inputs Spike-Norm simulates (it runs the SNN once per
             layer, so it uses fewer than the statistics pass); ``None`` for all of them.
         input_bound: largest input value, for the model-based method (1 for images in [0, 1]).
+        low_latency: options of method ``calibrated``
+            (:class:`~spikebridge.convert.low_latency.LowLatencySettings`).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Converter:
         spike_norm_window: int = 256,
         spike_norm_samples: int | None = 256,
         input_bound: float = 1.0,
+        low_latency: LowLatencySettings | None = None,
     ) -> None:
         self.model = model
         self.calibration = calibration
@@ -82,6 +86,7 @@ class Converter:
         self.spike_norm_window = spike_norm_window
         self.spike_norm_samples = spike_norm_samples
         self.input_bound = input_bound
+        self.low_latency = low_latency or LowLatencySettings(progress=progress, seed=seed)
         self.stats_: CalibrationStatistics | None = None
         self.statistics_seconds_ = 0.0
         self._scales: dict[tuple[str, int | None], dict[str, Tensor]] = {}
@@ -145,9 +150,10 @@ class Converter:
             initial_potential = entry.initial_potential
         if negative_spikes is None:
             negative_spikes = entry.negative_spikes
+        scales = self.scales(method, timesteps)
         module = build_spiking_module(
-            self.prepared_,
-            self.scales(method, timesteps),
+            entry.model(self, timesteps) if entry.model is not None else self.prepared_,
+            scales,
             reset,
             initial_potential,
             self.maxpool,

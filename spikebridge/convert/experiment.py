@@ -190,6 +190,8 @@ def write_conversion_outputs(
             "settings": {**asdict(experiment), **asdict(conversion), **asdict(simulation)},
             "ann_training": run.history,
             "simulation_seconds": result.seconds,
+            # building each network; for calibrated (one network per T) its calibration time
+            "conversion_seconds": result.conversion_seconds,
             "seconds": run.seconds,
         },
     )

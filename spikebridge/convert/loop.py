@@ -20,9 +20,10 @@ from torch import nn
 from ..engine.graph import ConversionError, MethodNotApplicable
 from ..engine.network import SpikingNetwork
 from ..evaluation import evaluate
-from ..settings import ConversionSettings, SimulationSettings
+from ..settings import ConversionSettings, SimulationSettings, parse_targets
 from ..validation import check_positive_int
 from .converter import Converter
+from .low_latency import low_latency_settings
 from .methods import get_method, method_list
 from .tuning import PercentileChoice, resolve_percentile
 
@@ -84,7 +85,13 @@ def converted_networks(
         converter.statistics()  # one calibration pass, shared by every method that reads it
     for name in names:
         entry = get_method(name)
-        targets = target_timesteps(timesteps) if entry.per_timesteps else [None]
+        targets = [None]
+        if entry.per_timesteps:
+            targets = (
+                parse_targets(conversion.targets)
+                if conversion.targets
+                else target_timesteps(timesteps)
+            )
         for target in targets:
             start = time.perf_counter()
             try:
@@ -116,6 +123,7 @@ class ConversionResult:
     skipped: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     percentile: PercentileChoice | None = None
+    conversion_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_conversion(
@@ -152,11 +160,12 @@ def run_conversion(
             model, calibration, conversion.maxpool, 99.9, device, progress=progress, seed=seed,
             spike_norm_window=conversion.spike_norm_window,
             spike_norm_samples=conversion.spike_norm_samples,
+            low_latency=low_latency_settings(conversion, seed=seed, progress=progress),
         )  # fmt: skip
     converter, choice = resolve_percentile(
         converter, conversion, names, validation, simulation.timesteps, simulation.encoding
     )
-    rows, networks, skipped, seconds = [], {}, {}, {}
+    rows, networks, skipped, seconds, conversion_seconds = [], {}, {}, {}, {}
     for item in converted_networks(
         converter, conversion.methods, simulation.timesteps, conversion, simulation.encoding,
         strict=strict, skipped=skipped,
@@ -164,8 +173,11 @@ def run_conversion(
         result = evaluate(item.network, test_loader, item.timesteps, device=device,
                           progress=progress, description=item.key)  # fmt: skip
         seconds[item.key] = item.seconds + result.seconds
+        conversion_seconds[item.key] = item.seconds
         networks[item.key] = item.network
         steps = item.report_steps or range(1, item.timesteps + 1)
         rows += [("conversion", item.method, t, float(result.accuracy[t - 1])) for t in steps]
     frame = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
-    return ConversionResult(frame, ann_accuracy, networks, skipped, seconds, choice)
+    return ConversionResult(
+        frame, ann_accuracy, networks, skipped, seconds, choice, conversion_seconds
+    )

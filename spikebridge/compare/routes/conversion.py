@@ -6,6 +6,7 @@ import warnings
 from collections.abc import Iterator
 
 from ...convert import ConversionError, Converter, converted_networks, method_list
+from ...convert.low_latency import low_latency_settings
 from ...convert.tuning import held_out_loader, resolve_percentile
 from ...data import calibration_loader
 from ..context import ComparisonContext
@@ -27,6 +28,7 @@ def conversion_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
             converter = Converter(
                 ctx.ann, calib, s.maxpool, 99.9, ctx.device, progress=ctx.progress, seed=s.seed,
                 spike_norm_window=s.spike_norm_window, spike_norm_samples=s.spike_norm_samples,
+                low_latency=low_latency_settings(s, seed=s.seed, progress=ctx.progress),
             )  # fmt: skip
         except ConversionError as err:
             ctx.notes.append(f"the ANN cannot be converted, so no conversion method ran: {err}")

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from torch import Tensor, nn
+from torch import Tensor, fx, nn
 
 from ...engine.graph import MethodNotApplicable
 from ...registry import Registry
@@ -57,6 +57,9 @@ class ThresholdMethod:
             own T only.
         initial_potential, negative_spikes: the neuron defaults of its networks (u[0] / theta;
             signed IF neurons).
+        model: ``model(converter, timesteps) -> GraphModule``: the prepared ANN its networks
+            are built from, for a method that also changes biases or weights (None: the
+            converter's ``prepared_``).
         order: position in :data:`METHODS` (the papers' chronology for the built-in ones).
     """
 
@@ -74,6 +77,7 @@ class ThresholdMethod:
     initial_potential: float = 0.0
     negative_spikes: bool = False
     order: int = 100
+    model: Callable[[Converter, int | None], fx.GraphModule] | None = None
 
     @property
     def label(self) -> str:

@@ -1,0 +1,52 @@
+"""Method ``calibrated``: one network per target T, calibrated on its quantised twin.
+
+Thresholds and biases for a target T from unlabelled calibration images (layer-wise per-channel
+search, bias correction, optional reconstruction; Nagel 2019, Li et al. 2021 "A free lunch from
+ANN"); signed IF neurons with u0 = theta/2 by default, where the network equals the T-level
+quantised ANN it was calibrated on. See :mod:`spikebridge.convert.low_latency` and
+docs/normalization.md.
+"""
+
+from __future__ import annotations
+
+from ..low_latency import LowLatencyCalibration, calibrate_low_latency
+from ..quantised_twin import linear_layers_only
+from . import ThresholdMethod, register
+
+
+def calibration_for(converter, timesteps: int) -> LowLatencyCalibration:
+    """The converter's calibration for target T (computed once per T, kept on the converter)."""
+    cache = converter.__dict__.setdefault("low_latency_", {})
+    if timesteps not in cache:
+        if converter.calibration is None:
+            raise ValueError("method 'calibrated' needs calibration images: pass `calibration`")
+        linear_layers_only(converter.prepared_)
+        cache[timesteps] = calibrate_low_latency(
+            converter.prepared_, converter.calibration, timesteps, converter.low_latency
+        )
+    return cache[timesteps]
+
+
+def _thresholds(converter, timesteps):
+    return calibration_for(converter, timesteps).thresholds
+
+
+def _model(converter, timesteps):
+    return calibration_for(converter, timesteps).prepared
+
+
+register(
+    ThresholdMethod(
+        name="calibrated",
+        paper="Li 2021",
+        help="one network per target T: thresholds and biases calibrated on the T-level "
+        "quantised twin from unlabelled images; signed IF neurons, u0 = theta/2",
+        build=_thresholds,
+        model=_model,
+        per_timesteps=True,
+        calibrates=False,
+        initial_potential=0.5,
+        negative_spikes=True,
+        order=70,
+    )
+)

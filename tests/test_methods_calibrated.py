@@ -1,0 +1,238 @@
+"""Method ``calibrated``: a network per target T from unlabelled images (issue 11)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from spikebridge.convert import Converter, MethodNotApplicable, prepare
+from spikebridge.convert.low_latency import (
+    LowLatencySettings,
+    ReconstructionDiverged,
+    calibrate_low_latency,
+    calibration_images,
+)
+from spikebridge.evaluation import evaluate
+from spikebridge.models import build_model
+from spikebridge.normalization import activation_layers
+
+
+@pytest.fixture(scope="module")
+def digits_images(digits_loaders):
+    """Unlabelled calibration images (the labels are never given to the method)."""
+    return calibration_images(digits_loaders[0], 256)
+
+
+@pytest.fixture(scope="module")
+def prepared_cnn(trained_digits_cnn):
+    return prepare(trained_digits_cnn, maxpool="avg")
+
+
+def test_calibrated_beats_channel_at_two_steps(trained_digits_cnn, digits_loaders, digits_images):
+    test = digits_loaders[1]
+    converter = Converter(trained_digits_cnn, digits_loaders[0], maxpool="avg")
+    channel = evaluate(converter.build("channel"), test, 2).accuracy[-1].item()
+    # channel's best low-latency setting too: signed neurons, u0 = theta/2
+    signed = converter.build("channel", initial_potential=0.5, negative_spikes=True)
+    channel_signed = evaluate(signed, test, 2).accuracy[-1].item()
+    result = calibrate_low_latency(converter.prepared_, digits_images, 2)
+    calibrated = evaluate(result.build(), test, 2).accuracy[-1].item()
+    assert calibrated > max(channel, channel_signed) + 0.01, (calibrated, channel, channel_signed)
+    assert calibrated > 0.95
+    assert result.seconds > 0 and [r.name for r in result.layers] == list(result.thresholds)
+
+
+def test_network_reads_out_its_twin(prepared_cnn, digits_images, digits_loaders):
+    """On trained nets the simulated network predicts what the twin the search optimised does."""
+    x, _ = next(iter(digits_loaders[1]))
+    result = calibrate_low_latency(prepared_cnn, digits_images, 4)
+    readout = result.build().simulate(x, 4).readout[-1]
+    with torch.no_grad():
+        logits = result.twin()(x)
+    agree = (readout.argmax(1) == logits.argmax(1)).float().mean().item()
+    assert agree > 0.95
+
+
+def test_thresholds_are_per_channel_and_biases_corrected(prepared_cnn, digits_images):
+    result = calibrate_low_latency(prepared_cnn, digits_images, 2)
+    first = next(iter(result.thresholds.values()))
+    assert first.dim() == 1 and first.unique().numel() > 1
+    assert all(report.corrected for report in result.layers)
+    before = dict(prepared_cnn.named_parameters())
+    changed = [
+        n
+        for n, p in result.prepared.named_parameters()
+        if n.endswith("bias") and not torch.equal(p, before[n])
+    ]
+    assert changed
+    # the original prepared ANN is left untouched
+    assert all(not torch.equal(before[n], result.prepared.get_parameter(n)) for n in changed)
+    layer_wise = calibrate_low_latency(
+        prepared_cnn, digits_images, 2, LowLatencySettings(per_channel=False)
+    )
+    assert all(t.dim() == 0 for t in layer_wise.thresholds.values())
+
+
+def test_reconstruction_lowers_the_error_and_trains_weights_on_request(prepared_cnn, digits_images):
+    base = calibrate_low_latency(prepared_cnn, digits_images, 1)
+    settings = LowLatencySettings(iterations=40, learning_rate=1e-2, batch_size=64)
+    tuned = calibrate_low_latency(prepared_cnn, digits_images, 1, settings)
+    for t in tuned.layers:
+        assert t.reconstruction_error is not None and t.reconstruction_error <= t.error + 1e-9
+    assert any(t.reconstruction_error < t.error for t in tuned.layers)
+    # the thresholds moved away from the search's grid
+    assert any(not torch.equal(base.thresholds[n], tuned.thresholds[n]) for n in base.thresholds)
+    weights = LowLatencySettings(
+        iterations=20, learning_rate=1e-2, batch_size=64, reconstruct_weights=True, block=2
+    )
+    with_weights = calibrate_low_latency(prepared_cnn, digits_images, 1, weights)
+    moved = [
+        n
+        for n, p in with_weights.prepared.named_parameters()
+        if n.endswith("weight") and not torch.equal(p, tuned.prepared.get_parameter(n))
+    ]
+    assert moved
+    assert len({r.reconstruction_error for r in with_weights.layers}) <= 2  # units of 2 layers
+
+
+@pytest.mark.parametrize("steps", [0, -2])
+def test_target_t_must_be_positive(prepared_cnn, digits_images, steps):
+    with pytest.raises(ValueError, match="target timesteps T must be a positive integer"):
+        calibrate_low_latency(prepared_cnn, digits_images, steps)
+
+
+def test_model_without_calibratable_activation_is_refused(digits_images):
+    leaky = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.LeakyReLU(), nn.Linear(16, 10))
+    with pytest.raises(MethodNotApplicable, match="2: LeakyReLU"):
+        calibrate_low_latency(prepare(leaky.eval()), digits_images, 2)
+
+
+def test_reconstruction_needs_one_batch_of_images(prepared_cnn, digits_images):
+    settings = LowLatencySettings(iterations=5, batch_size=128)
+    with pytest.raises(ValueError, match="got 100, batch_size is 128"):
+        calibrate_low_latency(prepared_cnn, digits_images[:100], 2, settings)
+    # without reconstruction a small set is fine
+    calibrate_low_latency(prepared_cnn, digits_images[:100], 2)
+
+
+def test_spiking_max_pool_is_refused_and_avg_replacement_warns(digits_images):
+    model = build_model("cnn", 10, 1, 8, width=0.25, pool="max").eval()
+    with pytest.raises(MethodNotApplicable, match=r"^\d+: a spiking max-pool is not linear"):
+        calibrate_low_latency(prepare(model), digits_images, 2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prepared = prepare(model, maxpool="avg")
+    assert any("max-pooling replaced by average pooling" in str(w.message) for w in caught)
+    assert calibrate_low_latency(prepared, digits_images, 2).thresholds
+
+
+def test_diverging_reconstruction_stops_naming_the_layer(prepared_cnn, digits_images):
+    settings = LowLatencySettings(iterations=5, batch_size=64, learning_rate=float("inf"))
+    with pytest.raises(ReconstructionDiverged, match=r"^2: the reconstruction loss became nan"):
+        calibrate_low_latency(prepared_cnn, digits_images, 2, settings)
+
+
+def test_labels_are_never_needed(prepared_cnn, digits_images):
+    """A bare image tensor is enough; a loader's labels are dropped."""
+    assert calibration_images(digits_images, 64).shape == (64, *digits_images.shape[1:])
+    with pytest.raises(ValueError, match="empty"):
+        calibration_images(digits_images[:0], 64)
+
+
+@pytest.mark.parametrize("arch", ["resnet20", "mixed"])
+def test_partial_passes_equal_full_passes(arch, digits_images):
+    """Candidates run only the layers a threshold changes; that must equal a full pass, also
+    with residual joins, concatenations and functional relu."""
+    from test_quantised_twin import MixedNet
+
+    from spikebridge.convert.low_latency import _capture, _Graph, _Partial
+
+    torch.manual_seed(0)
+    model = MixedNet() if arch == "mixed" else build_model(arch, 10, 1, 8, width=0.25)
+    gm = prepare(model.eval())
+    graph = _Graph(gm, list(activation_layers(gm)))
+    x = digits_images[:40]
+    for name in graph.names:
+        consumers = graph.consumers(name)
+        part = _Partial(gm, name, consumers)
+        partial = part.suffix(part.prefix(x, 16))
+        full = _capture(gm, x, consumers, 16)
+        for c in consumers:
+            torch.testing.assert_close(partial[c], full[c])
+
+
+def test_float_cache_does_not_change_the_result(prepared_cnn, digits_images):
+    cached = calibrate_low_latency(prepared_cnn, digits_images, 2)
+    streamed = calibrate_low_latency(
+        prepared_cnn, digits_images, 2, LowLatencySettings(cache_bytes=0)
+    )
+    for name, theta in cached.thresholds.items():
+        torch.testing.assert_close(theta, streamed.thresholds[name])
+
+
+CLI = [
+    "convert", "--dataset", "digits", "--width", "0.25", "--epochs", "1", "--limit", "64",
+    "--calibration-samples", "128", "--quiet", "--method", "calibrated",
+]  # fmt: skip
+
+
+def test_cli_builds_one_network_per_target_and_records_calibration_time(tmp_path, capsys):
+    import json
+
+    import pandas as pd
+
+    from spikebridge.cli import main
+
+    out = tmp_path / "run"
+    assert main([*CLI, "--timesteps", "8", "--out", str(out)]) == 0
+    frame = pd.read_csv(out / "accuracy_vs_timesteps.csv")
+    assert sorted(frame["timesteps"]) == [1, 2, 4, 8]  # each network at its own T only
+    assert set(frame["method"]) == {"calibrated"}
+    summary = json.loads((out / "summary.json").read_text())
+    keys = {f"calibrated-T{t}" for t in (1, 2, 4, 8)}
+    assert set(summary["conversion_seconds"]) == keys
+    assert all(v > 0 for v in summary["conversion_seconds"].values())
+    assert all((out / f"snn_{k}.pt").is_file() for k in keys)
+    assert "calibration time: calibrated-T1" in capsys.readouterr().out
+    # other targets by name
+    other = tmp_path / "other"
+    assert main([*CLI, "--timesteps", "8", "--targets", "3,6", "--out", str(other)]) == 0
+    assert sorted(pd.read_csv(other / "accuracy_vs_timesteps.csv")["timesteps"]) == [3, 6]
+    assert main([*CLI, "--targets", "0,2", "--out", str(tmp_path / "bad")]) == 2
+    assert "targets must be positive integers" in capsys.readouterr().err
+
+
+def test_cli_reconstruction_nan_stops_naming_the_layer_and_writes_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    from spikebridge.cli import main
+    from spikebridge.convert import loop
+
+    def diverging(conversion, *, seed=0, progress=False):
+        return LowLatencySettings(iterations=3, batch_size=32, learning_rate=float("inf"))
+
+    monkeypatch.setattr(loop, "low_latency_settings", diverging)
+    out = tmp_path / "run"
+    assert main([*CLI, "--timesteps", "2", "--out", str(out)]) == 2
+    assert "the reconstruction loss became nan" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_all_and_compare_include_calibrated(tmp_path):
+    from spikebridge.compare import run
+    from spikebridge.convert.methods import method_list
+
+    assert "calibrated" in method_list("all")
+    result = run(
+        "cnn", "digits", methods="calibrated,channel", out=tmp_path / "cmp", epochs=1,
+        direct_epochs=0, timesteps=4, width=0.25, limit=32, train_limit=128,
+        calibration_samples=64, batch_size=32, device="cpu",
+    )  # fmt: skip
+    energy = result.energy
+    rows = energy[energy["method"] == "calibrated"]
+    assert sorted(rows["timesteps"]) == [1, 2, 4]  # energy of each network at its own T
+    accuracy = result.accuracy
+    assert sorted(accuracy[accuracy["method"] == "calibrated"]["timesteps"]) == [1, 2, 4]
