@@ -62,7 +62,8 @@ def evaluate(
         loader: yields (x, y); x is what the network takes: static images [B, C, H, W] (its
             encoder makes them T steps) or event frames [B, T_data, ...] (an event encoder).
         timesteps: T of a spiking network; accuracy is reported after every t <= T.
-        count_ops: count MACs, SOPs and additions per layer (:mod:`.counters`).
+        count_ops: count MACs, SOPs and additions per layer (:mod:`.counters`), and the spikes
+            of every neuron layer (an extra pass over each neuron output, so off by default).
         shard: this process's share under ``torchrun`` (:func:`~.shard.current_shard`); the
             totals are summed over processes and every process gets the same result.
         device: where to run (default: where the network's parameters are).
@@ -162,7 +163,7 @@ def _simulate_all(
             x, y = x.to(device), y.to(device)
             if counter is not None:
                 counter.start_batch(x.shape[0], timesteps)
-            sim = runner.simulate(x, timesteps, record_spikes=True)
+            sim = runner.simulate(x, timesteps, record_spikes=count_ops)
             correct += sim.correct(y).cpu()
             total += y.numel()
             for name, counts in sim.spikes.items():

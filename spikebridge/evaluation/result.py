@@ -18,8 +18,9 @@ class Evaluation:
         correct: [T] correct predictions after each step t = 1..T of a spiking network; [1] for
             an ANN (one pass).
         total: number of samples.
-        spikes: neuron layer -> [T] spikes (non-zero outputs, either sign) per step, all samples.
-        neurons: neuron layer -> neurons per sample.
+        spikes: neuron layer -> [T] spikes (non-zero outputs, either sign) per step, all samples;
+            empty unless operations were counted.
+        neurons: neuron layer -> neurons per sample (likewise).
         layers: counted layer -> :class:`LayerOps` (SOPs per step, dense MACs per sample); empty
             unless operations were counted.
         seconds: wall time of the evaluation (the slowest process when sharded).
