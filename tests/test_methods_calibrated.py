@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import pytest
@@ -218,7 +219,9 @@ def test_cli_reconstruction_nan_stops_naming_the_layer_and_writes_nothing(
     out = tmp_path / "run"
     assert main([*CLI, "--timesteps", "2", "--out", str(out)]) == 2
     assert "the reconstruction loss became nan" in capsys.readouterr().err
-    assert not out.exists() or not any(out.iterdir())
+    # no result: only the run record, which says the run failed (docs/reliability.md)
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
 
 
 def test_all_and_compare_include_calibrated(tmp_path):

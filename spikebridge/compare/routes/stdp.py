@@ -3,7 +3,8 @@
 Trained without labels on the comparison's training images (then a linear readout), cached in
 ``DIR/checkpoints/stdp.pt``; ``stdp.json`` beside it records the settings it is trained for
 (:data:`STDP_KEYS`), so a re-run with the same settings reuses it and an interrupted run resumes.
-On for the architectures the route supports (``cnn``); noted as skipped for the others.
+On for the architectures the route supports (``cnn``); noted as skipped for the others and for a
+user's own graph (``--checkpoint`` .pt2/.onnx), whose architecture the route does not learn.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 from ...io import write_json
+from ...loading import is_graph_file
 from ...stdp import UnsupportedArchitectureError, config_for
 from ...stdp import train as train_stdp_layers
 from ...stdp.checkpoint import StdpCheckpointError, load_network, read_checkpoint
@@ -43,6 +45,12 @@ def stdp_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
     s = ctx.settings
     if s.stdp_epochs == 0:
         ctx.notes.append("stdp route skipped (stdp_epochs = 0)")
+        return
+    if s.checkpoint and is_graph_file(s.checkpoint):
+        ctx.notes.append(
+            f"stdp route skipped: it learns its own architecture (Tavanaei & Maida 2017), not "
+            f"the graph of --checkpoint {s.checkpoint}"
+        )
         return
     try:
         config = stdp_config(ctx)
