@@ -109,10 +109,11 @@ def print_summary(result, timesteps: int) -> None:
         print("\nAccuracy (%) after T steps:")
         pivot = accuracy_pivot(result.accuracy)
         print(pivot.to_string(index=False) if len(pivot) else "(no spiking network ran)")
-        print(f"\nPer inference at T = {timesteps}:")
+        print(f"\nPer inference, each network at its T (T = {timesteps}, or its own target T):")
         summary = summary_frame(result.energy)
         cols = [
             "network",
+            "T",
             "accuracy (%)",
             "MACs (M)",
             "SOPs (M)",
