@@ -287,7 +287,9 @@ class _ProgramMapper:
 
     # -- handlers ---------------------------------------------------------------------------
 
-    def conv(self, node: fx.Node, site: Site) -> Any:
+    def conv(self, node: fx.Node, site: Site, groups_at: int = 6) -> Any:
+        """``aten.conv2d`` (groups at argument 6) and, through :meth:`convolution`, the core-ATen
+        ``aten.convolution`` (groups at 8); stride, padding, dilation at 3, 4, 5 in both."""
         x = self.tensor_input(node, site)
         weight, ok = self.need_weight(node, site, 1, "weight")
         bias, ok_b = self.need_weight(node, site, 2, "bias", optional=True)
@@ -301,7 +303,7 @@ class _ProgramMapper:
             _arg(node, 3, "stride", 1),
             _arg(node, 4, "padding", 0),
             _arg(node, 5, "dilation", 1),
-            _arg(node, 6, "groups", 1),
+            _arg(node, groups_at, "groups", 1),
             name=self.layer_name(node, nn.Conv1d, nn.Conv2d),
         )
 
@@ -312,22 +314,7 @@ class _ProgramMapper:
                 "a transposed convolution",
                 "conversion supports ordinary convolutions; use upsampling + conv if needed",
             )
-        x = self.tensor_input(node, site)
-        weight, ok = self.need_weight(node, site, 1, "weight")
-        bias, ok_b = self.need_weight(node, site, 2, "bias", optional=True)
-        if x is None or not (ok and ok_b):
-            return BROKEN if x is not None else self._not_tensor(site)
-        return self.builder.conv(
-            site,
-            x,
-            weight,
-            bias,
-            _arg(node, 3, "stride"),
-            _arg(node, 4, "padding"),
-            _arg(node, 5, "dilation"),
-            _arg(node, 8, "groups", 1),
-            name=self.layer_name(node, nn.Conv1d, nn.Conv2d),
-        )
+        return self.conv(node, site, groups_at=8)
 
     def linear(self, node: fx.Node, site: Site) -> Any:
         x = self.tensor_input(node, site)

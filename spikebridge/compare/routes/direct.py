@@ -11,15 +11,14 @@ an interrupted run resumes and a checkpoint of other settings is never mistaken 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
 from ...direct.checkpoint import CheckpointError, load_training_checkpoint
 from ...direct.graph import NotDirectlyTrainable, direct_from_graph
 from ...direct.trainer import load_trained, train_direct
-from ...io import write_json
 from ...models import MODEL_NAMES
+from ..checkpoint_cache import matching_checkpoint, start_training
 from ..context import ComparisonContext
 from . import Candidate, Route, register
 
@@ -79,17 +78,7 @@ def trained_direct_snn(ctx: ComparisonContext, network=None):
     expected = {k: experiment[k] for k in DIRECT_KEYS}
     epochs = expected["direct_epochs"]
     path = ctx.checkpoints / "direct.pt"
-    record = path.with_suffix(".json")
-    try:
-        recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
-    except json.JSONDecodeError:
-        recorded = None
-    saved = None
-    if recorded == expected and path.is_file():
-        try:
-            saved = load_training_checkpoint(path)
-        except CheckpointError:
-            saved = None
+    saved = matching_checkpoint(path, expected, load_training_checkpoint, CheckpointError)
     if saved is not None and int(saved.get("epoch", 0)) >= epochs:
         ctx.say(f"reusing the direct SNN from {path}")
         if network is None:
@@ -100,13 +89,7 @@ def trained_direct_snn(ctx: ComparisonContext, network=None):
         seconds = sum(float(r.get("seconds", 0.0)) for r in saved.get("history", []))
         return network, seconds, True
     resume = saved is not None
-    ctx.barrier()
-    if ctx.shard.rank == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not resume and path.exists():
-            path.unlink()
-        write_json(record, expected)
-    ctx.barrier()
+    start_training(ctx, path, expected, resume)
     what = f"training the direct SNN (STBP-tdBN, {epochs} epochs, T = {s.direct_timesteps})"
     ctx.say(what + (" - resuming its checkpoint" if resume else ""))
     start = time.perf_counter()

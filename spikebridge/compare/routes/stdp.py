@@ -9,16 +9,15 @@ user's own graph (``--checkpoint`` .pt2/.onnx), whose architecture the route doe
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 
-from ...io import write_json
 from ...loading import is_graph_file
 from ...stdp import UnsupportedArchitectureError, config_for
 from ...stdp import train as train_stdp_layers
 from ...stdp.checkpoint import StdpCheckpointError, load_network, read_checkpoint
 from ...stdp.run import METHOD
+from ..checkpoint_cache import matching_checkpoint, start_training
 from ..context import ComparisonContext
 from . import Candidate, Route, register
 
@@ -60,19 +59,9 @@ def stdp_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
     experiment = s.experiment()
     expected = {k: experiment[k] for k in STDP_KEYS}
     path = ctx.checkpoints / "stdp.pt"
-    record = path.with_suffix(".json")
-    try:
-        recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
-    except json.JSONDecodeError:
-        recorded = None
-    saved = None
-    if recorded == expected and path.is_file():
-        try:
-            saved = read_checkpoint(path)
-        except StdpCheckpointError:
-            saved = None
-        if saved is not None and saved["config"] != config.to_dict():
-            saved = None
+    saved = matching_checkpoint(path, expected, read_checkpoint, StdpCheckpointError)
+    if saved is not None and saved["config"] != config.to_dict():
+        saved = None
     if saved is not None and saved["phase_done"] == "readout":
         ctx.say(f"reusing the STDP network from {path}")
         network, _, data = load_network(path)
@@ -80,13 +69,7 @@ def stdp_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
         ctx.notes.append("the STDP network was loaded from checkpoints/stdp.pt (an earlier run)")
     else:
         resume = saved is not None
-        ctx.barrier()
-        if ctx.shard.rank == 0:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not resume and path.exists():
-                path.unlink()
-            write_json(record, expected)
-        ctx.barrier()
+        start_training(ctx, path, expected, resume)
         ctx.say(
             "training the STDP network (auto-encoder kernels, probabilistic STDP, linear readout)"
             + (" - resuming its checkpoint" if resume else "")

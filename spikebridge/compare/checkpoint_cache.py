@@ -1,0 +1,45 @@
+"""The trained networks a comparison caches under ``DIR/checkpoints``: ``NAME.pt`` with
+``NAME.json`` beside it recording the settings it was trained for, so that a re-run with the same
+settings reuses it, an interrupted run resumes it, and a checkpoint of other settings is never
+mistaken for this one (used by the direct and the STDP routes)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..io import write_json
+from .context import ComparisonContext
+
+
+def matching_checkpoint(
+    path: Path, expected: dict, read: Callable[[Path], Any], unreadable: type[Exception]
+) -> Any | None:
+    """``read(path)`` when ``path``'s settings record equals ``expected`` and the file reads;
+    None otherwise (no record, another experiment's, or a checkpoint ``read`` refuses with
+    ``unreadable``)."""
+    record = path.with_suffix(".json")
+    try:
+        recorded = json.loads(record.read_text(encoding="utf-8")) if record.is_file() else None
+    except json.JSONDecodeError:
+        return None
+    if recorded != expected or not path.is_file():
+        return None
+    try:
+        return read(path)
+    except unreadable:
+        return None
+
+
+def start_training(ctx: ComparisonContext, path: Path, expected: dict, resume: bool) -> None:
+    """Before (re)training into ``path``: rank 0 drops a checkpoint that is not resumed and
+    records ``expected`` beside it; every process waits for that."""
+    ctx.barrier()
+    if ctx.shard.rank == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not resume and path.exists():
+            path.unlink()
+        write_json(path.with_suffix(".json"), expected)
+    ctx.barrier()
