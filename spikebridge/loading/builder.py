@@ -1,13 +1,14 @@
-"""Rebuilding a foreign graph (ATen from torch.export, or ONNX) from standard ``torch.nn`` modules.
+"""The layers conversion understands, rebuilt from a foreign graph (ATen from torch.export, or ONNX).
 
 Conversion (:func:`spikebridge.convert.prepare`, :func:`~spikebridge.convert.check`, calibration,
 every normalisation method), the engine and the operation counters understand an ``fx``
 GraphModule whose layers are ``nn.Conv2d``, ``nn.Linear``, ``nn.BatchNorm2d``, ``nn.ReLU``,
 ``nn.MaxPool2d``... and whose joins are ``operator.add``, ``torch.cat``, ``torch.reshape`` and
-``torch.mean``. :class:`GraphBuilder` makes such a GraphModule one operation at a time. It runs
-every operation on an example input as it is added, so each value's shape is known; a reshape is
-then rewritten to keep the batch axis free (``[-1, ...]``), because the spiking engine folds the
-time steps into the batch (``[T*B, C, H, W]``), and an exporter records the example's batch size.
+``torch.mean``. :class:`GraphBuilder` makes such a GraphModule one operation at a time, on top of
+:class:`~spikebridge.loading.recorder.GraphRecorder`, which runs every operation on an example
+input as it is added, so each value's shape is known; a reshape is then rewritten to keep the
+batch axis free (``[-1, ...]``), because the spiking engine folds the time steps into the batch
+(``[T*B, C, H, W]``), and an exporter records the example's batch size.
 
 Problems are collected, not raised one at a time: :meth:`GraphBuilder.problem` records a node that
 cannot be rebuilt (its op, the user's source line, the reason and the fix) and returns
@@ -19,66 +20,13 @@ from __future__ import annotations
 
 import math
 import operator
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, fx, nn
 
-from .errors import UnsupportedOperationError
-
-SUPPORTED = (
-    "convolution, linear (addmm/matmul/gemm), batch norm (inference form), relu, leaky_relu, "
-    "hardtanh/clamp/clip, max_pool, avg_pool, adaptive_avg_pool, mean over H and W, add, cat, "
-    "view/reshape/flatten, dropout"
-)
-REPLACE_FIX = "express this part of the model with supported operations, retrain, and export again"
-SMOOTH_ACTIVATIONS = (
-    "gelu", "silu", "swish", "sigmoid", "tanh", "elu", "selu", "celu", "softplus", "softsign",
-    "hardswish", "hardsigmoid", "mish", "prelu", "erf", "exp", "log", "softmax",
-)  # fmt: skip
-
-
-def fix_for(op: str) -> str:
-    """The fix for an unsupported operation ``op`` (an ATen or ONNX name)."""
-    name = op.lower().rsplit(".", 2)
-    base = name[1] if len(name) == 3 and name[0] == "aten" else op.lower()
-    if any(base.startswith(a) for a in SMOOTH_ACTIVATIONS):
-        return (
-            f"{op} has no rate-coded spiking counterpart: replace it with ReLU (or LeakyReLU, "
-            "Hardtanh(0, max)) in the model, retrain, and export again"
-        )
-    return REPLACE_FIX
-
-
-class _Broken:
-    """The value of a node that could not be rebuilt (see :meth:`GraphBuilder.problem`)."""
-
-    def __repr__(self) -> str:
-        return "BROKEN"
-
-
-BROKEN = _Broken()
-
-
-@dataclass(frozen=True)
-class Site:
-    """Where a node comes from: its name in the file, its operation and the user's source line."""
-
-    node: str
-    op: str
-    source: str | None = None
-
-    def __str__(self) -> str:
-        where = f"node {self.node!r} ({self.op})"
-        return f"{where} at {self.source}" if self.source else where
-
-
-def module_name(text: str) -> str:
-    """A submodule name from a layer path or node name (``features.0`` -> ``features_0``)."""
-    name = re.sub(r"\W", "_", text).strip("_") or "layer"
-    return name if not name[0].isdigit() else f"layer_{name}"
+from .problems import BROKEN, SUPPORTED, Site, _Broken, fix_for
+from .recorder import GraphRecorder, module_name
 
 
 def _pair(value, dims: int) -> tuple[int, ...]:
@@ -88,7 +36,7 @@ def _pair(value, dims: int) -> tuple[int, ...]:
     return values * dims if len(values) == 1 else values
 
 
-class GraphBuilder:
+class GraphBuilder(GraphRecorder):
     """Builds a GraphModule of standard modules; every value's shape is known from an example.
 
     Args:
@@ -96,67 +44,8 @@ class GraphBuilder:
     """
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        self.root = nn.Module()
-        self.graph = fx.Graph()
-        self.problems: list[str] = []
-        self._examples: dict[fx.Node, Tensor] = {}
+        super().__init__(name)
         self._bias_free: dict[fx.Node, nn.Module] = {}
-        self._input: fx.Node | None = None
-
-    # -- bookkeeping ------------------------------------------------------------------------
-
-    def problem(self, site: Site, reason: str, fix: str | None = None) -> _Broken:
-        """Record a node that cannot be rebuilt; returns :data:`BROKEN` for its value."""
-        fix = fix or fix_for(site.op)
-        self.problems.append(f"- {site}: {reason}. Fix: {fix}")
-        return BROKEN
-
-    def shape(self, node: fx.Node) -> tuple[int, ...]:
-        """The shape of ``node``'s value on the example input (batch axis first)."""
-        return tuple(self._examples[node].shape)
-
-    def example(self, node: fx.Node) -> Tensor:
-        return self._examples[node]
-
-    def _unique(self, base: str) -> str:
-        name, i = module_name(base), 0
-        candidate = name
-        while hasattr(self.root, candidate):
-            i += 1
-            candidate = f"{name}_{i}"
-        return candidate
-
-    def _run(self, node: fx.Node, fn, args, kwargs) -> fx.Node:
-        def example(a):
-            if isinstance(a, fx.Node):
-                return self._examples[a]
-            if isinstance(a, (list, tuple)):
-                return type(a)(example(v) for v in a)
-            return a
-
-        with torch.no_grad():
-            self._examples[node] = fn(*example(args), **example(kwargs or {}))
-        return node
-
-    def input(self, name: str, example: Tensor) -> fx.Node:
-        """The network's input placeholder; ``example`` is a tensor of its shape ([B, C, H, W])."""
-        node = self.graph.placeholder(module_name(name))
-        self._examples[node] = example
-        self._input = node
-        return node
-
-    def module(self, base: str, module: nn.Module, *args: fx.Node) -> fx.Node:
-        """Call a new submodule (named after ``base``, made unique) on ``args``."""
-        module.eval()
-        target = self._unique(base)
-        self.root.add_module(target, module)
-        node = self.graph.call_module(target, tuple(args))
-        return self._run(node, module, args, None)
-
-    def function(self, fn, *args, **kwargs) -> fx.Node:
-        node = self.graph.call_function(fn, tuple(args), kwargs)
-        return self._run(node, fn, args, kwargs)
 
     # -- layers -----------------------------------------------------------------------------
 
@@ -429,20 +318,6 @@ class GraphBuilder:
         if len(after) == 2 and after[1] == math.prod(before[1:]):
             return self.module("flatten", nn.Flatten(), x)
         return self.function(torch.reshape, x, (-1, *after[1:]))
-
-    def output(self, value: fx.Node) -> None:
-        self.graph.output(value)
-
-    def build(self) -> fx.GraphModule:
-        """The GraphModule (eval mode); raises if any node could not be rebuilt."""
-        if self.problems:
-            raise UnsupportedOperationError(
-                f"{self.name}: {len(self.problems)} operation(s) cannot be converted to a spiking "
-                f"network (supported: {SUPPORTED}):\n" + "\n".join(self.problems)
-            )
-        self.graph.lint()
-        gm = fx.GraphModule(self.root, self.graph, module_name(self.name))
-        return gm.eval()
 
 
 __all__ = ["BROKEN", "SUPPORTED", "GraphBuilder", "Site", "fix_for", "module_name"]
