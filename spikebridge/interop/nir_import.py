@@ -30,7 +30,7 @@ from ..direct.lif import LIFNeuron
 from ..engine.encoding import AnalogEncoder, EventEncoder, PoissonEncoder
 from ..engine.network import SpikingNetwork
 from ..engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool
-from .nir_export import amplitude_factor
+from .nir_export_graph import amplitude_factor
 from .nir_metadata import DEFAULT_DT, FORMAT, KEY, read_facts, require_nir
 from .nir_neurons import (
     ElementwiseScale,
