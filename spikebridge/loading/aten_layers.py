@@ -25,14 +25,24 @@ if TYPE_CHECKING:
 # -- synaptic layers ------------------------------------------------------------------------
 
 
-def conv(m: ProgramMapper, node: fx.Node, site: Site, groups_at: int = 6) -> Any:
-    """``aten.conv2d`` (groups at argument 6) and, through :func:`convolution`, the core-ATen
-    ``aten.convolution`` (groups at 8); stride, padding, dilation at 3, 4, 5 in both."""
+def _input_weight_bias(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+    """(input, weight, bias) of a conv/linear call: a tensor of the network, a stored weight
+    (argument 1) and an optional stored bias (argument 2); BROKEN after recording each problem."""
     x = m.tensor_input(node, site)
     weight, ok = m.need_weight(node, site, 1, "weight")
     bias, ok_b = m.need_weight(node, site, 2, "bias", optional=True)
     if x is None or not (ok and ok_b):
         return BROKEN if x is not None else m.builder.constant_input(site)
+    return x, weight, bias
+
+
+def conv(m: ProgramMapper, node: fx.Node, site: Site, groups_at: int = 6) -> Any:
+    """``aten.conv2d`` (groups at argument 6) and, through :func:`convolution`, the core-ATen
+    ``aten.convolution`` (groups at 8); stride, padding, dilation at 3, 4, 5 in both."""
+    inputs = _input_weight_bias(m, node, site)
+    if inputs is BROKEN:
+        return BROKEN
+    x, weight, bias = inputs
     return m.builder.conv(
         site,
         x,
@@ -57,11 +67,10 @@ def convolution(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
 
 
 def linear(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
-    x = m.tensor_input(node, site)
-    weight, ok = m.need_weight(node, site, 1, "weight")
-    bias, ok_b = m.need_weight(node, site, 2, "bias", optional=True)
-    if x is None or not (ok and ok_b):
-        return BROKEN if x is not None else m.builder.constant_input(site)
+    inputs = _input_weight_bias(m, node, site)
+    if inputs is BROKEN:
+        return BROKEN
+    x, weight, bias = inputs
     return m.builder.linear(site, x, weight, bias, m.layer_name(node, nn.Linear))
 
 
