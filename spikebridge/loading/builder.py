@@ -36,6 +36,12 @@ def _pair(value, dims: int) -> tuple[int, ...]:
     return values * dims if len(values) == 1 else values
 
 
+def _window(kernel, stride, dims: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """A pooling's kernel and stride per spatial axis; no stride means stride = kernel."""
+    kernel = _pair(kernel, dims)
+    return kernel, (_pair(stride, dims) if stride else kernel)
+
+
 class GraphBuilder(GraphRecorder):
     """Builds a GraphModule of standard modules; every value's shape is known from an example.
 
@@ -192,9 +198,12 @@ class GraphBuilder(GraphRecorder):
 
     # -- pooling ----------------------------------------------------------------------------
 
-    def _pool_dims(self, site: Site, x: fx.Node) -> int | None:
+    def _pool_dims(self, site: Site, x: fx.Node, what: str) -> int | _Broken:
+        """1 or 2: the spatial dims of a pooling (``what``) of ``x``; BROKEN for another rank."""
         rank = len(self.shape(x))
-        return rank - 2 if rank in (3, 4) else None
+        if rank not in (3, 4):
+            return self.problem(site, f"{what} of a {rank}-d input")
+        return rank - 2
 
     def max_pool(
         self,
@@ -207,11 +216,10 @@ class GraphBuilder(GraphRecorder):
         ceil_mode: bool = False,
         name: str | None = None,
     ) -> fx.Node | _Broken:
-        dims = self._pool_dims(site, x)
-        if dims is None:
-            return self.problem(site, f"max pooling of a {len(self.shape(x))}-d input")
-        kernel = _pair(kernel, dims)
-        stride = _pair(stride, dims) if stride else kernel
+        dims = self._pool_dims(site, x, "max pooling")
+        if dims is BROKEN:
+            return BROKEN
+        kernel, stride = _window(kernel, stride, dims)
         cls = nn.MaxPool1d if dims == 1 else nn.MaxPool2d
         pool = cls(kernel, stride, _pair(padding, dims), _pair(dilation, dims), False, ceil_mode)
         return self.module(name or site.node, pool, x)
@@ -228,15 +236,14 @@ class GraphBuilder(GraphRecorder):
         divisor_override: int | None = None,
         name: str | None = None,
     ) -> fx.Node | _Broken:
-        dims = self._pool_dims(site, x)
-        if dims is None:
-            return self.problem(site, f"average pooling of a {len(self.shape(x))}-d input")
+        dims = self._pool_dims(site, x, "average pooling")
+        if dims is BROKEN:
+            return BROKEN
         if divisor_override is not None:
             return self.problem(
                 site, "average pooling with a divisor override", "use a plain average pool"
             )
-        kernel = _pair(kernel, dims)
-        stride = _pair(stride, dims) if stride else kernel
+        kernel, stride = _window(kernel, stride, dims)
         if dims == 1:
             pool: nn.Module = nn.AvgPool1d(
                 kernel, stride, _pair(padding, dims), ceil_mode, count_include_pad
@@ -248,9 +255,9 @@ class GraphBuilder(GraphRecorder):
     def adaptive_avg_pool(
         self, site: Site, x: fx.Node, size, name: str | None = None
     ) -> fx.Node | _Broken:
-        dims = self._pool_dims(site, x)
-        if dims is None:
-            return self.problem(site, f"adaptive pooling of a {len(self.shape(x))}-d input")
+        dims = self._pool_dims(site, x, "adaptive pooling")
+        if dims is BROKEN:
+            return BROKEN
         size = _pair(size, dims)
         pool = nn.AdaptiveAvgPool1d(size) if dims == 1 else nn.AdaptiveAvgPool2d(size)
         return self.module(name or site.node, pool, x)
