@@ -14,7 +14,8 @@ feeding a ``Reshape``) is evaluated on constants; a reshape keeps the batch axis
 JAX models exported to ONNX (tf2onnx, jax2onnx) map the same way when they use these operations.
 
 This module reads the file and walks the graph; the operators are mapped in
-:mod:`spikebridge.loading.onnx_ops`, constant shape arithmetic in
+:mod:`spikebridge.loading.onnx_ops` (their weights and padding read by
+:mod:`spikebridge.loading.onnx_calls`), constant shape arithmetic in
 :mod:`spikebridge.loading.onnx_constants`.
 """
 

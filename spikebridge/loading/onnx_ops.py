@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import fx
 
-from .builder import GraphBuilder
+from .onnx_calls import as_float_tensor, pool_window, stored, symmetric_padding, weight_and_bias
 from .onnx_constants import axes, squeeze, unsqueeze
 from .problems import BROKEN, Site
 
@@ -27,73 +27,17 @@ if TYPE_CHECKING:
 Handler = Callable[["OnnxMapper", Any, Site, list, dict], Any]
 
 
-def as_float_tensor(array: np.ndarray) -> torch.Tensor:
-    """A numpy constant as a torch tensor, floating point ones as float32."""
-    tensor = torch.from_numpy(np.array(array, copy=True))
-    return tensor.float() if tensor.is_floating_point() else tensor
-
-
-def _stored(builder: GraphBuilder, site: Site, value: Any, what: str) -> torch.Tensor | None:
-    """``value`` as a weight tensor; a value computed in the graph is recorded as a problem."""
-    if value is None:
-        return None
-    if isinstance(value, np.ndarray):
-        return as_float_tensor(value)
-    builder.problem(
-        site,
-        f"its {what} is computed inside the graph, not a stored initializer",
-        "export the model with its weights as initializers (constant folding on)",
-    )
-    return None
-
-
-def _weight_and_bias(builder: GraphBuilder, site: Site, inputs: list) -> tuple[Any, Any]:
-    """The stored weight (input 1) and optional bias (input 2) of a Conv or Gemm."""
-    weight = _stored(builder, site, inputs[1], "weight")
-    bias = _stored(builder, site, inputs[2] if len(inputs) > 2 else None, "bias")
-    return weight, bias
-
-
-def _pads(builder: GraphBuilder, site: Site, attrs: dict, dims: int, kernel, dilation) -> Any:
-    """Symmetric padding per spatial axis from ``pads``/``auto_pad``; None after a problem."""
-    auto = attrs.get("auto_pad", "NOTSET")
-    if auto == "VALID":
-        return 0
-    if auto in ("SAME_UPPER", "SAME_LOWER"):
-        strides = attrs.get("strides", [1] * dims)
-        if all(s == 1 for s in strides) and all(
-            (k - 1) * d % 2 == 0 for k, d in zip(kernel, dilation)
-        ):
-            return [(k - 1) * d // 2 for k, d in zip(kernel, dilation)]
-        builder.problem(
-            site,
-            f"auto_pad={auto} with strides {list(strides)} pads unevenly",
-            "export with explicit symmetric pads",
-        )
-        return None
-    pads = list(attrs.get("pads", [0] * (2 * dims)))
-    begin, end = pads[:dims], pads[dims:]
-    if begin != end:
-        builder.problem(
-            site,
-            f"asymmetric padding {pads}",
-            "use symmetric padding (e.g. padding=k//2 with odd kernels, or pad explicitly)",
-        )
-        return None
-    return begin
-
-
 # -- synaptic layers and batch norm ---------------------------------------------------------
 
 
 def conv(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
-    weight, bias = _weight_and_bias(m.builder, site, inputs)
+    weight, bias = weight_and_bias(m.builder, site, inputs)
     if weight is None:
         return BROKEN
     dims = weight.dim() - 2
     kernel = list(attrs.get("kernel_shape", weight.shape[2:]))
     dilation = list(attrs.get("dilations", [1] * dims))
-    pads = _pads(m.builder, site, attrs, dims, kernel, dilation)
+    pads = symmetric_padding(m.builder, site, attrs, dims, kernel, dilation)
     if pads is None:
         return BROKEN
     return m.builder.conv(
@@ -112,7 +56,7 @@ def conv(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
 def gemm(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
     if attrs.get("transA", 0):
         return m.builder.problem(site, "Gemm with transA=1", "use x @ W.T (nn.Linear)")
-    weight, bias = _weight_and_bias(m.builder, site, inputs)
+    weight, bias = weight_and_bias(m.builder, site, inputs)
     if weight is None:
         return BROKEN
     weight = weight if attrs.get("transB", 0) else weight.t()
@@ -127,7 +71,7 @@ def gemm(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
 
 
 def matmul(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
-    weight = _stored(m.builder, site, inputs[1], "weight")
+    weight = stored(m.builder, site, inputs[1], "weight")
     if weight is None:
         return BROKEN
     if weight.dim() != 2:
@@ -136,7 +80,7 @@ def matmul(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
 
 
 def batch_norm(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
-    scale, bias, mean, var = (_stored(m.builder, site, v, n) for v, n in zip(
+    scale, bias, mean, var = (stored(m.builder, site, v, n) for v, n in zip(
         inputs[1:5], ("scale", "bias", "mean", "variance")
     ))  # fmt: skip
     if mean is None or var is None:
@@ -175,16 +119,8 @@ def clip(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
 # -- pooling --------------------------------------------------------------------------------
 
 
-def _pool_args(builder: GraphBuilder, site: Site, attrs: dict):
-    kernel = list(attrs["kernel_shape"])
-    dims = len(kernel)
-    dilation = list(attrs.get("dilations", [1] * dims))
-    pads = _pads(builder, site, attrs, dims, kernel, dilation)
-    return kernel, list(attrs.get("strides", [1] * dims)), pads, dilation
-
-
 def max_pool(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
-    kernel, stride, pads, dilation = _pool_args(m.builder, site, attrs)
+    kernel, stride, pads, dilation = pool_window(m.builder, site, attrs)
     if pads is None:
         return BROKEN
     ceil = bool(attrs.get("ceil_mode", 0))
@@ -194,7 +130,7 @@ def max_pool(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
 
 
 def avg_pool(m: OnnxMapper, node, site: Site, inputs: list, attrs: dict) -> Any:
-    kernel, stride, pads, dilation = _pool_args(m.builder, site, attrs)
+    kernel, stride, pads, dilation = pool_window(m.builder, site, attrs)
     if pads is None:
         return BROKEN
     if any(d != 1 for d in dilation):
