@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, fx, nn
 
-from .problems import BROKEN, SUPPORTED, Site, _Broken, fix_for
+from .problems import BROKEN, REPLACE_FIX, SMOOTH_ACTIVATIONS, SUPPORTED, Site, _Broken, fix_for
 from .recorder import GraphRecorder, module_name
 
 
@@ -327,4 +327,13 @@ class GraphBuilder(GraphRecorder):
         return self.function(torch.reshape, x, (-1, *after[1:]))
 
 
-__all__ = ["BROKEN", "SUPPORTED", "GraphBuilder", "Site", "fix_for", "module_name"]
+__all__ = [
+    "BROKEN",
+    "REPLACE_FIX",
+    "SMOOTH_ACTIVATIONS",
+    "SUPPORTED",
+    "GraphBuilder",
+    "Site",
+    "fix_for",
+    "module_name",
+]
