@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from spikebridge.convert import Converter, MethodNotApplicable, prepare
-from spikebridge.convert.low_latency import (
+from spikebridge.convert.calibration import (
     LowLatencySettings,
     ReconstructionDiverged,
     calibrate_low_latency,
@@ -149,18 +149,18 @@ def test_partial_passes_equal_full_passes(arch, digits_images):
     with residual joins, concatenations and functional relu."""
     from test_quantised_twin import MixedNet
 
-    from spikebridge.convert.low_latency import _capture, _Graph, _Partial
+    from spikebridge.convert.calibration.graph import CalibrationGraph, PartialGraph, capture
 
     torch.manual_seed(0)
     model = MixedNet() if arch == "mixed" else build_model(arch, 10, 1, 8, width=0.25)
     gm = prepare(model.eval())
-    graph = _Graph(gm, list(activation_layers(gm)))
+    graph = CalibrationGraph(gm, list(activation_layers(gm)))
     x = digits_images[:40]
     for name in graph.names:
         consumers = graph.consumers(name)
-        part = _Partial(gm, name, consumers)
+        part = PartialGraph(gm, name, consumers)
         partial = part.suffix(part.prefix(x, 16))
-        full = _capture(gm, x, consumers, 16)
+        full = capture(gm, x, consumers, 16)
         for c in consumers:
             torch.testing.assert_close(partial[c], full[c])
 

@@ -16,7 +16,7 @@ from ..engine.network import SpikingNetwork
 from ..normalization import calibrate
 from ..normalization.calibrate import CalibrationStatistics, activation_layers
 from .build import build_spiking_module
-from .low_latency import LowLatencySettings
+from .calibration import LowLatencySettings
 from .methods import get_method, method_names
 from .prepare import prepare
 

@@ -9,7 +9,7 @@ docs/normalization.md.
 
 from __future__ import annotations
 
-from ..low_latency import LowLatencyCalibration, calibrate_low_latency
+from ..calibration import LowLatencyCalibration, calibrate_low_latency
 from ..quantised_twin import linear_layers_only
 from . import ThresholdMethod, register
 
