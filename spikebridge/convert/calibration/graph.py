@@ -8,6 +8,7 @@ Shapes: images [N, ...]; captured inputs [N, C, ...] or [N, F].
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 
 import torch
@@ -179,6 +180,14 @@ class FloatReference:
         if self.cache is not None:
             return {n: self.cache[n] for n in names}
         return capture(self.reference, self.x, names, self.batch_size)
+
+    def subset(self, count: int) -> FloatReference:
+        """The same reference on the first ``count`` images only."""
+        part = copy.copy(self)
+        part.x = self.x[:count]
+        if self.cache is not None:
+            part.cache = {n: v[:count] for n, v in self.cache.items()}
+        return part
 
 
 class CalibrationGraph:

@@ -17,6 +17,7 @@ from .reconstruction import reconstruct
 from .result import LayerCalibration, LowLatencyCalibration
 from .search import calibrate_layer
 from .settings import LowLatencySettings
+from .snn_correction import copy_biases, correct_snn_biases
 
 
 def calibrate_low_latency(
@@ -72,14 +73,42 @@ def calibrate_low_latency(
                 report.reconstruction_error = error
             unit = []
     thresholds = {n: q.threshold.detach().clone() for n, q in quantisers(twin).items()}
+    potentials = {n: q.initial_potential.detach().clone() for n, q in quantisers(twin).items()}
     result = restore_activations(twin)
     for p in result.parameters():
         p.requires_grad_(False)
-    return LowLatencyCalibration(
-        timesteps,
-        result,
-        thresholds,
-        layers,
-        time.perf_counter() - start,
-        time.process_time() - cpu_start,
+    calibration = LowLatencyCalibration(timesteps, result, thresholds, layers, 0.0, 0.0, potentials)
+    if settings.snn_correction:
+        _correct_simulated(calibration, graph, floats, x, settings)
+    calibration.seconds = time.perf_counter() - start
+    calibration.cpu_seconds = time.process_time() - cpu_start
+    return calibration
+
+
+def _correct_simulated(
+    calibration: LowLatencyCalibration,
+    graph: CalibrationGraph,
+    floats: FloatReference,
+    x: Tensor,
+    settings: LowLatencySettings,
+) -> None:
+    """Correct the calibrated network's biases (and potentials) for its simulated mean error."""
+    network = calibration.build()
+    images = x[: settings.snn_samples]
+    reference = floats if images.shape[0] == x.shape[0] else floats.subset(images.shape[0])
+    corrected = correct_snn_biases(
+        network, graph, reference, images, calibration.timesteps, settings.batch_size
     )
+    copy_biases(
+        network.module,
+        calibration.prepared,
+        [layer for layer in corrected.values() if not layer.endswith(".initial_potential")],
+    )
+    for consumer, layer in corrected.items():
+        if layer.endswith(".initial_potential"):
+            phi = network.module.get_submodule(consumer).initial_potential
+            calibration.initial_potentials[consumer] = torch.as_tensor(phi).detach().clone()
+    by_name = {report.name: report for report in calibration.layers}
+    for consumer, layer in corrected.items():
+        if consumer in by_name:
+            by_name[consumer].snn_corrected = layer

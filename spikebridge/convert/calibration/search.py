@@ -29,6 +29,13 @@ def per_channel_allowed(gm: fx.GraphModule, graph: CalibrationGraph, name: str, 
     return not any(isinstance(gm.get_submodule(layer), nn.Linear) for layer in feeding)
 
 
+def channel_columns(x: Tensor) -> Tensor:
+    """[N, C, ...] -> [C, N*...] (or [N, F] -> [F, N]; a 1-d tensor -> [1, N])."""
+    if x.dim() == 1:
+        return x.reshape(1, -1)
+    return x.transpose(0, 1).reshape(x.shape[1], -1)
+
+
 def channel_search(
     act: nn.Module,
     x: Tensor,
@@ -36,32 +43,46 @@ def channel_search(
     timesteps: int,
     alphas: tuple[float, ...],
     centred: bool = False,
-) -> Tensor:
-    """[C] thresholds minimising each channel's quantisation error against the float activation
-    (``centred``: its variance, the part that bias correction of the next layer leaves)."""
-    flat = x.transpose(0, 1).reshape(x.shape[1], -1) if x.dim() > 1 else x.reshape(1, -1)
-    goal = act(target)
-    goal = goal.transpose(0, 1).reshape(goal.shape[1], -1) if goal.dim() > 1 else goal.view(1, -1)
+    potentials: tuple[float, ...] = (0.5,),
+    values: int | None = None,
+    seed: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """Per channel, (theta_c, phi_c) minimising the channel's quantisation error against the
+    float activation (``centred``: its variance, the part bias correction of the next layer
+    leaves), over theta_c = alpha * (the channel's largest input) for ``alphas`` and
+    phi_c = u[0] / theta_c in ``potentials`` (Li et al. 2021's potential calibration: with phi
+    free, T = 1 gets a step whose position and height are both chosen).
+
+    x: the twin's input of the activation, target: the float ANN's, both [N, C, ...] (channels
+    on dim 1) or [N, F]; ``values``: at most this many entries per channel, a fixed random
+    subset (seeded), enter the errors. Returns theta [C] and phi [C].
+    """
+    flat = channel_columns(x)
+    goal = channel_columns(act(target))
+    if values is not None and flat.shape[1] > values:
+        generator = torch.Generator().manual_seed(seed)
+        keep = torch.randperm(flat.shape[1], generator=generator)[:values].to(flat.device)
+        flat, goal = flat[:, keep], goal[:, keep]
     peak = flat.amax(1)
     alive = peak > 0
     peak = torch.where(alive, peak, peak[alive].mean() if alive.any() else torch.ones(()))
     best = torch.full_like(peak, float("inf"))
     chosen = peak.clone()
+    chosen_phi = torch.full_like(peak, 0.5 if 0.5 in potentials else potentials[0])
     for alpha in alphas:
         theta = (alpha * peak).unsqueeze(1)
-        q = (
-            torch.floor(flat * (timesteps / theta) + 0.5)
-            .clamp_(0, timesteps)
-            .mul_(theta / timesteps)
-        )
-        diff = q.sub_(goal)
-        err = diff.pow(2).mean(1)
-        if centred:
-            err -= diff.mean(1).pow(2)
-        better = err < best
-        best = torch.where(better, err, best)
-        chosen = torch.where(better, alpha * peak, chosen)
-    return chosen
+        scaled = flat * (timesteps / theta)
+        for phi in potentials:
+            q = torch.floor(scaled + phi).clamp_(0, timesteps).mul_(theta / timesteps)
+            diff = q.sub_(goal)
+            err = diff.pow(2).mean(1)
+            if centred:
+                err -= diff.mean(1).pow(2)
+            better = err < best
+            best = torch.where(better, err, best)
+            chosen = torch.where(better, alpha * peak, chosen)
+            chosen_phi = torch.where(better, torch.full_like(peak, phi), chosen_phi)
+    return chosen, chosen_phi
 
 
 def calibrate_layer(
@@ -85,13 +106,21 @@ def calibrate_layer(
     xq = part.start_inputs(kept)
     # the mean of a channel's error reaches the next layers as a shift bias correction removes
     centre = settings.bias_correction and all(graph.producer(c) for c in consumers)
+    search = dict(
+        timesteps=timesteps,
+        alphas=settings.alphas,
+        centred=centre,
+        potentials=settings.potentials,
+        values=settings.search_values,
+        seed=settings.seed,
+    )
     if settings.per_channel and per_channel_allowed(twin, graph, name, xq):
-        theta = channel_search(act, xq, floats[name], timesteps, settings.alphas, centre)
+        theta, phi = channel_search(act, xq, floats[name], **search)
     else:
         flat_x, flat_f = xq.reshape(-1, 1), floats[name].reshape(-1, 1)
-        theta = channel_search(act, flat_x, flat_f, timesteps, settings.alphas, centre)
-        theta = theta.reshape(())
-    quantiser = TwinQuantiser(act, snn_threshold(name, act, theta), timesteps)
+        theta, phi = channel_search(act, flat_x, flat_f, **search)
+        theta, phi = theta.reshape(()), phi.reshape(())
+    quantiser = TwinQuantiser(act, snn_threshold(name, act, theta), timesteps, True, phi)
     set_submodule(twin, name, quantiser.to(xq.device))
     # candidates are judged by the error bias correction will leave
     centred = [c for c in consumers if graph.producer(c)] if settings.bias_correction else []

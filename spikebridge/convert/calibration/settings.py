@@ -25,8 +25,15 @@ class LowLatencySettings:
         batch_size: images per twin pass (and per reconstruction step).
         per_channel: one threshold per channel (else one per layer).
         alphas: per-channel grid, fractions of the channel's largest input.
+        potentials: per-channel grid of initial potentials phi = u[0] / theta, searched jointly
+            with alpha ((0.5,): rounding to nearest, no potential calibration).
+        search_values: at most this many entries per channel (a fixed random subset) in the
+            per-channel search (None: all).
         betas: layer-wise factors tried on the next layer's reconstruction error.
         bias_correction: correct the next layers' biases for the mean shift.
+        snn_correction: after the search, correct the biases again layer by layer for the mean
+            shift of the *simulated* network's inputs (its burst error; Li et al. 2021).
+        snn_samples: calibration images the SNN correction simulates (the first ones).
         iterations: reconstruction steps per unit (0: no reconstruction).
         reconstruct_weights: let reconstruction change the weights too (else thresholds and
             biases only).
@@ -42,8 +49,12 @@ class LowLatencySettings:
     batch_size: int = 128
     per_channel: bool = True
     alphas: tuple[float, ...] = ALPHAS
+    potentials: tuple[float, ...] = (0.5,)
+    search_values: int | None = 32768
     betas: tuple[float, ...] = BETAS
     bias_correction: bool = True
+    snn_correction: bool = True
+    snn_samples: int = 256
     iterations: int = 0
     reconstruct_weights: bool = False
     block: int = 1
@@ -53,7 +64,7 @@ class LowLatencySettings:
     cache_bytes: int = 512 * 2**20
 
     def validate(self) -> None:
-        for name in ("samples", "batch_size", "block"):
+        for name in ("samples", "batch_size", "block", "snn_samples"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -61,6 +72,14 @@ class LowLatencySettings:
             raise ValueError(f"iterations must be >= 0, got {self.iterations!r}")
         if not self.alphas or not self.betas or min(*self.alphas, *self.betas) <= 0:
             raise ValueError("alphas and betas must be non-empty and positive")
+        if not self.potentials or not all(0 <= p < 1 for p in self.potentials):
+            raise ValueError(
+                f"potentials (u[0] / theta) must be non-empty and in [0, 1), got {self.potentials}"
+            )
+        if self.search_values is not None and (
+            isinstance(self.search_values, bool) or self.search_values <= 0
+        ):
+            raise ValueError(f"search_values must be positive or None, got {self.search_values!r}")
         if isinstance(self.cache_bytes, bool) or self.cache_bytes < 0:
             raise ValueError(f"cache_bytes must be >= 0, got {self.cache_bytes!r}")
         if not self.learning_rate > 0:
