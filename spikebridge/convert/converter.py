@@ -57,7 +57,7 @@ class Converter:
             layer, so it uses fewer than the statistics pass); ``None`` for all of them.
         input_bound: largest input value, for the model-based method (1 for images in [0, 1]).
         low_latency: options of method ``calibrated``
-            (:class:`~spikebridge.convert.low_latency.LowLatencySettings`).
+            (:class:`~spikebridge.convert.calibration.LowLatencySettings`).
     """
 
     def __init__(
