@@ -55,7 +55,7 @@ class LowLatencySettings:
     potentials: tuple[float, ...] = (0.5,)
     search_values: int | None = 32768
     betas: tuple[float, ...] = BETAS
-    refine_passes: int = 0
+    refine_passes: int = 3
     bias_correction: bool = True
     snn_correction: bool = True
     snn_samples: int = 256
