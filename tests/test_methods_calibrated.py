@@ -199,6 +199,8 @@ def test_cli_builds_one_network_per_target_and_records_calibration_time(tmp_path
     keys = {f"calibrated-T{t}" for t in (1, 2, 4, 8)}
     assert set(summary["conversion_seconds"]) == keys
     assert all(v > 0 for v in summary["conversion_seconds"].values())
+    assert set(summary["conversion_cpu_seconds"]) == keys
+    assert all(v > 0 for v in summary["conversion_cpu_seconds"].values())
     assert all((out / f"snn_{k}.pt").is_file() for k in keys)
     assert "calibration time: calibrated-T1" in capsys.readouterr().out
     # other targets by name
