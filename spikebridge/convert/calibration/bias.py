@@ -15,6 +15,8 @@ from .stats import channel_mean
 def correct_biases(
     twin: fx.GraphModule, graph: CalibrationGraph, out: dict[str, Tensor], target: dict[str, Tensor]
 ) -> list[str]:
+    """Subtract each consumer's per-channel mean shift (``out`` - ``target``, [N, C, ...]) from
+    the bias of the layer producing it; returns the layers corrected."""
     corrected = []
     for consumer, value in out.items():
         producer = graph.producer(consumer)

@@ -22,8 +22,8 @@ def reconstruct(
     settings: LowLatencySettings,
 ) -> float:
     """Adam on the unit's thresholds (and initial potentials) and the next layers' biases (and
-    weights); returns the
-    relative error of the unit's outputs after it (rolled back if it did not improve)."""
+    weights); returns the relative error of the unit's outputs after it (rolled back if it did
+    not improve)."""
     exits = sorted({c for n in unit for c in graph.consumers(n) if c not in unit})
     target = reference.get(exits)
     producers = sorted({p for c in exits if (p := graph.producer(c)) is not None})
