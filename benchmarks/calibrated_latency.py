@@ -35,7 +35,7 @@ from convert_vs_spikingjelly import (  # noqa: E402
 )
 
 from spikebridge.convert import prepare  # noqa: E402
-from spikebridge.convert.low_latency import LowLatencySettings, calibrate_low_latency  # noqa: E402
+from spikebridge.convert.calibration import LowLatencySettings, calibrate_low_latency  # noqa: E402
 from spikebridge.convert.quantised_twin import count_agreement, settled_samples  # noqa: E402
 from spikebridge.data import calibration_loader, load_dataset  # noqa: E402
 from spikebridge.io import output_dir, write_json  # noqa: E402
@@ -77,6 +77,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=512, help="calibration images used")
     p.add_argument("--iterations", type=int, default=0, help="reconstruction steps per layer")
     p.add_argument("--reconstruct-weights", action="store_true")
+    p.add_argument("--refine-passes", type=int, default=3, help="refinement passes (0: none)")
+    p.add_argument(
+        "--potentials",
+        default="0.5",
+        help="grid of u[0] / theta searched per channel, e.g. 0.3,0.5,0.7",
+    )
+    p.add_argument("--no-snn-correction", action="store_true", help="skip the SNN correction")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--agreement-images", type=int, default=500)
     p.add_argument("--sj-timesteps", type=int, default=0, help="SpikingJelly's run (0: skip)")
@@ -109,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         samples=args.samples,
         iterations=args.iterations,
         reconstruct_weights=args.reconstruct_weights,
+        refine_passes=args.refine_passes,
+        potentials=tuple(float(v) for v in args.potentials.split(",")),
+        snn_correction=not args.no_snn_correction,
         seed=args.seed,
     )
     rows = []

@@ -80,7 +80,13 @@ def run(args: argparse.Namespace) -> int:
     print(pivot.round(2).to_string(index=False) if len(pivot) else "(no method ran)")
     per_target = {k: v for k, v in result.conversion_seconds.items() if re.search(r"-T\d+$", k)}
     if per_target:
-        print("calibration time: " + ", ".join(f"{k} {v:.1f} s" for k, v in per_target.items()))
+        cpu = result.conversion_cpu_seconds
+        print(
+            "calibration time: "
+            + ", ".join(
+                f"{k} {v:.1f} s (CPU {cpu.get(k, 0.0):.1f} s)" for k, v in per_target.items()
+            )
+        )
     for method, why in result.skipped.items():
         print(f"skipped {method}: {why}")
     print(f"results in {out}/")

@@ -192,6 +192,8 @@ def write_conversion_outputs(
             "simulation_seconds": result.seconds,
             # building each network; for calibrated (one network per T) its calibration time
             "conversion_seconds": result.conversion_seconds,
+            # its processor time (this process): the cost on an idle machine
+            "conversion_cpu_seconds": result.conversion_cpu_seconds,
             "seconds": run.seconds,
         },
     )

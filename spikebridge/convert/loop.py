@@ -22,8 +22,8 @@ from ..engine.network import SpikingNetwork
 from ..evaluation import evaluate
 from ..settings import ConversionSettings, SimulationSettings, parse_targets
 from ..validation import check_positive_int
+from .calibration import low_latency_settings
 from .converter import Converter
-from .low_latency import low_latency_settings
 from .methods import get_method, method_list
 from .tuning import PercentileChoice, resolve_percentile
 
@@ -48,6 +48,8 @@ class ConvertedNetwork:
         report_steps: the steps t to report (None: every t <= ``timesteps``; a network built
             for one T is reported at that T only).
         seconds: conversion time (building, plus the calibration pass for methods that read it).
+        cpu_seconds: processor time of the building (this process, all threads): the cost on
+            an idle machine, which wall time on a shared one overstates.
     """
 
     method: str
@@ -55,6 +57,7 @@ class ConvertedNetwork:
     timesteps: int
     report_steps: tuple[int, ...] | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
     @property
     def key(self) -> str:
@@ -93,7 +96,7 @@ def converted_networks(
                 else target_timesteps(timesteps)
             )
         for target in targets:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 network = converter.build(
                     name, conversion.reset, encoding, conversion.initial_potential,
@@ -105,12 +108,13 @@ def converted_networks(
                 skipped[name] = str(err)
                 break
             seconds = time.perf_counter() - start
+            cpu_seconds = time.process_time() - cpu_start
             if entry.calibrates:
                 seconds += converter.statistics_seconds_
             if target is None:
-                yield ConvertedNetwork(name, network, timesteps, None, seconds)
+                yield ConvertedNetwork(name, network, timesteps, None, seconds, cpu_seconds)
             else:
-                yield ConvertedNetwork(name, network, target, (target,), seconds)
+                yield ConvertedNetwork(name, network, target, (target,), seconds, cpu_seconds)
 
 
 @dataclass
@@ -124,6 +128,7 @@ class ConversionResult:
     seconds: dict[str, float] = field(default_factory=dict)
     percentile: PercentileChoice | None = None
     conversion_seconds: dict[str, float] = field(default_factory=dict)
+    conversion_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_conversion(
@@ -165,7 +170,7 @@ def run_conversion(
     converter, choice = resolve_percentile(
         converter, conversion, names, validation, simulation.timesteps, simulation.encoding
     )
-    rows, networks, skipped, seconds, conversion_seconds = [], {}, {}, {}, {}
+    rows, networks, skipped, seconds, conversion_seconds, cpu_seconds = [], {}, {}, {}, {}, {}
     for item in converted_networks(
         converter, conversion.methods, simulation.timesteps, conversion, simulation.encoding,
         strict=strict, skipped=skipped,
@@ -174,10 +179,11 @@ def run_conversion(
                           progress=progress, description=item.key)  # fmt: skip
         seconds[item.key] = item.seconds + result.seconds
         conversion_seconds[item.key] = item.seconds
+        cpu_seconds[item.key] = item.cpu_seconds
         networks[item.key] = item.network
         steps = item.report_steps or range(1, item.timesteps + 1)
         rows += [("conversion", item.method, t, float(result.accuracy[t - 1])) for t in steps]
     frame = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
     return ConversionResult(
-        frame, ann_accuracy, networks, skipped, seconds, choice, conversion_seconds
+        frame, ann_accuracy, networks, skipped, seconds, choice, conversion_seconds, cpu_seconds
     )
