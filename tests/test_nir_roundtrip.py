@@ -153,3 +153,18 @@ def test_grouped_convolution_and_functional_pooling_round_trip(tmp_path):
     calib, _ = digits_tensors(train=True, n=128)
     network = Converter(DepthwiseNet().eval(), calib).build("channel", reset="zero")
     assert_same_simulation(network, round_trip(network, tmp_path), x)
+
+
+def test_per_channel_initial_potentials_of_a_calibrated_network_round_trip(tmp_path):
+    """``calibrated`` may give a layer one u[0] per channel: export and import keep each value."""
+    x, _ = digits_tensors(train=False, n=32)
+    calib, _ = digits_tensors(train=True, n=128)
+    network = Converter(trained_digits("cnn"), calib).build("channel", reset="subtract")
+    generator = torch.Generator().manual_seed(0)
+    for neuron in network.neurons().values():
+        channels = neuron.threshold.numel()
+        neuron.set_initial_potential(torch.rand(channels, generator=generator))
+    restored = round_trip(network, tmp_path)
+    for layer, neuron in restored.neurons().items():
+        assert torch.equal(neuron.initial_potential, network.neurons()[layer].initial_potential)
+    assert_same_simulation(network, restored, x, timesteps=6)

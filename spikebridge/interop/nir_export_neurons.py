@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from torch import nn
 
 from ..direct.lif import LIFNeuron
@@ -104,8 +105,10 @@ def export_neuron(
         why = []
         if mod.reset == "subtract":
             why.append("resets by subtracting v_threshold, not to v_reset = 0")
-        if mod.initial_potential:
-            why.append(f"starts at v = {mod.initial_potential:g} * v_threshold, not 0")
+        u0 = torch.as_tensor(mod.initial_potential)
+        if bool(u0.ne(0).any()):
+            start = f"{float(u0):g}" if u0.dim() == 0 else "a per-channel fraction of"
+            why.append(f"starts at v = {start} * v_threshold, not 0")
         if mod.negative_spikes:
             why.append("fires -1 to take back an earlier spike when v < 0 (Wang 2022, Hu 2023)")
         if why:

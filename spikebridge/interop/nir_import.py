@@ -248,13 +248,21 @@ def _module_for(nir, name: str, node: Any, use_metadata: bool, dt: float):
     )
 
 
+def _initial_potential(facts: dict[str, Any]) -> float | torch.Tensor:
+    """u[0] / theta as written: one float, or one value per channel ([C], e.g. by calibrated)."""
+    value = np.asarray(facts.get("initial_potential", 0.0))
+    if value.ndim == 0:
+        return float(value)
+    return torch.as_tensor(value, dtype=torch.float32)
+
+
 def _neuron(nir, name: str, node: Any, facts: dict[str, Any], dt: float) -> nn.Module:
     kind = facts.get("neuron")
     if kind == "IFNeuron":
         return IFNeuron(
             _threshold(node, facts.get("threshold_kind", "channel"), name),
             str(facts.get("reset", "zero")),
-            float(facts.get("initial_potential", 0.0)),
+            _initial_potential(facts),
             bool(facts.get("negative_spikes", False)),
         )
     if kind == "SignedIFNeuron":
