@@ -42,7 +42,7 @@ from convert_vs_spikingjelly import (  # noqa: E402
 
 from spikebridge.compare.energy import energy_pj  # noqa: E402
 from spikebridge.convert import prepare  # noqa: E402
-from spikebridge.convert.low_latency import LowLatencySettings, calibrate_low_latency  # noqa: E402
+from spikebridge.convert.calibration import LowLatencySettings, calibrate_low_latency  # noqa: E402
 from spikebridge.convert.quantised_twin import count_agreement, settled_samples  # noqa: E402
 from spikebridge.data import calibration_loader, load_dataset  # noqa: E402
 from spikebridge.evaluation import evaluate  # noqa: E402

@@ -303,6 +303,35 @@ def test_initial_potential_half_threshold_rounds_the_rate():
     assert first.item() == 2.0
 
 
+def test_per_channel_initial_potential_shifts_each_channels_count():
+    """u[0] = phi_c * theta per channel: a signed neuron counts floor(T x / theta + phi_c)."""
+    phi = torch.tensor([0.0, 0.25, 0.5, 0.9])
+    theta = torch.tensor([1.0, 0.5, 2.0, 1.0])
+    x = torch.rand(5, 4, 3, 3) * 0.9  # within one threshold per step: the identity is exact
+    steps = 4
+    neuron = IFNeuron(theta, initial_potential=phi, negative_spikes=True)
+    counts = run_neuron(neuron, x, steps).sum(0) / theta.view(4, 1, 1)
+    expected = torch.floor(steps * x / theta.view(4, 1, 1) + phi.view(4, 1, 1)).clamp(0, steps)
+    torch.testing.assert_close(counts, expected)
+    # a scalar and a [C] potential of the same value give the same spikes
+    same = IFNeuron(theta, initial_potential=torch.full((4,), 0.5), negative_spikes=True)
+    scalar = IFNeuron(theta, initial_potential=0.5, negative_spikes=True)
+    assert torch.equal(run_neuron(same, x, steps), run_neuron(scalar, x, steps))
+    # a buffer: saved in the state dict; replaced by set_initial_potential
+    assert torch.equal(neuron.state_dict()["initial_potential"], phi)
+    neuron.set_initial_potential(0.5)
+    assert neuron.initial_potential == 0.5 and "initial_potential" not in neuron.state_dict()
+
+
+def test_bad_initial_potential_is_refused():
+    with pytest.raises(ValueError, match="3 per-channel initial potentials for 4"):
+        IFNeuron(torch.ones(4), initial_potential=torch.zeros(3))
+    with pytest.raises(ValueError, match="initial_potential must be a finite"):
+        IFNeuron(1.0, initial_potential=torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="initial_potential must be finite"):
+        IFNeuron(1.0, initial_potential=float("nan"))
+
+
 def test_per_channel_threshold_sets_each_channels_amplitude():
     theta = torch.tensor([0.5, 1.0, 2.0])
     x = torch.full((4, 3, 2, 2), 0.7)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from spikebridge.convert import Converter, MethodNotApplicable, prepare
-from spikebridge.convert.low_latency import (
+from spikebridge.convert.calibration import (
     LowLatencySettings,
     ReconstructionDiverged,
     calibrate_low_latency,
@@ -89,11 +89,11 @@ def test_reconstruction_lowers_the_error_and_trains_weights_on_request(prepared_
     weights = LowLatencySettings(
         iterations=20, learning_rate=1e-2, batch_size=64, reconstruct_weights=True, block=2
     )
-    with_weights = calibrate_low_latency(prepared_cnn, digits_images, 1, weights)
+    with_weights = calibrate_low_latency(prepared_cnn, digits_images, 2, weights)
     moved = [
         n
         for n, p in with_weights.prepared.named_parameters()
-        if n.endswith("weight") and not torch.equal(p, tuned.prepared.get_parameter(n))
+        if n.endswith("weight") and not torch.equal(p, prepared_cnn.get_parameter(n))
     ]
     assert moved
     assert len({r.reconstruction_error for r in with_weights.layers}) <= 2  # units of 2 layers
@@ -149,18 +149,18 @@ def test_partial_passes_equal_full_passes(arch, digits_images):
     with residual joins, concatenations and functional relu."""
     from test_quantised_twin import MixedNet
 
-    from spikebridge.convert.low_latency import _capture, _Graph, _Partial
+    from spikebridge.convert.calibration.graph import CalibrationGraph, PartialGraph, capture
 
     torch.manual_seed(0)
     model = MixedNet() if arch == "mixed" else build_model(arch, 10, 1, 8, width=0.25)
     gm = prepare(model.eval())
-    graph = _Graph(gm, list(activation_layers(gm)))
+    graph = CalibrationGraph(gm, list(activation_layers(gm)))
     x = digits_images[:40]
     for name in graph.names:
         consumers = graph.consumers(name)
-        part = _Partial(gm, name, consumers)
+        part = PartialGraph(gm, name, consumers)
         partial = part.suffix(part.prefix(x, 16))
-        full = _capture(gm, x, consumers, 16)
+        full = capture(gm, x, consumers, 16)
         for c in consumers:
             torch.testing.assert_close(partial[c], full[c])
 
@@ -239,3 +239,88 @@ def test_all_and_compare_include_calibrated(tmp_path):
     assert sorted(rows["timesteps"]) == [1, 2, 4]  # energy of each network at its own T
     accuracy = result.accuracy
     assert sorted(accuracy[accuracy["method"] == "calibrated"]["timesteps"]) == [1, 2, 4]
+
+
+def _simulated_inputs(network, x, steps):
+    """Neuron layer -> its mean input per step [N, C, ...], and the readout [N, K]."""
+    from spikebridge.convert.calibration.graph import OUTPUT
+    from spikebridge.convert.calibration.snn_correction import mean_inputs
+
+    names = [*network.neurons(), OUTPUT]
+    return {n: mean_inputs(network, x, steps, n, 64) for n in names}
+
+
+def test_snn_correction_matches_the_simulated_means_of_a_residual_net(digits_images):
+    """After the SNN correction every neuron layer of the *simulated* network (and its readout)
+    receives, per channel, the float ANN's mean input on the calibration images (Li et al.
+    2021): the burst error's mean is gone, and the readout's error against the ANN falls."""
+    from test_quantised_twin import _model
+
+    from spikebridge.convert.calibration.graph import OUTPUT, capture
+    from spikebridge.convert.calibration.stats import channel_mean
+
+    prepared = prepare(_model("resnet20"))
+    x = digits_images[:128]
+    settings = dict(samples=128, snn_samples=128, batch_size=64)
+    plain = calibrate_low_latency(
+        prepared, x, 2, LowLatencySettings(snn_correction=False, **settings)
+    )
+    fixed = calibrate_low_latency(prepared, x, 2, LowLatencySettings(**settings))
+    reference = capture(prepared, x, [*activation_layers(prepared), OUTPUT], 64)
+    before = _simulated_inputs(plain.build(), x, 2)
+    after = _simulated_inputs(fixed.build(), x, 2)
+    worst_before = worst_after = 0.0
+    for name, target in reference.items():
+        scale = float(target.std())
+        gap_before = (channel_mean(before[name] - target).abs().max() / scale).item()
+        gap_after = (channel_mean(after[name] - target).abs().max() / scale).item()
+        worst_before, worst_after = max(worst_before, gap_before), max(worst_after, gap_after)
+        assert gap_after < 1e-4, (name, gap_after)
+    assert worst_before > 1e-2  # there was a mean error to remove
+    logits = reference[OUTPUT]
+    error_before = (before[OUTPUT] - logits).pow(2).mean()
+    error_after = (after[OUTPUT] - logits).pow(2).mean()
+    assert error_after < error_before
+    assert all(r.snn_corrected for r in fixed.layers)
+    assert not any(r.snn_corrected for r in plain.layers)
+
+
+def test_per_channel_potentials_reach_the_network_built_by_the_converter(
+    trained_digits_cnn, digits_loaders
+):
+    """With a potential grid the search picks u[0] per channel; the network built for T (by the
+    calibration and by Converter.build) starts there, and equals its twin at T = 1."""
+    converter = Converter(
+        trained_digits_cnn,
+        digits_loaders[0],
+        maxpool="avg",
+        low_latency=LowLatencySettings(samples=256, potentials=(0.3, 0.5, 0.7)),
+    )
+    network = converter.build("calibrated", timesteps=1)
+    result = converter.low_latency_[1]
+    varied = [n for n, phi in result.initial_potentials.items() if phi.unique().numel() > 1]
+    assert varied
+    for name in varied:
+        torch.testing.assert_close(
+            network.module.get_submodule(name).initial_potential, result.initial_potentials[name]
+        )
+    x, _ = next(iter(digits_loaders[1]))
+    with torch.no_grad():
+        torch.testing.assert_close(network.simulate(x, 1).readout[-1], result.twin()(x))
+    # an explicit initial potential is the caller's choice: it replaces the calibrated ones
+    forced = converter.build("calibrated", timesteps=1, initial_potential=0.5)
+    assert all(m.initial_potential == 0.5 for m in forced.neurons().values())
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("potentials", (), "potentials"),
+        ("potentials", (0.5, 1.0), r"in \[0, 1\)"),
+        ("search_values", 0, "search_values must be positive"),
+        ("snn_samples", 0, "snn_samples must be a positive integer"),
+    ],
+)
+def test_bad_settings_are_refused(prepared_cnn, digits_images, option, value, message):
+    with pytest.raises(ValueError, match=message):
+        calibrate_low_latency(prepared_cnn, digits_images, 2, LowLatencySettings(**{option: value}))

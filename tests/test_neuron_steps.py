@@ -16,6 +16,8 @@ from spikebridge.engine.neurons import IFNeuron
 def reference_if(x_seq, th, reset, u0, signed):
     """The definition (IFNeuron's docstring): x_seq [T, B, C, ...] -> spikes, v, count."""
     th = th.reshape(-1, *([1] * (x_seq.dim() - 3))) if th.dim() else th
+    if isinstance(u0, torch.Tensor):  # one initial potential per channel
+        u0 = u0.reshape(-1, *([1] * (x_seq.dim() - 3)))
     v = torch.zeros_like(x_seq[0]) + th * u0
     count = torch.zeros_like(v)
     spikes = []
@@ -40,7 +42,10 @@ CASES = [
     ("subtract", 0.0, False),
     ("zero", 0.0, False),
     ("zero", 0.5, False),
+    ("subtract", "per-channel", True),
+    ("subtract", "per-channel", False),
 ]
+PER_CHANNEL_U0 = torch.tensor([0.5, 0.25, 0.9, 0.0])
 
 
 @pytest.mark.parametrize("reset,u0,signed", CASES)
@@ -52,6 +57,7 @@ def test_if_neuron_steps_equal_the_definition_exactly(reset, u0, signed, per_cha
     # inputs on a grid of quarters, so thresholds are hit exactly and no rounding hides a bug
     x_seq = torch.randint(-6, 7, (steps, batch, channels, 5), generator=gen).float() / 4
     th = torch.tensor([0.5, 1.0, 0.75, 1.25]) if per_channel else torch.tensor(1.0)
+    u0 = PER_CHANNEL_U0 if u0 == "per-channel" else u0
     neuron = IFNeuron(th, reset, u0, signed)
     outs, start = [], 0
     for n in chunks:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikebridge.convert import ConversionError, MethodNotApplicable, build_spiking_module, prepare
+from spikebridge.convert.calibration.result import set_initial_potentials
 from spikebridge.convert.quantised_twin import (
     TwinQuantiser,
     count_agreement,
@@ -60,7 +61,9 @@ def _model(arch: str) -> nn.Module:
     return model.eval()
 
 
-def _one_spike_thresholds(prepared, x: torch.Tensor, steps: int) -> dict[str, torch.Tensor]:
+def _one_spike_thresholds(
+    prepared, x: torch.Tensor, steps: int, potentials: dict | None = None
+) -> dict[str, torch.Tensor]:
     """Per-channel theta = largest per-step input the layer gets in a ``steps``-step run."""
     module = build_spiking_module(
         prepared,
@@ -71,6 +74,7 @@ def _one_spike_thresholds(prepared, x: torch.Tensor, steps: int) -> dict[str, to
         "calibrated",
         True,
     )
+    set_initial_potentials(module, potentials or {})
     network = SpikingNetwork(module, chunk_size=steps)
 
     def fit(neuron, args):
@@ -120,6 +124,50 @@ def test_signed_network_sums_to_t_times_twin_logits(arch, digits_batch):
         assert not torch.allclose(logits, prepared(x), atol=1e-3)
         spread.append(float(logits.detach().std(0).max()))
     assert max(spread) > 1e-3, spread
+
+
+@pytest.mark.parametrize("arch", ["resnet20", "mixed"])
+def test_per_channel_initial_potentials_keep_the_network_equal_to_its_twin(arch, digits_batch):
+    """With u[0] = phi_c * theta_c per channel the twin's quantiser is
+    theta/T * clamp(floor(T a / theta + phi_c), 0, T), and the network still sums to T x its
+    logits wherever one spike per step suffices; at T = 1 on every image, whatever theta."""
+    x = digits_batch
+    prepared = prepare(_model(arch)).double()
+    generator = torch.Generator().manual_seed(1)
+    probe = _one_spike_thresholds(prepared, x, 1)  # for the number of channels of each layer
+    potentials = {n: torch.rand(t.numel(), generator=generator) for n, t in probe.items()}
+    thresholds = _one_spike_thresholds(prepared, x, max(STEPS), potentials)
+    module = build_spiking_module(prepared, thresholds, "subtract", 0.5, "avg", "calibrated", True)
+    set_initial_potentials(module, potentials)
+    network = SpikingNetwork(module.double())
+    for steps in STEPS:
+        twin = quantised_twin(prepared, thresholds, steps, True, potentials)
+        summed = network.simulate(x, steps).readout[-1] * steps
+        assert settled_samples(network, steps).all(), f"{arch} T={steps}: a neuron owes a spike"
+        torch.testing.assert_close(summed, steps * twin(x), rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(twin_of(prepared, network, steps)(x), twin(x))
+    # T = 1: every neuron settles whatever the thresholds (here: a tenth of the one-spike ones)
+    small = {n: t / 10 for n, t in thresholds.items()}
+    module = build_spiking_module(prepared, small, "subtract", 0.5, "avg", "calibrated", True)
+    set_initial_potentials(module, potentials)
+    network = SpikingNetwork(module.double())
+    summed = network.simulate(x, 1).readout[-1]
+    assert settled_samples(network, 1).all()
+    torch.testing.assert_close(summed, quantised_twin(prepared, small, 1, True, potentials)(x))
+
+
+def test_quantiser_with_initial_potential_moves_the_steps():
+    """phi = u[0] / theta per channel: q = theta/T * clamp(floor(T a / theta + phi), 0, T)."""
+    q = TwinQuantiser(nn.ReLU(), torch.tensor([1.0, 1.0]), 1, True, torch.tensor([0.5, 0.8]))
+    x = torch.tensor([[0.45, 0.45], [0.55, 0.15], [0.3, 0.25]])
+    torch.testing.assert_close(q(x), torch.tensor([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]]))
+    q.set_initial_potential(0.0)  # plain floor: the IF neuron started at rest
+    torch.testing.assert_close(q(torch.tensor([[0.99, 1.0]])), torch.tensor([[0.0, 1.0]]))
+    phi = torch.tensor([0.2, 0.7], requires_grad=False)
+    q.set_initial_potential(phi)
+    q.initial_potential.requires_grad_(True)
+    q(torch.tensor([[0.5, 0.2]])).sum().backward()  # straight through to phi, as to theta
+    assert (q.initial_potential.grad != 0).all()
 
 
 def test_twin_counts_match_and_unsettled_samples_are_found(trained_digits_cnn, digits_loaders):

@@ -8,15 +8,15 @@ conversion loop is :mod:`.loop`.
 from ..engine.graph import ConversionError, MethodNotApplicable, trace
 from ..engine.substitution import neuron_for
 from .build import build_spiking_module, threshold_summary
-from .check import BLOCKS, COSTS, ConstraintReport, Violation, check
-from .converter import Converter, applicable_methods, convert_model
-from .loop import ConversionResult, ConvertedNetwork, converted_networks, run_conversion
-from .low_latency import (
+from .calibration import (
     LowLatencyCalibration,
     LowLatencySettings,
     ReconstructionDiverged,
     calibrate_low_latency,
 )
+from .check import BLOCKS, COSTS, ConstraintReport, Violation, check
+from .converter import Converter, applicable_methods, convert_model
+from .loop import ConversionResult, ConvertedNetwork, converted_networks, run_conversion
 from .methods import METHODS, PERCENTILE_METHODS, ThresholdMethod, get_method, method_list
 from .prepare import prepare
 from .quantised_twin import count_agreement, quantised_twin, settled_samples, twin_of

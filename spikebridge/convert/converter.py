@@ -16,7 +16,8 @@ from ..engine.network import SpikingNetwork
 from ..normalization import calibrate
 from ..normalization.calibrate import CalibrationStatistics, activation_layers
 from .build import build_spiking_module
-from .low_latency import LowLatencySettings
+from .calibration import LowLatencySettings
+from .calibration.result import set_initial_potentials
 from .methods import get_method, method_names
 from .prepare import prepare
 
@@ -56,7 +57,7 @@ class Converter:
             layer, so it uses fewer than the statistics pass); ``None`` for all of them.
         input_bound: largest input value, for the model-based method (1 for images in [0, 1]).
         low_latency: options of method ``calibrated``
-            (:class:`~spikebridge.convert.low_latency.LowLatencySettings`).
+            (:class:`~spikebridge.convert.calibration.LowLatencySettings`).
     """
 
     def __init__(
@@ -141,11 +142,13 @@ class Converter:
         ``timesteps`` steps).
 
         ``initial_potential`` (u[0] / theta) and ``negative_spikes`` default to the method's own
+        (and, for a method with per-layer ``potentials`` such as calibrated, to those)
         (:class:`~spikebridge.convert.methods.ThresholdMethod`): 0.5 and signed IF neurons for
         qcfs, where they remove the unevenness error that keeps plain IF neurons far from the
         ANN at T = L (docs/normalization.md; Wang 2022, Hu 2023), else 0 and the papers' IF neuron.
         """
         entry = get_method(method)
+        own_potentials = initial_potential is None and entry.potentials is not None
         if initial_potential is None:
             initial_potential = entry.initial_potential
         if negative_spikes is None:
@@ -160,6 +163,8 @@ class Converter:
             method,
             negative_spikes,
         )
+        if own_potentials:
+            set_initial_potentials(module, entry.potentials(self, timesteps))
         return SpikingNetwork(module, make_encoder(encoding, self.seed), chunk_size).to(self.device)
 
 

@@ -22,8 +22,8 @@ from ..engine.network import SpikingNetwork
 from ..evaluation import evaluate
 from ..settings import ConversionSettings, SimulationSettings, parse_targets
 from ..validation import check_positive_int
+from .calibration import low_latency_settings
 from .converter import Converter
-from .low_latency import low_latency_settings
 from .methods import get_method, method_list
 from .tuning import PercentileChoice, resolve_percentile
 

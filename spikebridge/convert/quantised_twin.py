@@ -36,11 +36,21 @@ METHOD = "calibrated"
 
 def round_half_up_ste(x: Tensor) -> Tensor:
     """floor(x + 1/2) forward, identity backward (straight-through estimator, Bengio 2013)."""
-    return x + (torch.floor(x + 0.5) - x).detach()
+    return floor_ste(x + 0.5)
+
+
+def floor_ste(x: Tensor) -> Tensor:
+    """floor(x) forward, identity backward (straight-through estimator, Bengio 2013)."""
+    return x + (torch.floor(x) - x).detach()
 
 
 class TwinQuantiser(nn.Module):
-    """q_T(a) = theta/T * clamp(floor(T*a/theta + 1/2), 0, T), or the wrapped activation.
+    """q_T(a) = theta/T * clamp(floor(T*a/theta + phi), 0, T), or the wrapped activation.
+
+    phi = u[0] / theta is the neurons' initial potential as a fraction of the threshold (1/2:
+    rounding to nearest, the default; per channel: the potential calibration of Li et al. 2021,
+    which moves each step of the staircase). A signed IF neuron starting at u[0] counts
+    clamp(floor((S + u[0]) / theta), 0, T) for a summed input S, so the twin stays exact.
 
     Args:
         activation: the ANN's activation module this quantiser stands in for (used as is while
@@ -49,6 +59,7 @@ class TwinQuantiser(nn.Module):
             reconstruction trains it).
         timesteps: T, the number of levels above zero.
         quantise: apply q_T (True) or the float activation (False).
+        initial_potential: phi = u[0] / theta, 0-d or [C] (a frozen parameter like theta).
 
     Input and output: [B, C, ...] (or [B, F]). Gradients pass the rounding straight through
     (STE) and reach theta as in LSQ (Esser et al. 2020).
@@ -60,6 +71,7 @@ class TwinQuantiser(nn.Module):
         threshold: float | Tensor,
         timesteps: int,
         quantise: bool = True,
+        initial_potential: float | Tensor = 0.5,
     ) -> None:
         super().__init__()
         check_timesteps(timesteps)
@@ -73,6 +85,21 @@ class TwinQuantiser(nn.Module):
         self.timesteps = int(timesteps)
         self.quantise = quantise
         self.threshold = nn.Parameter(theta, requires_grad=False)
+        phi = torch.as_tensor(initial_potential, dtype=torch.float32).detach().clone()
+        if phi.dim() > 1 or not torch.isfinite(phi).all():
+            raise ValueError(
+                f"TwinQuantiser: initial_potential must be a finite scalar or [C] tensor, got {phi}"
+            )
+        self.initial_potential = nn.Parameter(phi, requires_grad=False)
+
+    def set_initial_potential(self, phi: float | Tensor) -> None:
+        """Replace phi = u[0] / theta (a scalar or [C]; the stored shape grows to [C] if needed)."""
+        value = torch.as_tensor(phi, dtype=torch.float32).to(self.initial_potential.device)
+        with torch.no_grad():
+            if value.shape == self.initial_potential.shape:
+                self.initial_potential.copy_(value)
+            else:
+                self.initial_potential = nn.Parameter(value.clone(), requires_grad=False)
 
     def set_threshold(self, threshold: Tensor) -> None:
         """Replace theta (same shape, or a scalar broadcast to the stored shape)."""
@@ -81,9 +108,11 @@ class TwinQuantiser(nn.Module):
             self.threshold.copy_(value.expand_as(self.threshold))
 
     def levels(self, x: Tensor) -> Tensor:
-        """The net spike count clamp(floor(T*x/theta + 1/2), 0, T) per element of x ([B, C, ...])."""
+        """The net spike count clamp(floor(T*x/theta + phi), 0, T) per element of x ([B, C, ...])."""
         theta = channel_view(self.threshold.to(x.dtype), x)
-        return round_half_up_ste(x * (self.timesteps / theta)).clamp(0, self.timesteps)
+        phi = channel_view(self.initial_potential.to(x.dtype), x)
+        # clamped before the floor: the gradient passes wherever 0 < T x / theta + phi < T (LSQ)
+        return floor_ste((x * (self.timesteps / theta) + phi).clamp(0, self.timesteps))
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.quantise:
@@ -94,7 +123,12 @@ class TwinQuantiser(nn.Module):
     def extra_repr(self) -> str:
         th = self.threshold
         shown = f"{th.item():.4g}" if th.dim() == 0 else f"[{th.numel()} channels]"
-        return f"threshold={shown}, timesteps={self.timesteps}, quantise={self.quantise}"
+        phi = self.initial_potential
+        start = f"{phi.item():.4g}" if phi.dim() == 0 else f"[{phi.numel()} channels]"
+        return (
+            f"threshold={shown}, initial_potential={start}, timesteps={self.timesteps}, "
+            f"quantise={self.quantise}"
+        )
 
 
 def check_timesteps(timesteps: int) -> None:
@@ -148,6 +182,7 @@ def quantised_twin(
     thresholds: dict[str, Tensor],
     timesteps: int,
     quantise: bool = True,
+    initial_potentials: float | dict[str, Tensor] = 0.5,
 ) -> fx.GraphModule:
     """A copy of the prepared ANN with every activation replaced by a :class:`TwinQuantiser`.
 
@@ -157,6 +192,8 @@ def quantised_twin(
             :func:`~spikebridge.convert.threshold_summary` of a built network.
         timesteps: T.
         quantise: start with every quantiser on (or off: the float ANN, for layer-wise search).
+        initial_potentials: phi = u[0] / theta of every layer, or activation name -> phi
+            (0-d or [C]); the network's neurons start at phi * theta.
 
     Returns a GraphModule mapping [B, ...] inputs to [B, K] logits equal to 1/T times the summed
     readout of the signed-IF network with these thresholds, wherever its neurons end settled.
@@ -168,7 +205,12 @@ def quantised_twin(
         if name not in thresholds:
             raise MethodNotApplicable(f"{name}: no threshold given for this activation layer")
         theta = snn_threshold(name, act, thresholds[name])
-        set_submodule(twin, name, TwinQuantiser(act, theta, timesteps, quantise))
+        phi = (
+            initial_potentials.get(name, 0.5)
+            if isinstance(initial_potentials, dict)
+            else initial_potentials
+        )
+        set_submodule(twin, name, TwinQuantiser(act, theta, timesteps, quantise, phi))
     twin.recompile()
     return twin.eval()
 
@@ -180,10 +222,10 @@ def twin_of(prepared: fx.GraphModule, network: nn.Module, timesteps: int) -> fx.
     :class:`~spikebridge.engine.network.SpikingNetwork` or its module.
     """
     module = getattr(network, "module", network)
-    thresholds = {
-        name: m.threshold for name, m in module.named_modules() if isinstance(m, IFNeuron)
-    }
-    return quantised_twin(prepared, thresholds, timesteps)
+    neurons = {name: m for name, m in module.named_modules() if isinstance(m, IFNeuron)}
+    thresholds = {name: m.threshold for name, m in neurons.items()}
+    potentials = {name: torch.as_tensor(m.initial_potential) for name, m in neurons.items()}
+    return quantised_twin(prepared, thresholds, timesteps, True, potentials)
 
 
 def quantisers(twin: nn.Module) -> dict[str, TwinQuantiser]:

@@ -113,11 +113,13 @@ def empty_steps(x_seq: Tensor) -> Tensor:
 
 
 def _potential(neuron: SpikingNeuron, x_seq: Tensor, th: Tensor) -> Tensor:
-    """The neuron's membrane potential [B, ...], created at ``initial_potential * theta``."""
+    """The neuron's membrane potential [B, ...], created at ``initial_potential * theta``
+    (``initial_potential`` a float or one value per channel, [C])."""
     if neuron.v is None:
         neuron.v = torch.zeros_like(x_seq[0])
-        if neuron.initial_potential:
-            neuron.v += th * neuron.initial_potential
+        offset = _initial_offset(neuron, th, x_seq[0])
+        if offset is not None:
+            neuron.v += offset
     elif neuron.v.shape != x_seq.shape[1:]:
         raise ValueError(
             f"{type(neuron).__name__}: the stored potential has shape {tuple(neuron.v.shape)} "
@@ -136,6 +138,21 @@ def _initial_offset(neuron: SpikingNeuron, th: Tensor, like: Tensor) -> Tensor |
     return th * u0 if u0 else None
 
 
+def _as_initial_potential(value: float | Tensor, name: str) -> float | Tensor:
+    """u[0] / theta: a float, or a 1-d tensor of one value per channel (kept as a tensor)."""
+    if isinstance(value, Tensor) and value.dim() > 0:
+        if value.dim() > 1 or not torch.isfinite(value).all():
+            raise ValueError(
+                f"{name}: initial_potential must be a finite float or a 1-d per-channel tensor "
+                f"(u[0] / theta), got shape {tuple(value.shape)}"
+            )
+        return value.detach().float().clone()
+    value = float(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{name}: initial_potential must be finite, got {value}")
+    return value
+
+
 def _as_threshold(threshold: float | Tensor, name: str) -> Tensor:
     value = torch.as_tensor(threshold, dtype=torch.float32).detach().clone()
     if value.dim() > 1:
@@ -150,7 +167,9 @@ class IFNeuron(SpikingNeuron):
 
     u[t] = u[t-1] + z[t]; a spike of amplitude theta when u[t] >= theta, after which u is reset
     to zero or reduced by theta (reset by subtraction, Rueckauer 2017). ``initial_potential`` is
-    the starting potential as a fraction of theta (0.5 gives u[0] = theta/2, Bu et al. 2022).
+    the starting potential as a fraction of theta (0.5 gives u[0] = theta/2, Bu et al. 2022),
+    one value for the layer or one per channel ([C], channel dimension 1: the per-channel
+    potential calibration of Li et al. 2021, which method ``calibrated`` searches).
 
     With ``negative_spikes=True`` (reset by subtraction only) the neuron also emits a spike of
     amplitude -theta when u[t] < 0 while it has emitted more positive than negative spikes so far
@@ -163,7 +182,7 @@ class IFNeuron(SpikingNeuron):
     Args:
         threshold: theta, a scalar or one value per channel (channel dimension 1).
         reset: ``"subtract"`` or ``"zero"``.
-        initial_potential: u[0] / theta.
+        initial_potential: u[0] / theta, a float or a [C] tensor.
         negative_spikes: emit -theta to take back earlier spikes (see above).
     """
 
@@ -175,7 +194,7 @@ class IFNeuron(SpikingNeuron):
         self,
         threshold: float | Tensor = 1.0,
         reset: Reset = "subtract",
-        initial_potential: float = 0.0,
+        initial_potential: float | Tensor = 0.0,
         negative_spikes: bool = False,
     ) -> None:
         super().__init__()
@@ -187,19 +206,35 @@ class IFNeuron(SpikingNeuron):
                 "the theta a positive one took); got reset='zero'"
             )
         self.reset = reset
-        self.initial_potential = float(initial_potential)
         self.negative_spikes = bool(negative_spikes)
         self.count: Tensor | None = None  # net spikes so far, for negative_spikes
         self.register_buffer("threshold", _as_threshold(threshold, "IFNeuron"))
+        self.set_initial_potential(initial_potential)
+
+    def set_initial_potential(self, initial_potential: float | Tensor) -> None:
+        """u[0] / theta: a float, or a [C] tensor of one value per channel (a buffer, so it
+        moves with the module); takes effect at the next reset of the state."""
+        u0 = _as_initial_potential(initial_potential, "IFNeuron")
+        if isinstance(u0, Tensor):
+            if self.threshold.dim() == 1 and self.threshold.numel() != u0.numel():
+                raise ValueError(
+                    f"IFNeuron: {u0.numel()} per-channel initial potentials for "
+                    f"{self.threshold.numel()} per-channel thresholds; give one per channel"
+                )
+            u0 = u0.to(self.threshold.device)
+        self._buffers.pop("initial_potential", None)
+        self.__dict__.pop("initial_potential", None)
+        if isinstance(u0, Tensor):
+            self.register_buffer("initial_potential", u0)
+        else:
+            self.initial_potential = u0
 
     def extra_repr(self) -> str:
-        th = self.threshold
+        th, u0 = self.threshold, self.initial_potential
         shown = f"{th.item():.4g}" if th.dim() == 0 else f"[{th.numel()} channels]"
+        start = f"[{u0.numel()} channels]" if isinstance(u0, Tensor) else f"{u0}"
         signed = ", negative_spikes=True" if self.negative_spikes else ""
-        return (
-            f"threshold={shown}, reset={self.reset}, "
-            f"initial_potential={self.initial_potential}{signed}"
-        )
+        return f"threshold={shown}, reset={self.reset}, initial_potential={start}{signed}"
 
     def reset_state(self) -> None:
         super().reset_state()

@@ -6,7 +6,7 @@ import warnings
 from collections.abc import Iterator
 
 from ...convert import ConversionError, Converter, converted_networks, method_list
-from ...convert.low_latency import low_latency_settings
+from ...convert.calibration import low_latency_settings
 from ...convert.tuning import held_out_loader, resolve_percentile
 from ...data import calibration_loader
 from ..context import ComparisonContext

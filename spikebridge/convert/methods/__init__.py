@@ -60,6 +60,9 @@ class ThresholdMethod:
         model: ``model(converter, timesteps) -> GraphModule``: the prepared ANN its networks
             are built from, for a method that also changes biases or weights (None: the
             converter's ``prepared_``).
+        potentials: ``potentials(converter, timesteps) -> {layer: u[0] / theta}`` (0-d or [C]):
+            per-layer initial potentials that replace ``initial_potential`` for the named
+            layers, unless the caller gives an initial potential explicitly (None: none).
         order: position in :data:`METHODS` (the papers' chronology for the built-in ones).
     """
 
@@ -78,6 +81,7 @@ class ThresholdMethod:
     negative_spikes: bool = False
     order: int = 100
     model: Callable[[Converter, int | None], fx.GraphModule] | None = None
+    potentials: Callable[[Converter, int | None], dict[str, Tensor]] | None = None
 
     @property
     def label(self) -> str:

@@ -9,7 +9,7 @@ docs/normalization.md.
 
 from __future__ import annotations
 
-from ..low_latency import LowLatencyCalibration, calibrate_low_latency
+from ..calibration import LowLatencyCalibration, calibrate_low_latency
 from ..quantised_twin import linear_layers_only
 from . import ThresholdMethod, register
 
@@ -35,14 +35,19 @@ def _model(converter, timesteps):
     return calibration_for(converter, timesteps).prepared
 
 
+def _potentials(converter, timesteps):
+    return calibration_for(converter, timesteps).initial_potentials
+
+
 register(
     ThresholdMethod(
         name="calibrated",
         paper="Li 2021",
         help="one network per target T: thresholds and biases calibrated on the T-level "
-        "quantised twin from unlabelled images; signed IF neurons, u0 = theta/2",
+        "quantised twin from unlabelled images; signed IF neurons, u0 calibrated per channel",
         build=_thresholds,
         model=_model,
+        potentials=_potentials,
         per_timesteps=True,
         calibrates=False,
         initial_potential=0.5,

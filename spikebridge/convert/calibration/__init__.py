@@ -1,0 +1,53 @@
+"""Method ``calibrated``: thresholds (and biases) for a target T from unlabelled images.
+
+A signed-IF network with u0 = theta/2 computes its quantised twin, the ANN whose activations are
+the T-level quantiser q_T (:mod:`spikebridge.convert.quantised_twin`). Low-latency conversion
+without retraining is therefore post-training quantisation of the ANN's activations to T levels,
+and this module does it with the tools of that field, on the twin (one ANN pass per candidate,
+never a T-step simulation), from calibration images alone (no labels, no end-to-end training):
+
+1. **Thresholds, layer by layer** (in execution order, the layers before already quantised and
+   corrected). Per channel c, theta_c = alpha_c * m_c with m_c the channel's largest input and
+   alpha_c the grid value minimising E[(q_T(x_c) - relu(x^f_c))^2] against the float ANN's
+   activation x^f: with uncorrelated channel errors the next layer's error
+   E||W (q(x) - relu(x^f))||^2 is sum_c ||W_c||^2 E[Delta_c^2], so each channel's own error
+   is its share of the next layer's error. One common factor beta is then chosen by the next
+   layer's actual reconstruction error (the inputs of the activations this one feeds, or the
+   logits), one twin pass per candidate.
+2. **Bias correction** (Nagel et al. 2019; Li et al. 2021, "A free lunch from ANN: towards
+   efficient, accurate spiking neural networks calibration"): the mean shift, per channel, of
+   each next layer's input against the float ANN is subtracted from the bias of the conv/linear
+   layer that produces it (when one layer produces it through channel-preserving ops: pooling,
+   residual addition; not through a concatenation or a flatten).
+3. **Reconstruction** (optional; AdaRound, Nagel 2020; BRECQ, Li 2021; Li et al. 2021's
+   advanced pipeline): a unit of ``block`` consecutive activation layers at a time, Adam on the
+   unit's thresholds and the biases (``reconstruct_weights``: and the weights) of the layers
+   after it, to minimise the reconstruction error of the unit's outputs on calibration batches,
+   the rounding passed straight through (STE). A unit whose error does not fall is rolled back;
+   a loss that becomes NaN stops everything, naming the layers.
+
+Shapes: calibration images [N, C, H, W] (or any [N, ...] the ANN takes); thresholds 0-d or [C].
+"""
+
+from .graph import calibration_images
+from .pipeline import calibrate_low_latency
+from .result import LayerCalibration, LowLatencyCalibration
+from .settings import (
+    ALPHAS,
+    BETAS,
+    LowLatencySettings,
+    ReconstructionDiverged,
+    low_latency_settings,
+)
+
+__all__ = [
+    "ALPHAS",
+    "BETAS",
+    "LayerCalibration",
+    "LowLatencyCalibration",
+    "LowLatencySettings",
+    "ReconstructionDiverged",
+    "calibrate_low_latency",
+    "calibration_images",
+    "low_latency_settings",
+]

@@ -1,0 +1,94 @@
+"""What calibration returns: per-layer reports and the calibrated network for one target T."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, fx, nn
+
+from ...engine.encoding import AnalogEncoder
+from ...engine.network import SpikingNetwork
+from ...engine.neurons import IFNeuron
+from ..build import build_spiking_module
+from ..quantised_twin import METHOD
+
+
+@dataclass
+class LayerCalibration:
+    """What calibration chose for one activation layer.
+
+    Attributes:
+        name: the activation layer.
+        beta: the layer-wise factor chosen on the next layer's error.
+        error: relative reconstruction error of the next layer's input (mean over the layers
+            it feeds of MSE / variance of the float ANN's input) after threshold search and bias
+            correction, and after reconstruction when it ran.
+        corrected: the conv/linear layers whose biases were corrected.
+        reconstruction_error: the error after reconstruction (None: it did not run).
+        snn_corrected: what the SNN correction changed for this layer's input (a bias, or
+            ``"<name>.initial_potential"``; None: nothing).
+    """
+
+    name: str
+    beta: float
+    error: float
+    corrected: list[str] = field(default_factory=list)
+    reconstruction_error: float | None = None
+    snn_corrected: str | None = None
+
+
+@dataclass
+class LowLatencyCalibration:
+    """The result of :func:`calibrate_low_latency` for one target T.
+
+    Attributes:
+        timesteps: the target T.
+        prepared: the prepared ANN with corrected biases (and weights): build the network from it.
+        thresholds: activation layer -> theta (0-d or [C]).
+        initial_potentials: activation layer -> phi = u[0] / theta (0-d or [C]); a layer not
+            named starts at theta/2.
+        layers: per-layer report.
+        seconds: wall time of the calibration.
+        cpu_seconds: processor time of the calibration (all threads of this process): the cost
+            on an idle machine, which wall time on a shared one overstates.
+    """
+
+    timesteps: int
+    prepared: fx.GraphModule
+    thresholds: dict[str, Tensor]
+    layers: list[LayerCalibration]
+    seconds: float
+    cpu_seconds: float = 0.0
+    initial_potentials: dict[str, Tensor] = field(default_factory=dict)
+
+    def twin(self) -> fx.GraphModule:
+        """The quantised twin at T (logits = the network's summed readout / T)."""
+        from ..quantised_twin import quantised_twin
+
+        return quantised_twin(
+            self.prepared, self.thresholds, self.timesteps, True, self.initial_potentials
+        )
+
+    def build(self, negative_spikes: bool = True, chunk_size: int | None = None) -> SpikingNetwork:
+        """The spiking network: signed IF neurons (default; equal to the twin wherever no spike
+        is owed at T) or plain IF (``negative_spikes=False``; for hardware without signed
+        spikes, not exact), u0 = phi * theta (:attr:`initial_potentials`, else theta/2), reset
+        by subtraction, analog input."""
+        module = build_spiking_module(
+            self.prepared, self.thresholds, "subtract", 0.5, "avg", METHOD, negative_spikes
+        )
+        set_initial_potentials(module, self.initial_potentials)
+        return SpikingNetwork(module, AnalogEncoder(), chunk_size)
+
+
+def set_initial_potentials(module: nn.Module, potentials: dict[str, Tensor]) -> None:
+    """Give the named IF neurons of a built module their u[0] / theta (0-d or [C]; a [C] tensor
+    of equal values is stored as one float, as a layer-wise potential always was)."""
+    for name, phi in potentials.items():
+        neuron = module.get_submodule(name)
+        if not isinstance(neuron, IFNeuron):
+            raise TypeError(f"{name}: not an IF neuron ({type(neuron).__name__})")
+        phi = torch.as_tensor(phi).detach().float().cpu()
+        uniform = phi.numel() > 0 and bool((phi == phi.reshape(-1)[0]).all())
+        neuron.set_initial_potential(float(phi.reshape(-1)[0]) if uniform else phi)
