@@ -324,3 +324,19 @@ def test_per_channel_potentials_reach_the_network_built_by_the_converter(
 def test_bad_settings_are_refused(prepared_cnn, digits_images, option, value, message):
     with pytest.raises(ValueError, match=message):
         calibrate_low_latency(prepared_cnn, digits_images, 2, LowLatencySettings(**{option: value}))
+
+
+def test_refinement_lowers_the_next_layers_error(prepared_cnn, digits_images):
+    """Refining (theta_c, phi_c) against the next layer's actual error (a gradient and a
+    curvature estimate per channel) only keeps changes that lower it: the first layer, whose
+    input is the same either way, ends with a lower error after bias correction."""
+    settings = dict(snn_correction=False, potentials=(0.3, 0.5, 0.7))
+    plain = calibrate_low_latency(prepared_cnn, digits_images, 1, LowLatencySettings(**settings))
+    refined = calibrate_low_latency(
+        prepared_cnn, digits_images, 1, LowLatencySettings(refine_passes=2, **settings)
+    )
+    first = plain.layers[0].name
+    assert refined.layers[0].error < plain.layers[0].error
+    assert not torch.equal(refined.thresholds[first], plain.thresholds[first])
+    with pytest.raises(ValueError, match="refine_passes must be >= 0"):
+        calibrate_low_latency(prepared_cnn, digits_images, 1, LowLatencySettings(refine_passes=-1))

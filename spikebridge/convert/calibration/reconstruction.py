@@ -21,7 +21,8 @@ def reconstruct(
     x: Tensor,
     settings: LowLatencySettings,
 ) -> float:
-    """Adam on the unit's thresholds and the next layers' biases (and weights); returns the
+    """Adam on the unit's thresholds (and initial potentials) and the next layers' biases (and
+    weights); returns the
     relative error of the unit's outputs after it (rolled back if it did not improve)."""
     exits = sorted({c for n in unit for c in graph.consumers(n) if c not in unit})
     target = reference.get(exits)
@@ -34,7 +35,10 @@ def reconstruct(
     kept = part.prefix(x, settings.batch_size)
     cached = {node: torch.cat([env[node] for env in kept]) for node in part.boundary}
     producers = [p for p in producers if graph.nodes[p] in part.dependent]
-    params: list[dict] = [{"params": [twin.get_submodule(n).threshold for n in unit]}]
+    quantised = [twin.get_submodule(n) for n in unit]
+    params: list[dict] = [{"params": [q.threshold for q in quantised]}]
+    if settings.reconstruct_potentials:
+        params[0]["params"] += [q.initial_potential for q in quantised]
     for p in producers:
         layer = twin.get_submodule(p)
         if layer.bias is not None:

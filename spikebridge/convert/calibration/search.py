@@ -16,9 +16,10 @@ from ...engine.graph import set_submodule
 from ..quantised_twin import TwinQuantiser, snn_threshold
 from .bias import correct_biases
 from .graph import CalibrationGraph, FloatReference, PartialGraph, capture
+from .refine import refine_channels
 from .result import LayerCalibration
 from .settings import LowLatencySettings
-from .stats import relative_error
+from .stats import channel_columns, relative_error
 
 
 def per_channel_allowed(gm: fx.GraphModule, graph: CalibrationGraph, name: str, x: Tensor) -> bool:
@@ -27,13 +28,6 @@ def per_channel_allowed(gm: fx.GraphModule, graph: CalibrationGraph, name: str, 
         return True
     feeding = g.feeding_synaptic_layers(gm, graph.nodes[name])
     return not any(isinstance(gm.get_submodule(layer), nn.Linear) for layer in feeding)
-
-
-def channel_columns(x: Tensor) -> Tensor:
-    """[N, C, ...] -> [C, N*...] (or [N, F] -> [F, N]; a 1-d tensor -> [1, N])."""
-    if x.dim() == 1:
-        return x.reshape(1, -1)
-    return x.transpose(0, 1).reshape(x.shape[1], -1)
 
 
 def channel_search(
@@ -133,6 +127,17 @@ def calibrate_layer(
             best = (error, beta, out)
     error, beta, out = best
     quantiser.set_threshold(snn_threshold(name, act, beta * theta))
+    if settings.refine_passes and quantiser.threshold.dim() == 1:
+
+        def snap(candidates: Tensor) -> Tensor:
+            return snn_threshold(name, act, candidates.flatten()).reshape(candidates.shape)
+
+        refine_channels(
+            quantiser, part, kept, xq, target, centred, settings.potentials,
+            settings.refine_passes, settings.search_values, settings.seed, snap,
+        )  # fmt: skip
+        out = part.suffix(kept)
+        error = relative_error(out, target, centred)
     corrected: list[str] = []
     if settings.bias_correction:
         corrected = correct_biases(twin, graph, out, target)

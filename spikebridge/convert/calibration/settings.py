@@ -30,13 +30,16 @@ class LowLatencySettings:
         search_values: at most this many entries per channel (a fixed random subset) in the
             per-channel search (None: all).
         betas: layer-wise factors tried on the next layer's reconstruction error.
+        refine_passes: passes refining each channel's (theta, phi) against the next layer's
+            actual error after the search (0: none; :mod:`.refine`).
         bias_correction: correct the next layers' biases for the mean shift.
         snn_correction: after the search, correct the biases again layer by layer for the mean
             shift of the *simulated* network's inputs (its burst error; Li et al. 2021).
         snn_samples: calibration images the SNN correction simulates (the first ones).
         iterations: reconstruction steps per unit (0: no reconstruction).
-        reconstruct_weights: let reconstruction change the weights too (else thresholds and
-            biases only).
+        reconstruct_weights: let reconstruction change the weights too (else thresholds,
+            initial potentials and biases only).
+        reconstruct_potentials: let reconstruction change the initial potentials u[0] / theta.
         block: activation layers per reconstruction unit (1: layer-wise).
         learning_rate: Adam's step for thresholds and biases (weights get a tenth of it).
         seed: order of the reconstruction batches.
@@ -52,11 +55,13 @@ class LowLatencySettings:
     potentials: tuple[float, ...] = (0.5,)
     search_values: int | None = 32768
     betas: tuple[float, ...] = BETAS
+    refine_passes: int = 0
     bias_correction: bool = True
     snn_correction: bool = True
     snn_samples: int = 256
     iterations: int = 0
     reconstruct_weights: bool = False
+    reconstruct_potentials: bool = True
     block: int = 1
     learning_rate: float = 1e-3
     seed: int = 0
@@ -68,6 +73,8 @@ class LowLatencySettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.refine_passes, bool) or self.refine_passes < 0:
+            raise ValueError(f"refine_passes must be >= 0, got {self.refine_passes!r}")
         if isinstance(self.iterations, bool) or self.iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {self.iterations!r}")
         if not self.alphas or not self.betas or min(*self.alphas, *self.betas) <= 0:

@@ -30,3 +30,10 @@ def relative_error(
             diff = diff - channel_mean(diff).reshape(shape)
         errors.append(float(diff.pow(2).mean() / target[n].var().clamp(min=1e-12)))
     return sum(errors) / len(errors)
+
+
+def channel_columns(x: Tensor) -> Tensor:
+    """[N, C, ...] -> [C, N*...] (or [N, F] -> [F, N]; a 1-d tensor -> [1, N])."""
+    if x.dim() == 1:
+        return x.reshape(1, -1)
+    return x.transpose(0, 1).reshape(x.shape[1], -1)
