@@ -15,11 +15,21 @@ Method ``calibrated`` (one network per target T, ``--targets``) is reported at e
 ``calibrated`` (signed IF neurons) and ``calibrated-plain-if`` (plain IF, same calibration), and
 with ``--weights-iterations N`` also with weight reconstruction (``calibrated+w``,
 ``calibrated+w-plain-if``); its calibration times go to ``calibration_seconds.csv``.
-``--ann-cache DIR`` reuses trained ANNs. ``sj-channel-half`` is SpikingJelly's best recipe
-(99.9 % channel-wise, half threshold).
+``--ann-cache DIR`` reuses trained ANNs (``--widths`` sets each architecture's width).
+``sj-channel-half`` is SpikingJelly's best recipe (99.9 % channel-wise, half threshold).
+
+Rows are written as they finish (``methods_accuracy.csv`` and ``methods_table.md`` are rewritten
+atomically after every network), so a stopped run keeps what it measured; ``--resume`` skips
+the cells already in ``--out``. ``--variants`` runs only some of calibrated's four rows (the
+signed and plain IF networks of one target T share one calibration).
 
 Example (quick):
     python benchmarks/methods_table.py --limit 200 --epochs 1 --train-limit 10000 --width 0.5
+
+Example (the bar cells of issue 11 first: signed IF, default settings, T = 2 and 4):
+    python benchmarks/methods_table.py --archs vgg11,resnet20 --widths vgg11=0.25,resnet20=0.5 \
+        --epochs 2 --ann-cache /work/runs/anns --methods calibrated --variants calibrated \
+        --targets 2,4 --no-spikingjelly --out runs/methods
 
 SpikingJelly is optional (``pip install spikingjelly``); without it its rows are skipped.
 """
@@ -86,48 +96,66 @@ def spikingjelly_curves(
     return curves
 
 
-def calibrated_rows(model: nn.Module, calib, test_loader, args) -> pd.DataFrame:
+CALIBRATED_VARIANTS = ("calibrated", "calibrated-plain-if", "calibrated+w", "calibrated+w-plain-if")
+
+
+def calibrated_rows(model: nn.Module, calib, test_loader, args, table: RowTable) -> None:
     """Method ``calibrated`` at each target T (its own network, scored at its own T): signed IF
     (``calibrated``) and plain IF (``calibrated-plain-if``) neurons from the same calibration,
     and with ``--weights-iterations`` N also with weight reconstruction (``calibrated+w``,
-    ``calibrated+w-plain-if``). Calibration times go to ``calibration_seconds.csv``."""
-    variants = [("calibrated", LowLatencySettings(iterations=args.calibrated_iterations))]
+    ``calibrated+w-plain-if``); only the ``--variants`` asked for, and not the cells ``table``
+    already has. Each row goes to ``table`` when its network is scored; calibration times go
+    to ``calibration_seconds.csv``."""
+    wanted = parse_variants(args.variants)
+    settings_of = {"calibrated": LowLatencySettings(iterations=args.calibrated_iterations)}
     if args.weights_iterations:
-        variants.append(
-            (
-                "calibrated+w",
-                LowLatencySettings(iterations=args.weights_iterations, reconstruct_weights=True),
-            )
+        settings_of["calibrated+w"] = LowLatencySettings(
+            iterations=args.weights_iterations, reconstruct_weights=True
         )
-    rows = []
-    for label, settings in variants:
+    for label, settings in settings_of.items():
         settings.seed = args.seed
         converter = Converter(model, calib, "avg", seed=args.seed, low_latency=settings)
         for steps in parse_targets(args.targets):
             for signed, suffix in ((True, ""), (False, "-plain-if")):
+                method = label + suffix
+                if method not in wanted or table.has(method, steps):
+                    continue
                 net = converter.build("calibrated", negative_spikes=signed, timesteps=steps)
+                start = time.perf_counter()
                 acc = float(evaluate(net, test_loader, steps).accuracy[-1])
-                rows.append(("spikebridge", label + suffix, steps, acc))
-            done = converter.low_latency_[steps]
-            CALIBRATION_SECONDS.append((label, steps, done.seconds, done.cpu_seconds))
-            print(f"  {label} T={steps}: {100 * rows[-2][3]:.2f} / {100 * rows[-1][3]:.2f} % "
-                  f"(signed / plain IF), calibration {done.seconds:.1f} s", flush=True)  # fmt: skip
-    return pd.DataFrame(rows, columns=["route", "method", "timesteps", "accuracy"])
+                table.add([("spikebridge", method, steps, acc)])
+                print(f"  {method} T={steps}: {100 * acc:.2f} % "
+                      f"(test {time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+            done = getattr(converter, "low_latency_", {}).get(steps)
+            if done is not None:
+                table.add_calibration((label, steps, done.seconds, done.cpu_seconds))
+                print(f"  {label} T={steps}: calibration {done.seconds:.1f} s wall, "
+                      f"{done.cpu_seconds:.1f} s CPU", flush=True)  # fmt: skip
 
 
-CALIBRATION_SECONDS: list[tuple[str, int, float, float]] = []
+def parse_variants(text: str) -> set[str]:
+    """``--variants`` -> the calibrated rows to run (all four by default)."""
+    names = {v.strip() for v in text.split(",") if v.strip()} if text else set(CALIBRATED_VARIANTS)
+    unknown = names - set(CALIBRATED_VARIANTS)
+    if unknown:
+        raise SystemExit(
+            f"--variants: unknown {', '.join(sorted(unknown))}; "
+            f"choose from {', '.join(CALIBRATED_VARIANTS)}"
+        )
+    return names
 
 
-def convert_all(model: nn.Module, calib, test_loader, args) -> tuple[pd.DataFrame, dict]:
-    """spikebridge's methods on one ANN through the conversion loop: (long accuracy table,
-    skipped method -> reason)."""
+def convert_all(model: nn.Module, calib, test_loader, args, table: RowTable) -> dict:
+    """spikebridge's methods on one ANN through the conversion loop, rows into ``table`` (a
+    method whose curve ``table`` already has is not run again); returns skipped method ->
+    reason."""
     names = method_list(args.methods)
-    frames = []
     if "calibrated" in names:  # its own variants, one network per target T
         names.remove("calibrated")
-        frames.append(calibrated_rows(model, calib, test_loader, args))
+        calibrated_rows(model, calib, test_loader, args, table)
+    names = [m for m in names if not table.has(m, args.timesteps)]
     if not names:
-        return pd.concat(frames, ignore_index=True), {}
+        return {}
     conversion = ConversionSettings(
         methods=names,
         spike_norm_window=args.spike_norm_window,
@@ -137,26 +165,119 @@ def convert_all(model: nn.Module, calib, test_loader, args) -> tuple[pd.DataFram
     result = run_conversion(
         model, calib, test_loader, conversion, simulation, seed=args.seed, strict=False
     )
-    frames.append(result.accuracy.assign(route="spikebridge"))
+    table.add_frame(result.accuracy.assign(route="spikebridge"))
     if (
         "qcfs" in result.networks
     ):  # also with the paper's plain IF neurons (qcfs defaults to signed)
         plain = ConversionSettings(methods="qcfs", negative_spikes=False)
         again = run_conversion(model, calib, test_loader, plain, simulation, seed=args.seed)
-        frames.append(again.accuracy.assign(route="spikebridge", method="qcfs-plain-if"))
-    return pd.concat(frames, ignore_index=True), result.skipped
+        table.add_frame(again.accuracy.assign(route="spikebridge", method="qcfs-plain-if"))
+    return result.skipped
+
+
+class RowTable:
+    """The long accuracy table of a run, rewritten (atomically) to ``out`` after every addition.
+
+    Files: ``methods_accuracy.csv`` (arch, route, method, timesteps, accuracy),
+    ``ann_accuracy.csv`` (arch, width, accuracy), ``calibration_seconds.csv`` and the markdown
+    ``methods_table.md``. With ``resume``, the rows already in ``out`` are kept and
+    :meth:`has` reports them, so a stopped run continues where it stopped.
+    """
+
+    COLUMNS = ["arch", "route", "method", "timesteps", "accuracy"]
+
+    def __init__(self, out: Path, resume: bool) -> None:
+        self.out = Path(out)
+        self.rows = self._read("methods_accuracy.csv", resume)
+        self.ann = self._read("ann_accuracy.csv", resume)
+        self.calibration = self._read("calibration_seconds.csv", resume)
+        self.arch = ""
+
+    def _read(self, name: str, resume: bool) -> list[dict]:
+        path = self.out / name
+        return pd.read_csv(path).to_dict("records") if resume and path.is_file() else []
+
+    def has(self, method: str, steps: int) -> bool:
+        """Whether this architecture's ``method`` was measured at T = ``steps``."""
+        return any(
+            r["arch"] == self.arch and r["method"] == method and r["timesteps"] == steps
+            for r in self.rows
+        )
+
+    def set_ann(self, arch: str, width: float, accuracy: float) -> None:
+        self.arch = arch
+        self.ann = [r for r in self.ann if r["arch"] != arch]
+        self.ann.append({"arch": arch, "width": width, "accuracy": accuracy})
+        self._write()
+
+    def add(self, rows: list[tuple[str, str, int, float]]) -> None:
+        """(route, method, timesteps, accuracy) rows of the current architecture."""
+        for route, method, steps, acc in rows:
+            self.rows = [
+                r
+                for r in self.rows
+                if (r["arch"], r["method"], r["timesteps"]) != (self.arch, method, steps)
+            ]
+            self.rows.append(dict(zip(self.COLUMNS, (self.arch, route, method, steps, acc))))
+        self._write()
+
+    def add_frame(self, frame: pd.DataFrame) -> None:
+        cols = ["route", "method", "timesteps", "accuracy"]
+        self.add([tuple(r) for r in frame[cols].itertuples(index=False)])
+
+    def add_calibration(self, row: tuple[str, int, float, float]) -> None:
+        names = ["variant", "timesteps", "seconds", "cpu_seconds"]
+        self.calibration.append({"arch": self.arch, **dict(zip(names, row))})
+        self._write()
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=self.COLUMNS)
+
+    def _write(self) -> None:
+        write_csv(self.out / "methods_accuracy.csv", self.frame())
+        write_csv(self.out / "ann_accuracy.csv", pd.DataFrame(self.ann))
+        if self.calibration:
+            write_csv(self.out / "calibration_seconds.csv", pd.DataFrame(self.calibration))
+        if self.rows:
+            ann = {r["arch"]: r["accuracy"] for r in self.ann}
+            write_text(self.out / "methods_table.md", markdown_table(self.frame(), ann))
 
 
 def markdown_table(frame: pd.DataFrame, ann: dict[str, float]) -> str:
     lines = []
-    steps = [t for t in STEPS if t <= frame["timesteps"].max()]
+    steps = [t for t in STEPS if t <= frame["timesteps"].max() and t in set(frame["timesteps"])]
     header = "| arch | method | ANN | " + " | ".join(f"T={t}" for t in steps) + " |"
     lines += [header, "|" + "---|" * (3 + len(steps))]
     for (arch, method), part in frame.groupby(["arch", "method"], sort=False):
         acc = part.set_index("timesteps")["accuracy"]
         cells = " | ".join(f"{100 * acc[t]:.2f}" if t in acc.index else "-" for t in steps)
-        lines.append(f"| {arch} | {method} | {100 * ann[arch]:.2f} | {cells} |")
+        reference = f"{100 * ann[arch]:.2f}" if arch in ann else "-"
+        lines.append(f"| {arch} | {method} | {reference} | {cells} |")
     return "\n".join(lines) + "\n"
+
+
+def parse_widths(text: str) -> dict[str, float]:
+    """``"cnn=1,vgg11=0.25"`` -> {arch: width}; a clear error for a malformed item."""
+    widths = {}
+    for item in filter(None, text.split(",")):
+        arch, sep, value = item.partition("=")
+        try:
+            widths[arch] = float(value)
+        except ValueError:
+            raise SystemExit(f"--widths {item!r}: expected ARCH=WIDTH, e.g. vgg11=0.25") from None
+        if not sep or widths[arch] <= 0:
+            raise SystemExit(f"--widths {item!r}: expected ARCH=WIDTH with WIDTH > 0")
+    return widths
+
+
+def ann_cache_path(args: argparse.Namespace, arch: str, width: float) -> Path | None:
+    """Where ``--ann-cache`` keeps this ANN: its name records arch, width, epochs, training
+    subset and seed, so a cached ANN is reused only for the recipe that trained it."""
+    if not args.ann_cache:
+        return None
+    subset = f"-n{args.train_limit}" if args.train_limit else ""
+    name = f"{arch.replace(':', '-')}-w{width:g}-e{args.epochs}{subset}-s{args.seed}.pt"
+    return Path(args.ann_cache) / name
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,6 +288,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-limit", type=int, default=None, help="training samples used")
     p.add_argument("--limit", type=int, default=None, help="test samples evaluated")
     p.add_argument("--width", type=float, default=0.5)
+    p.add_argument(
+        "--widths", default="",
+        help="per-architecture widths overriding --width, e.g. cnn=1,vgg11=0.25,resnet20=0.5",
+    )  # fmt: skip
+    p.add_argument(
+        "--train-only", action="store_true",
+        help="train (or load) the ANNs, print their accuracy and stop (fills --ann-cache)",
+    )  # fmt: skip
     p.add_argument("--timesteps", type=int, default=256)
     p.add_argument("--calibration-samples", type=int, default=1000)
     p.add_argument("--spike-norm-samples", type=int, default=128)
@@ -184,23 +313,38 @@ def main(argv: list[str] | None = None) -> int:
         "--ann-cache", default=None,
         help="folder of trained ANNs (ARCH.pt state dicts): loaded if present, else saved",
     )  # fmt: skip
+    p.add_argument(
+        "--variants", default="",
+        help=f"calibrated rows to run (default all): {', '.join(CALIBRATED_VARIANTS)}",
+    )  # fmt: skip
+    p.add_argument(
+        "--resume", action="store_true",
+        help="keep the rows already in --out and skip the cells they cover",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/results/methods")
     args = p.parse_args(argv)
+    parse_variants(args.variants)  # a bad name fails before any training
+    unknown = set(args.sj_recipes.split(",") if args.sj_recipes else []) - set(SJ_RECIPES)
+    if unknown:
+        raise SystemExit(f"--sj-recipes: unknown {', '.join(sorted(unknown))}; "
+                         f"choose from {', '.join(SJ_RECIPES)}")  # fmt: skip
     out = output_dir(args.out)
     train_loader, test_loader = make_loaders(
         "mnist", args.data_root, 128, args.limit, args.seed, train_limit=args.train_limit
     )
     calib = calibration_loader(train_loader.dataset, args.calibration_samples, 128, args.seed)
-    frames, ann = [], {}
+    table = RowTable(out, args.resume)
+    widths = parse_widths(args.widths)
     for arch in args.archs.split(","):
         start = time.perf_counter()
         name, _, variant = arch.partition(":")  # e.g. cnn:qcfs4 = cnn trained with QCFS, L = 4
         if variant and not variant.startswith("qcfs"):
             raise SystemExit(f"--archs {arch}: the only variant is ':qcfsL' (QCFS with L levels)")
         options = {"activation": "qcfs", "levels": int(variant[4:] or 4)} if variant else {}
-        model = build_model(name, 10, 1, 28, args.width, **options)
-        cached = Path(args.ann_cache) / f"{arch.replace(':', '-')}.pt" if args.ann_cache else None
+        width = widths.get(arch, args.width)
+        model = build_model(name, 10, 1, 28, width, **options)
+        cached = ann_cache_path(args, arch, width)
         if cached is not None and cached.is_file():
             model.load_state_dict(torch.load(cached, map_location="cpu", weights_only=True))
         else:
@@ -208,36 +352,33 @@ def main(argv: list[str] | None = None) -> int:
             if cached is not None:
                 save_torch(cached, model.state_dict())
         model.eval()
-        ann[arch] = float(evaluate(model, test_loader).accuracy[0])
-        frame, skipped = convert_all(model, calib, test_loader, args)
-        frame = frame.assign(arch=arch)
+        ann = float(evaluate(model, test_loader).accuracy[0])
+        print(f"{arch} (width {width}): ANN {100 * ann:.2f}% "
+              f"({time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
+        if args.train_only:
+            continue
+        table.set_ann(arch, width, ann)
+        skipped = convert_all(model, calib, test_loader, args, table)
         if not args.no_spikingjelly and not variant:  # SpikingJelly converts ReLU networks
-            recipes = args.sj_recipes.split(",") if args.sj_recipes else None
-            for name, curve in spikingjelly_curves(
-                model, calib, test_loader, args.timesteps, recipes
-            ).items():
-                rows = [("spikingjelly", name, t, a) for t, a in enumerate(curve, start=1)]
-                sj = pd.DataFrame(rows, columns=["route", "method", "timesteps", "accuracy"])
-                frame = pd.concat([frame, sj.assign(arch=arch)], ignore_index=True)
-        frames.append(frame)
+            recipes = args.sj_recipes.split(",") if args.sj_recipes else list(SJ_RECIPES)
+            for recipe in recipes:
+                if table.has(recipe, args.timesteps):
+                    continue
+                for sj_name, curve in spikingjelly_curves(
+                    model, calib, test_loader, args.timesteps, [recipe]
+                ).items():
+                    table.add([("spikingjelly", sj_name, t, a) for t, a in enumerate(curve, 1)])
+        frame = table.frame()
+        frame = frame[frame["arch"] == arch]
         fig = latency_accuracy_figure(
-            frame.drop(columns="arch"), ann[arch], f"{arch} (width {args.width}) on MNIST"
+            frame.drop(columns="arch"), ann, f"{arch} (width {width}) on MNIST"
         )
         save_figure(Path(out) / f"latency_accuracy_{arch.replace(':', '-')}.png", fig)
-        print(f"{arch}: ANN {100 * ann[arch]:.2f}% ({time.perf_counter() - start:.0f} s)")
+        print(f"{arch}: done ({time.perf_counter() - start:.0f} s)", flush=True)
         for method, why in skipped.items():
             print(f"  skipped {method}: {why}")
-    frame = pd.concat(frames, ignore_index=True)
-    write_csv(Path(out) / "methods_accuracy.csv", frame)
-    if CALIBRATION_SECONDS:
-        columns = ["variant", "timesteps", "seconds", "cpu_seconds"]
-        write_csv(
-            Path(out) / "calibration_seconds.csv",
-            pd.DataFrame(CALIBRATION_SECONDS, columns=columns),
-        )
-    table = markdown_table(frame, ann)
-    write_text(Path(out) / "methods_table.md", table)
-    print(table)
+    if not args.train_only:
+        print(markdown_table(table.frame(), {r["arch"]: r["accuracy"] for r in table.ann}))
     return 0
 
 
