@@ -259,12 +259,14 @@ def test_snn_correction_matches_the_simulated_means_of_a_residual_net(digits_ima
     """After the SNN correction every neuron layer of the *simulated* network (and its readout)
     receives, per channel, the float ANN's mean input on the calibration images (Li et al.
     2021): the burst error's mean is gone, and the readout's error against the ANN falls."""
-    from test_quantised_twin import _model
+    from test_methods_fixtures import trained_digits
 
     from spikebridge.convert.calibration.graph import OUTPUT, capture
     from spikebridge.convert.calibration.stats import channel_mean
 
-    prepared = prepare(_model("resnet20"))
+    # a trained net: on random weights the readout error is tiny either way, and which of two
+    # near-equal errors is smaller then depends on the threads' summation order
+    prepared = prepare(trained_digits("resnet20", width=0.25, epochs=1))
     x = digits_images[:128]
     settings = dict(samples=128, snn_samples=128, batch_size=64)
     plain = calibrate_low_latency(
