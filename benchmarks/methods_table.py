@@ -47,7 +47,7 @@ from torch import nn
 
 from spikebridge.compare.plots import latency_accuracy_figure
 from spikebridge.convert import Converter, run_conversion
-from spikebridge.convert.low_latency import LowLatencySettings
+from spikebridge.convert.calibration import LowLatencySettings
 from spikebridge.convert.methods import method_list
 from spikebridge.data import calibration_loader, make_loaders
 from spikebridge.evaluation import evaluate

@@ -18,7 +18,7 @@ import time
 import torch
 
 from spikebridge.convert import prepare
-from spikebridge.convert.low_latency import LowLatencySettings, calibrate_low_latency
+from spikebridge.convert.calibration import LowLatencySettings, calibrate_low_latency
 from spikebridge.data import calibration_loader, load_dataset
 from spikebridge.models import build_model
 

@@ -2,26 +2,5 @@
 :mod:`spikebridge.convert.calibration` (settings, graph walking, search, bias correction, SNN
 correction, reconstruction)."""
 
-from .calibration import (
-    ALPHAS,
-    BETAS,
-    LayerCalibration,
-    LowLatencyCalibration,
-    LowLatencySettings,
-    ReconstructionDiverged,
-    calibrate_low_latency,
-    calibration_images,
-    low_latency_settings,
-)
-
-__all__ = [
-    "ALPHAS",
-    "BETAS",
-    "LayerCalibration",
-    "LowLatencyCalibration",
-    "LowLatencySettings",
-    "ReconstructionDiverged",
-    "calibrate_low_latency",
-    "calibration_images",
-    "low_latency_settings",
-]
+from .calibration import *  # noqa: F403
+from .calibration import __all__  # noqa: F401
