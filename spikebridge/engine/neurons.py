@@ -251,22 +251,26 @@ class IFNeuron(SpikingNeuron):
         if self.negative_spikes:
             self._signed_steps(x_seq, out, v, th, first)
             return out
-        # Four elementwise passes per step, none allocating: the comparison writes 0/1 straight
-        # into the float output (a bool mask times theta costs a conversion pass more), which
-        # is then scaled in place to spikes of amplitude theta. Exact: spikes are 0 or theta,
-        # and v - theta * 1 == v - theta, v - v * 1 == 0.
-        subtract = self.reset == "subtract"
         for t in range(first, x_seq.shape[0]):
-            s = out[t]
             v.add_(x_seq[t])
-            torch.ge(v, th, out=s)
-            if subtract:
-                s.mul_(th)
-                v.sub_(s)
-            else:
-                v.addcmul_(v, s, value=-1.0)
-                s.mul_(th)
+            self._fire(v, out[t], th)
         return out
+
+    def _fire(self, v: Tensor, s: Tensor, th: Tensor) -> None:
+        """Spikes of the integrated potential v [B, ...] into s, and v reset (plain neuron).
+
+        With the integration, four elementwise passes per step, none allocating: the comparison
+        writes 0/1 straight into the float output (a bool mask times theta costs a conversion
+        pass more), which is then scaled in place to spikes of amplitude theta. Exact: spikes
+        are 0 or theta, and v - theta * 1 == v - theta, v - v * 1 == 0.
+        """
+        torch.ge(v, th, out=s)
+        if self.reset == "subtract":
+            s.mul_(th)
+            v.sub_(s)
+        else:
+            v.addcmul_(v, s, value=-1.0)
+            s.mul_(th)
 
     def _first_step(self, x: Tensor, s: Tensor, th: Tensor) -> None:
         """Step 1 of a fresh state, x [B, ...] -> spikes written into s [B, ...]; creates v
@@ -284,14 +288,8 @@ class IFNeuron(SpikingNeuron):
             self.count = torch.ge(v, th, out=torch.empty_like(v))
             torch.mul(self.count, th, out=s)
             v.sub_(s)
-        elif self.reset == "subtract":
-            torch.ge(v, th, out=s)
-            s.mul_(th)
-            v.sub_(s)
         else:
-            torch.ge(v, th, out=s)
-            v.addcmul_(v, s, value=-1.0)
-            s.mul_(th)
+            self._fire(v, s, th)
         self.v = v
 
     def _signed_steps(self, x_seq: Tensor, out: Tensor, v: Tensor, th: Tensor, first: int) -> None:
