@@ -176,6 +176,20 @@ def test_operations_that_cannot_convert_are_named(body, words):
     assert "test_loading_graph.py:" in message  # the user's source line
 
 
+@pytest.mark.parametrize("decompose", [False, True], ids=["default-ir", "core-aten"])
+def test_pooling_a_flattened_tensor_is_named_in_both_ir_forms(decompose):
+    """max_pool1d of [B, N] pools the batch axis as channels (torch's unbatched form); core ATen
+    writes it as a 2-d pooling of [B, 1, N]: both must be refused by name, not crash."""
+    body = lambda x: F.max_pool1d(x.flatten(1), 4)  # noqa: E731
+    program = torch.export.export(_Net(body).eval(), (torch.rand(2, 1, 8, 8),))
+    if decompose:
+        program = program.run_decompositions()
+    with pytest.raises(UnsupportedOperationError) as info:
+        program_to_module(program, "UserNet")
+    message = str(info.value)
+    assert "max pooling" in message and "UserNet" in message and "Fix:" in message
+
+
 def test_missing_onnx_extra_names_the_pip_command(tmp_path, monkeypatch):
     import sys
 

@@ -198,11 +198,20 @@ class GraphBuilder(GraphRecorder):
 
     # -- pooling ----------------------------------------------------------------------------
 
-    def _pool_dims(self, site: Site, x: fx.Node, what: str) -> int | _Broken:
-        """1 or 2: the spatial dims of a pooling (``what``) of ``x``; BROKEN for another rank."""
+    def _pool_dims(self, site: Site, x: fx.Node, what: str, window=None) -> int | _Broken:
+        """1 or 2: the spatial dims of a pooling (``what``) of ``x``; BROKEN for another rank,
+        or when the pooling ``window`` (kernel or output size) names another number of axes
+        (an unbatched pooling: a 2-d pool of [C, H, W], a 1-d pool of [C, L])."""
         rank = len(self.shape(x))
         if rank not in (3, 4):
             return self.problem(site, f"{what} of a {rank}-d input")
+        if isinstance(window, Sequence) and len(window) not in (1, rank - 2):
+            return self.problem(
+                site,
+                f"{what} over {len(window)} axes of a {rank}-d input (an unbatched pooling: "
+                "the batch axis would be pooled as channels)",
+                f"give the pooling a [B, C, {'H, W' if len(window) == 2 else 'L'}] input",
+            )
         return rank - 2
 
     def max_pool(
@@ -216,7 +225,7 @@ class GraphBuilder(GraphRecorder):
         ceil_mode: bool = False,
         name: str | None = None,
     ) -> fx.Node | _Broken:
-        dims = self._pool_dims(site, x, "max pooling")
+        dims = self._pool_dims(site, x, "max pooling", kernel)
         if dims is BROKEN:
             return BROKEN
         kernel, stride = _window(kernel, stride, dims)
@@ -236,7 +245,7 @@ class GraphBuilder(GraphRecorder):
         divisor_override: int | None = None,
         name: str | None = None,
     ) -> fx.Node | _Broken:
-        dims = self._pool_dims(site, x, "average pooling")
+        dims = self._pool_dims(site, x, "average pooling", kernel)
         if dims is BROKEN:
             return BROKEN
         if divisor_override is not None:
@@ -255,7 +264,7 @@ class GraphBuilder(GraphRecorder):
     def adaptive_avg_pool(
         self, site: Site, x: fx.Node, size, name: str | None = None
     ) -> fx.Node | _Broken:
-        dims = self._pool_dims(site, x, "adaptive pooling")
+        dims = self._pool_dims(site, x, "adaptive pooling", size)
         if dims is BROKEN:
             return BROKEN
         size = _pair(size, dims)
