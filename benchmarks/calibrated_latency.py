@@ -42,7 +42,11 @@ from convert_vs_spikingjelly import (  # noqa: E402
 
 from spikebridge.compare.energy import energy_pj  # noqa: E402
 from spikebridge.convert import prepare  # noqa: E402
-from spikebridge.convert.calibration import LowLatencySettings, calibrate_low_latency  # noqa: E402
+from spikebridge.convert.calibration import (  # noqa: E402
+    LowLatencySettings,
+    calibrate_low_latency,
+    for_neurons,
+)
 from spikebridge.convert.quantised_twin import count_agreement, settled_samples  # noqa: E402
 from spikebridge.data import calibration_loader, load_dataset  # noqa: E402
 from spikebridge.evaluation import evaluate  # noqa: E402
@@ -301,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             row["twin"] = sum(int((twin(x).argmax(1) == y).sum()) for x, y in batches) / n
         for label, signed in (("signed", True), ("plain", False)):
-            net = result.build(negative_spikes=signed)
+            # plain IF: the same search, the SNN correction redone on a plain simulation
+            own = result if signed else for_neurons(result, prepared, calib, False, settings)
+            net = own.build()
             correct, settled, clock = simulate_paired(net, model, batches, steps)
             row[label] = correct / n
             row[f"{label}_seconds"] = clock.sim_wall

@@ -126,10 +126,10 @@ def calibrated_rows(model: nn.Module, calib, test_loader, args, table: RowTable)
                 table.add([("spikebridge", method, steps, acc)])
                 print(f"  {method} T={steps}: {100 * acc:.2f} % "
                       f"(test {time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
-            done = getattr(converter, "low_latency_", {}).get(steps)
-            if done is not None:
-                table.add_calibration((label, steps, done.seconds, done.cpu_seconds))
-                print(f"  {label} T={steps}: calibration {done.seconds:.1f} s wall, "
+                # a plain network's calibration: the signed one's search + its own correction
+                done = converter.low_latency_[(steps, signed)]
+                table.add_calibration((method, steps, done.seconds, done.cpu_seconds))
+                print(f"  {method} T={steps}: calibration {done.seconds:.1f} s wall, "
                       f"{done.cpu_seconds:.1f} s CPU", flush=True)  # fmt: skip
 
 

@@ -255,12 +255,16 @@ def _simulated_inputs(network, x, steps):
     return {n: mean_inputs(network, x, steps, n, 64) for n in names}
 
 
-def test_snn_correction_matches_the_simulated_means_of_a_residual_net(digits_images):
+@pytest.mark.parametrize("signed", [True, False], ids=["signed-if", "plain-if"])
+def test_snn_correction_matches_the_simulated_means_of_a_residual_net(digits_images, signed):
     """After the SNN correction every neuron layer of the *simulated* network (and its readout)
     receives, per channel, the float ANN's mean input on the calibration images (Li et al.
-    2021): the burst error's mean is gone, and the readout's error against the ANN falls."""
+    2021): the burst error's mean is gone, and the readout's error against the ANN falls. For
+    plain IF neurons the correction is redone on their own simulation (:func:`for_neurons`):
+    the signed network's corrections leave a plain network's mean error in place."""
     from test_methods_fixtures import trained_digits
 
+    from spikebridge.convert.calibration import for_neurons
     from spikebridge.convert.calibration.graph import OUTPUT, capture
     from spikebridge.convert.calibration.stats import channel_mean
 
@@ -269,12 +273,20 @@ def test_snn_correction_matches_the_simulated_means_of_a_residual_net(digits_ima
     prepared = prepare(trained_digits("resnet20", width=0.25, epochs=1))
     x = digits_images[:128]
     settings = dict(samples=128, snn_samples=128, batch_size=64)
-    plain = calibrate_low_latency(
+    uncorrected = calibrate_low_latency(
         prepared, x, 2, LowLatencySettings(snn_correction=False, **settings)
     )
     fixed = calibrate_low_latency(prepared, x, 2, LowLatencySettings(**settings))
+    if signed:
+        before_net = uncorrected.build()
+    else:  # what a plain network got before: the signed network's corrections
+        before_net = fixed.build(negative_spikes=False)
+        fixed = for_neurons(fixed, prepared, x, False, LowLatencySettings(**settings))
+        assert fixed.build().neurons() and not any(
+            n.negative_spikes for n in fixed.build().neurons().values()
+        )
     reference = capture(prepared, x, [*activation_layers(prepared), OUTPUT], 64)
-    before = _simulated_inputs(plain.build(), x, 2)
+    before = _simulated_inputs(before_net, x, 2)
     after = _simulated_inputs(fixed.build(), x, 2)
     worst_before = worst_after = 0.0
     for name, target in reference.items():
@@ -289,7 +301,24 @@ def test_snn_correction_matches_the_simulated_means_of_a_residual_net(digits_ima
     error_after = (after[OUTPUT] - logits).pow(2).mean()
     assert error_after < error_before
     assert all(r.snn_corrected for r in fixed.layers)
-    assert not any(r.snn_corrected for r in plain.layers)
+    assert not any(r.snn_corrected for r in uncorrected.layers)
+    assert fixed.searched is not None and fixed.searched.thresholds is fixed.thresholds
+
+
+def test_plain_networks_from_the_converter_share_the_search_and_get_their_own_correction(
+    trained_digits_cnn, digits_loaders
+):
+    converter = Converter(trained_digits_cnn, digits_loaders[0], maxpool="avg")
+    converter.build("calibrated", timesteps=2)
+    plain = converter.build("calibrated", timesteps=2, negative_spikes=False)
+    signed_cal, plain_cal = converter.low_latency_[(2, True)], converter.low_latency_[(2, False)]
+    assert plain_cal.searched is signed_cal.searched
+    assert not plain_cal.negative_spikes and signed_cal.negative_spikes
+    assert not any(n.negative_spikes for n in plain.neurons().values())
+    for name, param in plain.module.named_parameters():
+        if name.endswith("bias"):  # the network carries the plain calibration's biases
+            torch.testing.assert_close(param, plain_cal.prepared.get_submodule(name[:-5]).bias)
+    assert plain_cal.seconds > signed_cal.searched.seconds
 
 
 def test_per_channel_potentials_reach_the_network_built_by_the_converter(
@@ -304,7 +333,7 @@ def test_per_channel_potentials_reach_the_network_built_by_the_converter(
         low_latency=LowLatencySettings(samples=256, potentials=(0.3, 0.5, 0.7)),
     )
     network = converter.build("calibrated", timesteps=1)
-    result = converter.low_latency_[1]
+    result = converter.low_latency_[(1, True)]
     varied = [n for n, phi in result.initial_potentials.items() if phi.unique().numel() > 1]
     assert varied
     for name in varied:

@@ -155,7 +155,9 @@ class Converter:
             negative_spikes = entry.negative_spikes
         scales = self.scales(method, timesteps)
         module = build_spiking_module(
-            entry.model(self, timesteps) if entry.model is not None else self.prepared_,
+            entry.model(self, timesteps, negative_spikes)
+            if entry.model is not None
+            else self.prepared_,
             scales,
             reset,
             initial_potential,
@@ -164,7 +166,7 @@ class Converter:
             negative_spikes,
         )
         if own_potentials:
-            set_initial_potentials(module, entry.potentials(self, timesteps))
+            set_initial_potentials(module, entry.potentials(self, timesteps, negative_spikes))
         return SpikingNetwork(module, make_encoder(encoding, self.seed), chunk_size).to(self.device)
 
 

@@ -25,12 +25,16 @@ never a T-step simulation), from calibration images alone (no labels, no end-to-
    after it, to minimise the reconstruction error of the unit's outputs on calibration batches,
    the rounding passed straight through (STE). A unit whose error does not fall is rolled back;
    a loss that becomes NaN stops everything, naming the layers.
+4. **SNN correction** (Li et al. 2021's light pipeline): the network is simulated layer by layer
+   with the neurons it will have (signed or plain IF) and each channel's mean input error is
+   removed from a bias (or the initial potential); :func:`for_neurons` redoes only this step for
+   the other kind of neuron.
 
 Shapes: calibration images [N, C, H, W] (or any [N, ...] the ANN takes); thresholds 0-d or [C].
 """
 
 from .graph import calibration_images
-from .pipeline import calibrate_low_latency
+from .pipeline import calibrate_low_latency, for_neurons
 from .result import LayerCalibration, LowLatencyCalibration
 from .settings import (
     ALPHAS,
@@ -49,5 +53,6 @@ __all__ = [
     "ReconstructionDiverged",
     "calibrate_low_latency",
     "calibration_images",
+    "for_neurons",
     "low_latency_settings",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Iterable
 
@@ -25,8 +26,9 @@ def calibrate_low_latency(
     calibration: Iterable | Tensor,
     timesteps: int,
     settings: LowLatencySettings | None = None,
+    negative_spikes: bool = True,
 ) -> LowLatencyCalibration:
-    """Thresholds and corrected biases that make the signed-IF network accurate at T = ``timesteps``.
+    """Thresholds and corrected biases that make the IF network accurate at T = ``timesteps``.
 
     Args:
         prepared: the ANN after :func:`~spikebridge.convert.prepare` (with ``maxpool="avg"``:
@@ -34,6 +36,10 @@ def calibrate_low_latency(
         calibration: a loader of (x, y) batches or a tensor [N, ...]; only the images are used.
         timesteps: the target T (the network is built for this T, not for every T).
         settings: :class:`LowLatencySettings`.
+        negative_spikes: the neurons the network will have (signed IF: it equals its twin
+            wherever no spike is owed at T; plain IF: not exact). The search on the twin is the
+            same for both; the SNN correction simulates the network with these neurons
+            (:func:`for_neurons` redoes only that for the other kind).
 
     Returns a :class:`LowLatencyCalibration` (``.build()`` gives the network).
     """
@@ -77,25 +83,76 @@ def calibrate_low_latency(
     result = restore_activations(twin)
     for p in result.parameters():
         p.requires_grad_(False)
-    calibration = LowLatencyCalibration(timesteps, result, thresholds, layers, 0.0, 0.0, potentials)
-    if settings.snn_correction:
-        _correct_simulated(calibration, graph, floats, x, settings)
-    calibration.seconds = time.perf_counter() - start
-    calibration.cpu_seconds = time.process_time() - cpu_start
-    return calibration
+    searched = LowLatencyCalibration(
+        timesteps,
+        result,
+        thresholds,
+        layers,
+        time.perf_counter() - start,
+        time.process_time() - cpu_start,
+        potentials,
+        negative_spikes,
+    )
+    if not settings.snn_correction:
+        return searched
+    images = x[: settings.snn_samples]
+    reference = floats if images.shape[0] == x.shape[0] else floats.subset(images.shape[0])
+    return _correct_simulated(searched, graph, reference, images, settings, negative_spikes)
+
+
+def for_neurons(
+    calibration: LowLatencyCalibration,
+    prepared: fx.GraphModule,
+    data: Iterable | Tensor,
+    negative_spikes: bool,
+    settings: LowLatencySettings | None = None,
+) -> LowLatencyCalibration:
+    """The same calibration for the other kind of neuron: the twin search is shared, the SNN
+    correction is redone on a simulation with ``negative_spikes`` neurons (plain IF neurons
+    cannot take back an early spike, so their mean error differs from the signed network's).
+
+    ``prepared`` and ``data`` are what the calibration was made from (the float ANN and the
+    calibration images); a calibration without SNN correction is the same for both kinds.
+    """
+    settings = settings or LowLatencySettings()
+    if calibration.negative_spikes == negative_spikes:
+        return calibration
+    searched = calibration.searched
+    if searched is None:
+        return dataclasses.replace(calibration, negative_spikes=negative_spikes)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    device = next((p.device for p in prepared.parameters()), torch.device("cpu"))
+    images = calibration_images(data, settings.snn_samples).to(device)
+    reference = copy.deepcopy(prepared).eval()
+    names = list(activation_layers(reference))
+    floats = FloatReference(reference, images, names, settings.batch_size, settings.cache_bytes)
+    graph = CalibrationGraph(reference, names)
+    setup, cpu_setup = time.perf_counter() - start, time.process_time() - cpu_start
+    redone = _correct_simulated(searched, graph, floats, images, settings, negative_spikes)
+    redone.seconds += setup  # the search's time, this correction's and its setup's
+    redone.cpu_seconds += cpu_setup
+    return redone
 
 
 def _correct_simulated(
-    calibration: LowLatencyCalibration,
+    searched: LowLatencyCalibration,
     graph: CalibrationGraph,
-    floats: FloatReference,
-    x: Tensor,
+    reference: FloatReference,
+    images: Tensor,
     settings: LowLatencySettings,
-) -> None:
-    """Correct the calibrated network's biases (and potentials) for its simulated mean error."""
-    network = calibration.build()
-    images = x[: settings.snn_samples]
-    reference = floats if images.shape[0] == x.shape[0] else floats.subset(images.shape[0])
+    negative_spikes: bool,
+) -> LowLatencyCalibration:
+    """A copy of ``searched`` whose biases (and potentials) are corrected for the mean error of
+    its simulated network with ``negative_spikes`` neurons; ``searched`` is kept as is."""
+    start, cpu_start = time.perf_counter(), time.process_time()
+    calibration = dataclasses.replace(
+        searched,
+        prepared=copy.deepcopy(searched.prepared),
+        initial_potentials={n: p.clone() for n, p in searched.initial_potentials.items()},
+        negative_spikes=negative_spikes,
+        searched=searched,
+    )
+    network = calibration.build(negative_spikes)
     corrected = correct_snn_biases(
         network, graph, reference, images, calibration.timesteps, settings.batch_size
     )
@@ -108,7 +165,11 @@ def _correct_simulated(
         if layer.endswith(".initial_potential"):
             phi = network.module.get_submodule(consumer).initial_potential
             calibration.initial_potentials[consumer] = torch.as_tensor(phi).detach().clone()
+    calibration.layers = [dataclasses.replace(report) for report in searched.layers]
     by_name = {report.name: report for report in calibration.layers}
     for consumer, layer in corrected.items():
         if consumer in by_name:
             by_name[consumer].snn_corrected = layer
+    calibration.seconds += time.perf_counter() - start
+    calibration.cpu_seconds += time.process_time() - cpu_start
+    return calibration

@@ -52,6 +52,10 @@ class LowLatencyCalibration:
         seconds: wall time of the calibration.
         cpu_seconds: processor time of the calibration (all threads of this process): the cost
             on an idle machine, which wall time on a shared one overstates.
+        negative_spikes: the neurons the SNN correction simulated (signed or plain IF), and
+            :meth:`build`'s default.
+        searched: the calibration before the SNN correction (None: it did not run), from which
+            :func:`~spikebridge.convert.calibration.for_neurons` redoes it for the other neurons.
     """
 
     timesteps: int
@@ -61,6 +65,8 @@ class LowLatencyCalibration:
     seconds: float
     cpu_seconds: float = 0.0
     initial_potentials: dict[str, Tensor] = field(default_factory=dict)
+    negative_spikes: bool = True
+    searched: LowLatencyCalibration | None = field(default=None, repr=False)
 
     def twin(self) -> fx.GraphModule:
         """The quantised twin at T (logits = the network's summed readout / T)."""
@@ -70,11 +76,17 @@ class LowLatencyCalibration:
             self.prepared, self.thresholds, self.timesteps, True, self.initial_potentials
         )
 
-    def build(self, negative_spikes: bool = True, chunk_size: int | None = None) -> SpikingNetwork:
-        """The spiking network: signed IF neurons (default; equal to the twin wherever no spike
-        is owed at T) or plain IF (``negative_spikes=False``; for hardware without signed
-        spikes, not exact), u0 = phi * theta (:attr:`initial_potentials`, else theta/2), reset
-        by subtraction, analog input."""
+    def build(
+        self, negative_spikes: bool | None = None, chunk_size: int | None = None
+    ) -> SpikingNetwork:
+        """The spiking network: signed IF neurons (equal to the twin wherever no spike is owed
+        at T) or plain IF (``negative_spikes=False``; for hardware without signed spikes, not
+        exact), by default the kind it was calibrated for (:attr:`negative_spikes`; the other
+        kind gets biases corrected for the wrong simulation: use
+        :func:`~spikebridge.convert.calibration.for_neurons`), u0 = phi * theta
+        (:attr:`initial_potentials`, else theta/2), reset by subtraction, analog input."""
+        if negative_spikes is None:
+            negative_spikes = self.negative_spikes
         module = build_spiking_module(
             self.prepared, self.thresholds, "subtract", 0.5, "avg", METHOD, negative_spikes
         )

@@ -57,12 +57,14 @@ class ThresholdMethod:
             own T only.
         initial_potential, negative_spikes: the neuron defaults of its networks (u[0] / theta;
             signed IF neurons).
-        model: ``model(converter, timesteps) -> GraphModule``: the prepared ANN its networks
-            are built from, for a method that also changes biases or weights (None: the
-            converter's ``prepared_``).
-        potentials: ``potentials(converter, timesteps) -> {layer: u[0] / theta}`` (0-d or [C]):
-            per-layer initial potentials that replace ``initial_potential`` for the named
-            layers, unless the caller gives an initial potential explicitly (None: none).
+        model: ``model(converter, timesteps, negative_spikes) -> GraphModule``: the prepared
+            ANN its networks are built from, for a method that also changes biases or weights
+            (None: the converter's ``prepared_``); ``negative_spikes`` is the kind of neuron
+            the network gets, for a method that corrects for the simulated network.
+        potentials: ``potentials(converter, timesteps, negative_spikes) -> {layer: u[0] /
+            theta}`` (0-d or [C]): per-layer initial potentials that replace
+            ``initial_potential`` for the named layers, unless the caller gives an initial
+            potential explicitly (None: none).
         order: position in :data:`METHODS` (the papers' chronology for the built-in ones).
     """
 
@@ -80,8 +82,8 @@ class ThresholdMethod:
     initial_potential: float = 0.0
     negative_spikes: bool = False
     order: int = 100
-    model: Callable[[Converter, int | None], fx.GraphModule] | None = None
-    potentials: Callable[[Converter, int | None], dict[str, Tensor]] | None = None
+    model: Callable[[Converter, int | None, bool], fx.GraphModule] | None = None
+    potentials: Callable[[Converter, int | None, bool], dict[str, Tensor]] | None = None
 
     @property
     def label(self) -> str:

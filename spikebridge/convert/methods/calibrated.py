@@ -9,34 +9,54 @@ docs/normalization.md.
 
 from __future__ import annotations
 
-from ..calibration import LowLatencyCalibration, calibrate_low_latency
+from ..calibration import LowLatencyCalibration, calibrate_low_latency, for_neurons
 from ..quantised_twin import linear_layers_only
 from . import ThresholdMethod, register
 
 
-def calibration_for(converter, timesteps: int) -> LowLatencyCalibration:
-    """The converter's calibration for target T (computed once per T, kept on the converter)."""
+def calibration_for(
+    converter, timesteps: int, negative_spikes: bool = True
+) -> LowLatencyCalibration:
+    """The converter's calibration for target T and the given neurons (computed once per T and
+    kind, kept on the converter as ``low_latency_[(T, negative_spikes)]``; the second kind of
+    neuron reuses the first one's search and redoes only its SNN correction)."""
     cache = converter.__dict__.setdefault("low_latency_", {})
-    if timesteps not in cache:
-        if converter.calibration is None:
-            raise ValueError("method 'calibrated' needs calibration images: pass `calibration`")
-        linear_layers_only(converter.prepared_)
-        cache[timesteps] = calibrate_low_latency(
-            converter.prepared_, converter.calibration, timesteps, converter.low_latency
+    key = (timesteps, negative_spikes)
+    if key in cache:
+        return cache[key]
+    if converter.calibration is None:
+        raise ValueError("method 'calibrated' needs calibration images: pass `calibration`")
+    linear_layers_only(converter.prepared_)
+    other = cache.get((timesteps, not negative_spikes))
+    if other is None:
+        cache[key] = calibrate_low_latency(
+            converter.prepared_,
+            converter.calibration,
+            timesteps,
+            converter.low_latency,
+            negative_spikes,
         )
-    return cache[timesteps]
+    else:
+        cache[key] = for_neurons(
+            other,
+            converter.prepared_,
+            converter.calibration,
+            negative_spikes,
+            converter.low_latency,
+        )
+    return cache[key]
 
 
 def _thresholds(converter, timesteps):
     return calibration_for(converter, timesteps).thresholds
 
 
-def _model(converter, timesteps):
-    return calibration_for(converter, timesteps).prepared
+def _model(converter, timesteps, negative_spikes):
+    return calibration_for(converter, timesteps, negative_spikes).prepared
 
 
-def _potentials(converter, timesteps):
-    return calibration_for(converter, timesteps).initial_potentials
+def _potentials(converter, timesteps, negative_spikes):
+    return calibration_for(converter, timesteps, negative_spikes).initial_potentials
 
 
 register(
