@@ -355,6 +355,7 @@ def test_per_channel_potentials_reach_the_network_built_by_the_converter(
         ("potentials", (0.5, 1.0), r"in \[0, 1\)"),
         ("search_values", 0, "search_values must be positive"),
         ("snn_samples", 0, "snn_samples must be a positive integer"),
+        ("weight_lr_scale", 0.0, "weight_lr_scale must be positive"),
     ],
 )
 def test_bad_settings_are_refused(prepared_cnn, digits_images, option, value, message):

@@ -44,7 +44,9 @@ def reconstruct(
         if layer.bias is not None:
             params[0]["params"].append(layer.bias)
         if settings.reconstruct_weights:
-            params.append({"params": [layer.weight], "lr": settings.learning_rate / 10})
+            params.append(
+                {"params": [layer.weight], "lr": settings.learning_rate * settings.weight_lr_scale}
+            )
     trained = [t for group in params for t in group["params"]]
     saved = [t.detach().clone() for t in trained]
     before = relative_error(part.suffix(kept), target)

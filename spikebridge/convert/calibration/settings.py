@@ -8,10 +8,6 @@ ALPHAS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 21))  # 0
 BETAS: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4)
 
 
-ALPHAS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 21))  # 0.05 .. 1.0
-BETAS: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4)
-
-
 class ReconstructionDiverged(RuntimeError):
     """The reconstruction loss became NaN or infinite; the message names the layers."""
 
@@ -41,7 +37,9 @@ class LowLatencySettings:
             initial potentials and biases only).
         reconstruct_potentials: let reconstruction change the initial potentials u[0] / theta.
         block: activation layers per reconstruction unit (1: layer-wise).
-        learning_rate: Adam's step for thresholds and biases (weights get a tenth of it).
+        learning_rate: Adam's step for thresholds, initial potentials and biases.
+        weight_lr_scale: the weights' step as a multiple of ``learning_rate`` (resnet20 on
+            MNIST at T = 2, 100 steps per layer: 85.35 % at 0.1, 91.70 % at 1.0).
         seed: order of the reconstruction batches.
         progress: tqdm progress bars.
         cache_bytes: keep the float ANN's activation inputs for all calibration images when they
@@ -64,6 +62,7 @@ class LowLatencySettings:
     reconstruct_potentials: bool = True
     block: int = 1
     learning_rate: float = 1e-3
+    weight_lr_scale: float = 1.0
     seed: int = 0
     progress: bool = False
     cache_bytes: int = 512 * 2**20
@@ -89,8 +88,9 @@ class LowLatencySettings:
             raise ValueError(f"search_values must be positive or None, got {self.search_values!r}")
         if isinstance(self.cache_bytes, bool) or self.cache_bytes < 0:
             raise ValueError(f"cache_bytes must be >= 0, got {self.cache_bytes!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        for name in ("learning_rate", "weight_lr_scale"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
 
 
 def low_latency_settings(
