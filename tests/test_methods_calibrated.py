@@ -256,7 +256,7 @@ def _simulated_inputs(network, x, steps):
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed-if", "plain-if"])
-def test_snn_correction_matches_the_simulated_means_of_a_residual_net(digits_images, signed):
+def test_snn_correction_matches_the_simulated_means_of_a_residual_net(signed):
     """After the SNN correction every neuron layer of the *simulated* network (and its readout)
     receives, per channel, the float ANN's mean input on the calibration images (Li et al.
     2021): the burst error's mean is gone, and the readout's error against the ANN falls. For
@@ -270,8 +270,11 @@ def test_snn_correction_matches_the_simulated_means_of_a_residual_net(digits_ima
 
     # a trained net: on random weights the readout error is tiny either way, and which of two
     # near-equal errors is smaller then depends on the threads' summation order
+    from spikebridge.data import make_loaders
+
     prepared = prepare(trained_digits("resnet20", width=0.25, epochs=1))
-    x = digits_images[:128]
+    # images of a fresh loader: the session's shared one reshuffles with the tests run before
+    x = calibration_images(make_loaders("digits", batch_size=64, seed=0)[0], 128)
     settings = dict(samples=128, snn_samples=128, batch_size=64)
     uncorrected = calibrate_low_latency(
         prepared, x, 2, LowLatencySettings(snn_correction=False, **settings)
