@@ -309,9 +309,9 @@ def test_snn_correction_matches_the_simulated_means_of_a_residual_net(signed):
 
 
 def test_plain_networks_from_the_converter_share_the_search_and_get_their_own_correction(
-    trained_digits_cnn, digits_loaders
+    trained_digits_cnn, digits_images
 ):
-    converter = Converter(trained_digits_cnn, digits_loaders[0], maxpool="avg")
+    converter = Converter(trained_digits_cnn, digits_images, maxpool="avg")
     converter.build("calibrated", timesteps=2)
     plain = converter.build("calibrated", timesteps=2, negative_spikes=False)
     signed_cal, plain_cal = converter.low_latency_[(2, True)], converter.low_latency_[(2, False)]
@@ -322,6 +322,11 @@ def test_plain_networks_from_the_converter_share_the_search_and_get_their_own_co
         if name.endswith("bias"):  # the network carries the plain calibration's biases
             torch.testing.assert_close(param, plain_cal.prepared.get_submodule(name[:-5]).bias)
     assert plain_cal.seconds > signed_cal.searched.seconds
+    # a converter asked for plain networks only calibrates for plain neurons only
+    alone = Converter(trained_digits_cnn, digits_images, maxpool="avg")
+    alone.build("calibrated", timesteps=2, negative_spikes=False)
+    assert list(alone.low_latency_) == [(2, False)]
+    torch.testing.assert_close(alone.low_latency_[(2, False)].thresholds, plain_cal.thresholds)
 
 
 def test_per_channel_potentials_reach_the_network_built_by_the_converter(

@@ -153,11 +153,15 @@ class Converter:
             initial_potential = entry.initial_potential
         if negative_spikes is None:
             negative_spikes = entry.negative_spikes
-        scales = self.scales(method, timesteps)
-        module = build_spiking_module(
+        # the model first: a method that calibrates per kind of neuron then has the thresholds
+        model = (
             entry.model(self, timesteps, negative_spikes)
             if entry.model is not None
-            else self.prepared_,
+            else self.prepared_
+        )
+        scales = self.scales(method, timesteps)
+        module = build_spiking_module(
+            model,
             scales,
             reset,
             initial_potential,

@@ -48,6 +48,12 @@ def calibration_for(
 
 
 def _thresholds(converter, timesteps):
+    # the same for both kinds of neuron: whichever was calibrated (plain-only users never pay
+    # for a signed network's correction)
+    cache = converter.__dict__.get("low_latency_", {})
+    for signed in (True, False):
+        if (timesteps, signed) in cache:
+            return cache[(timesteps, signed)].thresholds
     return calibration_for(converter, timesteps).thresholds
 
 
