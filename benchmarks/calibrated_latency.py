@@ -244,6 +244,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--samples", type=int, default=512, help="calibration images used")
     p.add_argument("--iterations", type=int, default=0, help="reconstruction steps per layer")
     p.add_argument("--reconstruct-weights", action="store_true")
+    p.add_argument("--weight-lr-scale", type=float, default=1.0, help="weights' step / lr")
+    p.add_argument("--learning-rate", type=float, default=1e-3, help="reconstruction's step")
+    p.add_argument("--block", type=int, default=1, help="activation layers per unit")
     p.add_argument("--refine-passes", type=int, default=3, help="refinement passes (0: none)")
     p.add_argument(
         "--potentials",
@@ -287,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         samples=args.samples,
         iterations=args.iterations,
         reconstruct_weights=args.reconstruct_weights,
+        weight_lr_scale=args.weight_lr_scale,
+        learning_rate=args.learning_rate,
+        block=args.block,
         refine_passes=args.refine_passes,
         potentials=tuple(float(v) for v in args.potentials.split(",")),
         snn_correction=not args.no_snn_correction,
