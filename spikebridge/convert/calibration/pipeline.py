@@ -48,23 +48,18 @@ def calibrate_low_latency(
     check_timesteps(timesteps)
     linear_layers_only(prepared)
     start, cpu_start = time.perf_counter(), time.process_time()
-    x = calibration_images(calibration, settings.samples)
-    device = next((p.device for p in prepared.parameters()), torch.device("cpu"))
-    x = x.to(device)
+    x = _images(prepared, calibration, settings.samples)
     if settings.iterations and x.shape[0] < settings.batch_size:
         raise ValueError(
             f"reconstruction needs at least one batch of calibration images: got {x.shape[0]}, "
             f"batch_size is {settings.batch_size}; give more calibration images or a smaller "
             "batch_size (or iterations=0)"
         )
-    reference = copy.deepcopy(prepared).eval()
-    for p in reference.parameters():
-        p.requires_grad_(False)
+    reference, floats = _float_reference(prepared, x, settings)
     twin = copy.deepcopy(reference)
     acts = activation_layers(twin)
     names = list(acts)
     graph = CalibrationGraph(twin, names)
-    floats = FloatReference(reference, x, names, settings.batch_size, settings.cache_bytes)
     layers: list[LayerCalibration] = []
     unit: list[str] = []
     bar = progress_bar(names, settings.progress, f"calibrate T={timesteps}")
@@ -121,17 +116,32 @@ def for_neurons(
     if searched is None:
         return dataclasses.replace(calibration, negative_spikes=negative_spikes)
     start, cpu_start = time.perf_counter(), time.process_time()
-    device = next((p.device for p in prepared.parameters()), torch.device("cpu"))
-    images = calibration_images(data, settings.snn_samples).to(device)
-    reference = copy.deepcopy(prepared).eval()
-    names = list(activation_layers(reference))
-    floats = FloatReference(reference, images, names, settings.batch_size, settings.cache_bytes)
-    graph = CalibrationGraph(reference, names)
+    images = _images(prepared, data, settings.snn_samples)
+    reference, floats = _float_reference(prepared, images, settings)
+    graph = CalibrationGraph(reference, list(activation_layers(reference)))
     setup, cpu_setup = time.perf_counter() - start, time.process_time() - cpu_start
     redone = _correct_simulated(searched, graph, floats, images, settings, negative_spikes)
     redone.seconds += setup  # the search's time, this correction's and its setup's
     redone.cpu_seconds += cpu_setup
     return redone
+
+
+def _images(prepared: fx.GraphModule, data: Iterable | Tensor, count: int) -> Tensor:
+    """The first ``count`` calibration images [N, ...], on the ANN's device."""
+    device = next((p.device for p in prepared.parameters()), torch.device("cpu"))
+    return calibration_images(data, count).to(device)
+
+
+def _float_reference(
+    prepared: fx.GraphModule, x: Tensor, settings: LowLatencySettings
+) -> tuple[fx.GraphModule, FloatReference]:
+    """A frozen copy of the float ANN (in eval mode; ``prepared`` is left as it is) and its
+    activations' inputs on x."""
+    reference = copy.deepcopy(prepared).eval()
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    names = list(activation_layers(reference))
+    return reference, FloatReference(reference, x, names, settings.batch_size, settings.cache_bytes)
 
 
 def _correct_simulated(
@@ -152,7 +162,7 @@ def _correct_simulated(
         negative_spikes=negative_spikes,
         searched=searched,
     )
-    network = calibration.build(negative_spikes)
+    network = calibration.build()
     corrected = correct_snn_biases(
         network, graph, reference, images, calibration.timesteps, settings.batch_size
     )
