@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,12 @@ def acquire(directory: Path, info: dict[str, Any]) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
-            holder = _read_holder(fd)
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+            holder = _wait_for_holder(fd)
             os.close(fd)
-            if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise LockHeld(holder) from None
-            raise
+            raise LockHeld(holder) from None
         # the previous holder removes the file as it releases: if it did so after we opened
         # it, we hold a lock on a file nobody else will see; lock the one that is there now
         try:
@@ -65,6 +67,17 @@ def release(directory: Path, fd: int) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def _wait_for_holder(fd: int, seconds: float = 2.0) -> dict[str, Any]:
+    """What the holder wrote; the holder writes it just after it takes the lock, so a process that
+    finds the lock taken in between waits briefly for it (``{}`` if nothing comes)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        holder = _read_holder(fd)
+        if holder or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.02)
 
 
 def _read_holder(fd: int) -> dict[str, Any]:

@@ -240,3 +240,23 @@ def test_an_unrecorded_directory_the_command_recognises_is_adopted(tmp_path):
         claim(tmp_path, "compare", {"seed": 0}, adopt=lambda d: False)
     with claim(tmp_path, "compare", {"seed": 0}, adopt=lambda d: True) as run:
         assert run.previous is None
+
+
+def test_a_lock_taken_but_not_yet_written_still_names_its_holder(tmp_path):
+    """The holder writes its pid just after it takes the lock; a second run that arrives in
+    between waits for that record instead of reporting an unknown holder."""
+    import fcntl
+    import threading
+
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    info = {"pid": 4242, "command": "compare", "host": os.uname().nodename}
+    writer = threading.Timer(0.2, os.pwrite, (fd, json.dumps(info).encode(), 0))
+    writer.start()
+    try:
+        with pytest.raises(DirectoryBusy, match=r"pid 4242\b.*spikebridge compare") as err:
+            claim(tmp_path, "train", TRAIN)
+        assert err.value.pid == 4242
+    finally:
+        writer.join()
+        os.close(fd)
