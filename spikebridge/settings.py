@@ -180,7 +180,8 @@ class ConversionSettings(_Checked):
         None, "signed IF neurons that take back excess spikes (Wang 2022, Hu 2023; default: "
         "the method's, on for qcfs)",
     )  # fmt: skip
-    maxpool: str = setting("spiking", "max-pooling in converted networks: spiking (gate) or avg",
+    maxpool: str = setting("spiking", "max-pooling in converted networks: spiking (Rueckauer's gate; "
+                           "calibrated: the exact running rule) or avg (changes the function)",
                            choices=MAXPOOLS)  # fmt: skip
     spike_norm_window: int = setting(256, "Spike-Norm's balancing window in steps", positive=True)
     spike_norm_samples: int = setting(256, "calibration inputs Spike-Norm simulates",

@@ -16,6 +16,7 @@ from spikebridge.convert.calibration import (
     calibrate_low_latency,
     calibration_images,
 )
+from spikebridge.engine.neurons import SpikingMaxPool
 from spikebridge.evaluation import evaluate
 from spikebridge.models import build_model
 from spikebridge.normalization import activation_layers
@@ -122,15 +123,36 @@ def test_reconstruction_needs_one_batch_of_images(prepared_cnn, digits_images):
     calibrate_low_latency(prepared_cnn, digits_images[:100], 2)
 
 
-def test_spiking_max_pool_is_refused_and_avg_replacement_warns(digits_images):
-    model = build_model("cnn", 10, 1, 8, width=0.25, pool="max").eval()
-    with pytest.raises(MethodNotApplicable, match=r"^\d+: a spiking max-pool is not linear"):
-        calibrate_low_latency(prepare(model), digits_images, 2)
+def test_max_pooling_is_kept_exactly_and_beats_its_avg_replacement():
+    """A max-pool trained net keeps its max-pools: the network pools spikes by their running
+    count (its twin keeps the ANN's max-pool), where replacing them by average pooling changes
+    the function (and warns)."""
+    from test_methods_fixtures import digits_tensors, trained_digits
+
+    model = trained_digits("cnn", "relu", pool="max")
+    x, y = digits_tensors(train=False)
+    calib, _ = digits_tensors(train=True, n=256)
+    kept = Converter(model, calib)  # maxpool="spiking", the default
+    network = kept.build("calibrated", timesteps=4)
+    pools = [m for m in network.modules() if isinstance(m, SpikingMaxPool)]
+    assert pools and all(p.rule == "running" for p in pools)
+    # the other methods keep Rueckauer's gate
+    gates = [m for m in kept.build("channel").modules() if isinstance(m, SpikingMaxPool)]
+    assert gates and all(m.rule == "gate" for m in gates)
+    readout = network.simulate(x, 4).readout[-1]
+    with torch.no_grad():
+        twin = kept.low_latency_[(4, True)].twin()(x)
+    # (not all: the SNN correction moves the network's biases off the twin's, for the better)
+    assert (readout.argmax(1) == twin.argmax(1)).float().mean() > 0.9
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        prepared = prepare(model, maxpool="avg")
+        replaced = Converter(model, calib, maxpool="avg")
     assert any("max-pooling replaced by average pooling" in str(w.message) for w in caught)
-    assert calibrate_low_latency(prepared, digits_images, 2).thresholds
+    accuracy = {
+        "kept": (readout.argmax(1) == y).float().mean().item(),
+        "avg": replaced.build("calibrated", timesteps=4).simulate(x, 4).accuracy(y)[-1].item(),
+    }
+    assert accuracy["kept"] > accuracy["avg"] + 0.1, accuracy
 
 
 def test_diverging_reconstruction_stops_naming_the_layer(prepared_cnn, digits_images):

@@ -3,7 +3,8 @@
 Spike counts per layer are identical and the readout equal (to float tolerance) for the four kinds
 of network spikebridge makes: a channel-converted cnn (per-channel thresholds, amplitudes folded
 into the next weights), a resnet20 conversion (residual joins, where the amplitude travels as a
-Scale node), a QCFS conversion (signed IF neurons with u[0] = theta/2, spiking max-pool gates) and
+Scale node), a QCFS conversion (signed IF neurons with u[0] = theta/2, spiking max-pool gates), a calibrated
+max-pool cnn (per-channel u[0], the running max-pool rule) and
 a direct LIF + tdBN cnn (tdBN fused first). All on sklearn digits with fixed seeds.
 """
 
@@ -21,7 +22,12 @@ from test_methods_fixtures import digits_tensors, trained_digits  # noqa: E402
 from spikebridge.convert import Converter  # noqa: E402
 from spikebridge.direct import build_direct_snn, fuse_norms  # noqa: E402
 from spikebridge.engine.neurons import IFNeuron, SpikingMaxPool  # noqa: E402
-from spikebridge.interop import NIRExportWarning, export_nir, import_nir  # noqa: E402
+from spikebridge.interop import (  # noqa: E402
+    NIRExportWarning,
+    NIRImportError,
+    export_nir,
+    import_nir,
+)
 
 T = 12
 
@@ -78,6 +84,27 @@ def test_qcfs_network_with_signed_neurons_and_spiking_max_pool_round_trips(tmp_p
         assert neuron.initial_potential == 0.5 and neuron.reset == "subtract"
     assert any(isinstance(m, SpikingMaxPool) for m in restored.modules())
     assert_same_simulation(network, restored, x, timesteps=8)
+
+
+def test_calibrated_network_with_running_max_pool_round_trips(tmp_path):
+    """Method calibrated keeps max-pools as the running rule; the file says which rule."""
+    x, _ = digits_tensors(train=False, n=48)
+    calib, _ = digits_tensors(train=True, n=256)
+    network = Converter(trained_digits("cnn", pool="max"), calib).build("calibrated", timesteps=2)
+    restored = round_trip(network, tmp_path)
+    rules = [m.rule for m in restored.modules() if isinstance(m, SpikingMaxPool)]
+    assert rules and set(rules) == {"running"}
+    assert_same_simulation(network, restored, x, timesteps=2)
+    # a file written before the rule existed holds gates; an unknown rule is refused by node
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NIRExportWarning)
+        graph = export_nir(network, tmp_path / "again.nir", input_shape=(1, 8, 8))
+    pools = [n for n in graph.nodes.values() if n.metadata.get("spikebridge", {}).get("rule")]
+    del pools[0].metadata["spikebridge"]["rule"]
+    assert any(m.rule == "gate" for m in import_nir(graph).modules() if hasattr(m, "rule"))
+    pools[0].metadata["spikebridge"]["rule"] = "fastest"
+    with pytest.raises(NIRImportError, match=r"node '.*': unknown spiking max-pool rule 'fastest'"):
+        import_nir(graph)
 
 
 def _direct_cnn_with_digit_statistics():

@@ -22,9 +22,12 @@ def build_spiking_module(
     maxpool: str = "spiking",
     method: str = "",
     negative_spikes: bool = False,
+    max_pool_rule: str = "gate",
 ) -> fx.GraphModule:
-    """A copy of the prepared ANN with every activation replaced by its neuron (and max-pools by
-    spiking max-pool gates when ``maxpool="spiking"``). Runs on [T*B, ...] inside SpikingNetwork."""
+    """A copy of the prepared ANN with every activation replaced by its neuron (and, when
+    ``maxpool="spiking"``, max-pools by :class:`~spikebridge.engine.neurons.SpikingMaxPool` with
+    ``max_pool_rule``: Rueckauer 2017's ``"gate"`` or the count-exact ``"running"``). Runs on
+    [T*B, ...] inside SpikingNetwork."""
     snn = copy.deepcopy(prepared)
     for name, act in activation_layers(snn).items():
         if name not in scales:
@@ -38,7 +41,7 @@ def build_spiking_module(
         for node in snn.graph.nodes:
             mod = g.module_of(snn, node)
             if isinstance(mod, g.MAX_POOLS):
-                set_submodule(snn, node.target, SpikingMaxPool(copy.deepcopy(mod)))
+                set_submodule(snn, node.target, SpikingMaxPool(copy.deepcopy(mod), max_pool_rule))
     snn.recompile()
     return snn.eval()
 

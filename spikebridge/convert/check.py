@@ -109,8 +109,9 @@ def _check_module(gm: fx.GraphModule, node: fx.Node, mod: nn.Module) -> Violatio
             name,
             "max pooling over rates (rule 2)",
             COSTS,
-            "replaced by a spiking max-pool gate (maxpool='spiking') or by average pooling "
-            "(maxpool='avg', changes the function); retrain with AvgPool for a lossless conversion",
+            "replaced by a spiking max-pool (maxpool='spiking': Rueckauer's gate, or the exact "
+            "running rule in method 'calibrated') or by average pooling (maxpool='avg', changes "
+            "the function); retrain with AvgPool for a lossless rate-coded conversion",
             True,
         )
     if isinstance(mod, g.DROPOUTS):

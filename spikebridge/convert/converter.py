@@ -168,6 +168,7 @@ class Converter:
             self.maxpool,
             method,
             negative_spikes,
+            entry.max_pool_rule,
         )
         if own_potentials:
             set_initial_potentials(module, entry.potentials(self, timesteps, negative_spikes))

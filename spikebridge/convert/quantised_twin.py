@@ -25,7 +25,6 @@ import copy
 import torch
 from torch import Tensor, fx, nn
 
-from ..engine import graph as g
 from ..engine.graph import MethodNotApplicable, set_submodule
 from ..engine.neurons import IFNeuron, channel_view
 from ..engine.substitution import neuron_for
@@ -141,11 +140,13 @@ def check_timesteps(timesteps: int) -> None:
 
 
 def linear_layers_only(prepared: fx.GraphModule) -> None:
-    """Refuse what breaks the equivalence: max-pooling and LeakyReLU (Kim 2020's signed neuron).
+    """Refuse what breaks the equivalence: no activation to calibrate, or LeakyReLU (Kim 2020's
+    signed neuron).
 
-    A spiking max-pool gate passes the spikes of the input with the largest running count, so its
-    summed output is not the max of the summed inputs: the network stops being linear between
-    neurons. Prepare the ANN with ``maxpool="avg"`` (which warns naming each replaced layer).
+    Max-pooling keeps it: the network pools spikes with the ``"running"`` rule of
+    :class:`~spikebridge.engine.neurons.SpikingMaxPool`, whose summed output is the max-pool of
+    the summed inputs, so the twin keeps the ANN's max-pool (a network prepared with
+    ``maxpool="avg"`` has average pooling in both instead).
     """
     acts = activation_layers(prepared)
     if not acts:
@@ -153,14 +154,6 @@ def linear_layers_only(prepared: fx.GraphModule) -> None:
             f"{type(prepared).__name__}: no calibratable activation (ReLU, ReLU6, Hardtanh, "
             f"QCFS) to become a neuron layer; method {METHOD!r} needs at least one"
         )
-    for node in prepared.graph.nodes:
-        mod = g.module_of(prepared, node)
-        if isinstance(mod, g.MAX_POOLS):
-            raise MethodNotApplicable(
-                f"{node.target}: a spiking max-pool is not linear over time, so method {METHOD!r} "
-                "cannot make the network equal its quantised twin; convert with maxpool='avg' "
-                "(--maxpool avg), which replaces it by average pooling with a warning"
-            )
     for name, act in acts.items():
         if isinstance(act, nn.LeakyReLU):
             raise MethodNotApplicable(
@@ -187,7 +180,7 @@ def quantised_twin(
     """A copy of the prepared ANN with every activation replaced by a :class:`TwinQuantiser`.
 
     Args:
-        prepared: the ANN after :func:`~spikebridge.convert.prepare` (no max-pooling).
+        prepared: the ANN after :func:`~spikebridge.convert.prepare`.
         thresholds: activation name -> theta (0-d or [C]), e.g. a method's scales or
             :func:`~spikebridge.convert.threshold_summary` of a built network.
         timesteps: T.

@@ -126,9 +126,10 @@ def export_pool(
     value: ExportValue,
     shape: tuple[int, ...],
     spiking: bool = False,
+    rule: str = "gate",
 ) -> ExportValue:
     """Average pooling maps exactly; max-pooling (NIR has none) becomes an AvgPool2d stand-in
-    whose metadata names the real operation."""
+    whose metadata names the real operation (a spiking max-pool's ``rule`` too)."""
     if len(value.shape) != 3:
         raise NIRExportError(
             f"{name}: NIR pooling nodes are 2-d; got an input of shape {value.shape}"
@@ -164,12 +165,16 @@ def export_pool(
     if op != "avg_pool" and op != "adaptive_avg_pool":
         op = "spiking_max_pool" if spiking else op
         facts["dilation"] = np.array([1, 1])
-        what = (
-            "spiking max-pool gate (Rueckauer 2017): passes the spikes of the input with the "
-            "highest spike count so far"
-            if spiking
-            else "max-pooling"
-        )
+        what = "max-pooling"
+        if spiking:
+            facts["rule"] = rule
+            what = (
+                "spiking max-pool gate (Rueckauer 2017): passes the spikes of the input with "
+                "the highest spike count so far"
+                if rule == "gate"
+                else "spiking max-pool, running rule: emits the change of the window's largest "
+                "running spike count"
+            )
         b.lossy.append((name, f"{what}; NIR has no max-pooling, so it is written as AvgPool2d"))
     facts["op"] = op
     facts["kernel_size"] = np.array(kernel)

@@ -116,7 +116,7 @@ def export_node(
     if isinstance(mod, (nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
         return export_pool(b, name, mod, value, shape)
     if isinstance(mod, SpikingMaxPool):
-        return export_pool(b, name, mod.pool, value, shape, spiking=True)
+        return export_pool(b, name, mod.pool, value, shape, spiking=True, rule=mod.rule)
     raise NIRExportError(
         f"{name}: {type(mod).__name__} has no NIR equivalent; NIR export supports {SUPPORTED}"
     )

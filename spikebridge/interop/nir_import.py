@@ -378,7 +378,15 @@ def _pool(nir, name: str, node: Any, facts: dict[str, Any]) -> nn.Module:
         pool = nn.AdaptiveMaxPool2d(_ints(facts["output_size"], 2))
     else:
         raise NIRImportError(f"NIR node {name!r}: unknown pooling {op!r} in its {KEY} metadata")
-    return SpikingMaxPool(pool) if op == "spiking_max_pool" else pool
+    if op != "spiking_max_pool":
+        return pool
+    rule = str(facts.get("rule", "gate"))  # files written before the running rule: the gate
+    if rule not in SpikingMaxPool.RULES:
+        raise NIRImportError(
+            f"NIR node {name!r}: unknown spiking max-pool rule {rule!r} in its {KEY} metadata; "
+            f"expected one of {SpikingMaxPool.RULES}"
+        )
+    return SpikingMaxPool(pool, rule)
 
 
 __all__ = ["NIRImportError", "import_nir"]

@@ -31,8 +31,9 @@ def calibrate_low_latency(
     """Thresholds and corrected biases that make the IF network accurate at T = ``timesteps``.
 
     Args:
-        prepared: the ANN after :func:`~spikebridge.convert.prepare` (with ``maxpool="avg"``:
-            a spiking max-pool is refused, see :func:`quantised_twin`); left untouched.
+        prepared: the ANN after :func:`~spikebridge.convert.prepare`, left untouched. Its
+            max-pools stay (the network pools spikes by their running count, which keeps it
+            equal to the twin; see :func:`quantised_twin`).
         calibration: a loader of (x, y) batches or a tensor [N, ...]; only the images are used.
         timesteps: the target T (the network is built for this T, not for every T).
         settings: :class:`LowLatencySettings`.

@@ -88,7 +88,14 @@ class LowLatencyCalibration:
         if negative_spikes is None:
             negative_spikes = self.negative_spikes
         module = build_spiking_module(
-            self.prepared, self.thresholds, "subtract", 0.5, "avg", METHOD, negative_spikes
+            self.prepared,
+            self.thresholds,
+            "subtract",
+            0.5,
+            "spiking",
+            METHOD,
+            negative_spikes,
+            "running",
         )
         set_initial_potentials(module, self.initial_potentials)
         return SpikingNetwork(module, AnalogEncoder(), chunk_size)

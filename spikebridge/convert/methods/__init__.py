@@ -65,6 +65,10 @@ class ThresholdMethod:
             theta}`` (0-d or [C]): per-layer initial potentials that replace
             ``initial_potential`` for the named layers, unless the caller gives an initial
             potential explicitly (None: none).
+        max_pool_rule: how its networks pool spikes where the ANN max-pools (with the
+            converter's ``maxpool="spiking"``): ``"gate"`` (Rueckauer 2017) or ``"running"``
+            (the change of the largest running count: exact in counts, see
+            :class:`~spikebridge.engine.neurons.SpikingMaxPool`).
         order: position in :data:`METHODS` (the papers' chronology for the built-in ones).
     """
 
@@ -84,6 +88,7 @@ class ThresholdMethod:
     order: int = 100
     model: Callable[[Converter, int | None, bool], fx.GraphModule] | None = None
     potentials: Callable[[Converter, int | None, bool], dict[str, Tensor]] | None = None
+    max_pool_rule: str = "gate"
 
     @property
     def label(self) -> str:

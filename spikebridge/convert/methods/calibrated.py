@@ -78,6 +78,7 @@ register(
         calibrates=False,
         initial_potential=0.5,
         negative_spikes=True,
+        max_pool_rule="running",
         order=70,
     )
 )
