@@ -139,11 +139,11 @@ def check_timesteps(timesteps: int) -> None:
         )
 
 
-def linear_layers_only(prepared: fx.GraphModule) -> None:
-    """Refuse what breaks the equivalence: no activation to calibrate, or LeakyReLU (Kim 2020's
-    signed neuron).
+def check_calibratable(prepared: fx.GraphModule) -> None:
+    """Refuse a model the twin cannot stand for: no activation to calibrate, or LeakyReLU
+    (Kim 2020's signed neuron).
 
-    Max-pooling keeps it: the network pools spikes with the ``"running"`` rule of
+    Max-pooling is fine: the network pools spikes with the ``"running"`` rule of
     :class:`~spikebridge.engine.neurons.SpikingMaxPool`, whose summed output is the max-pool of
     the summed inputs, so the twin keeps the ANN's max-pool (a network prepared with
     ``maxpool="avg"`` has average pooling in both instead).
@@ -192,7 +192,7 @@ def quantised_twin(
     readout of the signed-IF network with these thresholds, wherever its neurons end settled.
     """
     check_timesteps(timesteps)
-    linear_layers_only(prepared)
+    check_calibratable(prepared)
     twin = copy.deepcopy(prepared)
     for name, act in activation_layers(twin).items():
         if name not in thresholds:

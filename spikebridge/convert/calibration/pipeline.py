@@ -12,7 +12,7 @@ from torch import Tensor, fx
 
 from ...normalization.calibrate import activation_layers
 from ...progress import progress_bar
-from ..quantised_twin import check_timesteps, linear_layers_only, quantisers, restore_activations
+from ..quantised_twin import check_calibratable, check_timesteps, quantisers, restore_activations
 from .graph import CalibrationGraph, FloatReference, calibration_images
 from .reconstruction import reconstruct
 from .result import LayerCalibration, LowLatencyCalibration
@@ -47,7 +47,7 @@ def calibrate_low_latency(
     settings = settings or LowLatencySettings()
     settings.validate()
     check_timesteps(timesteps)
-    linear_layers_only(prepared)
+    check_calibratable(prepared)
     start, cpu_start = time.perf_counter(), time.process_time()
     x = _images(prepared, calibration, settings.samples)
     if settings.iterations and x.shape[0] < settings.batch_size:

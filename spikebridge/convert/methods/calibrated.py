@@ -10,7 +10,7 @@ docs/normalization.md.
 from __future__ import annotations
 
 from ..calibration import LowLatencyCalibration, calibrate_low_latency, for_neurons
-from ..quantised_twin import linear_layers_only
+from ..quantised_twin import check_calibratable
 from . import ThresholdMethod, register
 
 
@@ -26,7 +26,7 @@ def calibration_for(
         return cache[key]
     if converter.calibration is None:
         raise ValueError("method 'calibrated' needs calibration images: pass `calibration`")
-    linear_layers_only(converter.prepared_)
+    check_calibratable(converter.prepared_)
     other = cache.get((timesteps, not negative_spikes))
     if other is None:
         cache[key] = calibrate_low_latency(
