@@ -411,3 +411,26 @@ def test_refinement_lowers_the_next_layers_error(prepared_cnn, digits_images):
     assert not torch.equal(refined.thresholds[first], plain.thresholds[first])
     with pytest.raises(ValueError, match="refine_passes must be >= 0"):
         calibrate_low_latency(prepared_cnn, digits_images, 1, LowLatencySettings(refine_passes=-1))
+
+
+def test_output_check_keeps_the_twin_closer_to_the_ann(prepared_cnn, digits_images, digits_loaders):
+    """The search's twin is compared with the channel-wise percentile twin by their outputs'
+    divergence from the float ANN; a search that went wrong (here forced: thresholds at 5 % of
+    each channel's peak) is replaced, a good one is kept."""
+    x, y = next(iter(digits_loaders[1]))
+    forced = dict(alphas=(0.05,), betas=(0.7,), refine_passes=0)
+    checked = calibrate_low_latency(prepared_cnn, digits_images, 2, LowLatencySettings(**forced))
+    assert checked.start == "percentile"
+    assert checked.divergence["percentile"] < checked.divergence["search"]
+    unchecked = calibrate_low_latency(
+        prepared_cnn, digits_images, 2, LowLatencySettings(output_check=False, **forced)
+    )
+    assert unchecked.start == "search" and not unchecked.divergence
+
+    def accuracy(result):
+        return result.build().simulate(x, 2).accuracy(y)[-1].item()
+
+    assert accuracy(checked) > accuracy(unchecked) + 0.2
+    default = calibrate_low_latency(prepared_cnn, digits_images, 2)
+    assert default.start == "search"
+    assert default.divergence["search"] <= default.divergence["percentile"]

@@ -14,6 +14,7 @@ from ...normalization.calibrate import activation_layers
 from ...progress import progress_bar
 from ..quantised_twin import check_calibratable, check_timesteps, quantisers, restore_activations
 from .graph import CalibrationGraph, FloatReference, calibration_images
+from .guard import check_against_percentile
 from .reconstruction import reconstruct
 from .result import LayerCalibration, LowLatencyCalibration
 from .search import calibrate_layer
@@ -79,6 +80,19 @@ def calibrate_low_latency(
     result = restore_activations(twin)
     for p in result.parameters():
         p.requires_grad_(False)
+    start_from = "search"
+    divergence: dict[str, float] = {}
+    if settings.output_check:
+        percentile, divergence["search"], divergence["percentile"] = check_against_percentile(
+            twin,
+            reference, acts, floats, x, timesteps, thresholds, settings.batch_size,
+        )  # fmt: skip
+        if percentile is not None:
+            start_from, thresholds = "percentile", percentile
+            potentials = {n: torch.tensor(0.5) for n in thresholds}
+            result = copy.deepcopy(reference)  # the ANN's own biases: the SNN correction's start
+            for p in result.parameters():
+                p.requires_grad_(False)
     searched = LowLatencyCalibration(
         timesteps,
         result,
@@ -88,6 +102,8 @@ def calibrate_low_latency(
         time.process_time() - cpu_start,
         potentials,
         negative_spikes,
+        start=start_from,
+        divergence=divergence,
     )
     if not settings.snn_correction:
         return searched

@@ -56,6 +56,10 @@ class LowLatencyCalibration:
             :meth:`build`'s default.
         searched: the calibration before the SNN correction (None: it did not run), from which
             :func:`~spikebridge.convert.calibration.for_neurons` redoes it for the other neurons.
+        start: ``"search"`` (the layer-wise search's thresholds and biases) or ``"percentile"``
+            (the output check found the percentile twin closer to the float ANN, :mod:`.guard`).
+        divergence: the output check's KL divergences, ``{"search": ..., "percentile": ...}``
+            (empty: it did not run).
     """
 
     timesteps: int
@@ -67,6 +71,8 @@ class LowLatencyCalibration:
     initial_potentials: dict[str, Tensor] = field(default_factory=dict)
     negative_spikes: bool = True
     searched: LowLatencyCalibration | None = field(default=None, repr=False)
+    start: str = "search"
+    divergence: dict[str, float] = field(default_factory=dict)
 
     def twin(self) -> fx.GraphModule:
         """The quantised twin at T (logits = the network's summed readout / T)."""

@@ -32,6 +32,9 @@ class LowLatencySettings:
         snn_correction: after the search, correct the biases again layer by layer for the mean
             shift of the *simulated* network's inputs (its burst error; Li et al. 2021).
         snn_samples: calibration images the SNN correction simulates (the first ones).
+        output_check: compare the searched twin with the twin of channel-wise 99.9th-percentile
+            thresholds by their outputs' KL divergence from the float ANN on the calibration
+            images, and keep the closer (:mod:`.guard`).
         iterations: reconstruction steps per unit (0: no reconstruction).
         reconstruct_weights: let reconstruction change the weights too (else thresholds,
             initial potentials and biases only).
@@ -57,6 +60,7 @@ class LowLatencySettings:
     bias_correction: bool = True
     snn_correction: bool = True
     snn_samples: int = 256
+    output_check: bool = True
     iterations: int = 0
     reconstruct_weights: bool = False
     reconstruct_potentials: bool = True
