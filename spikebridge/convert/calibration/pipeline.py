@@ -84,9 +84,8 @@ def calibrate_low_latency(
     divergence: dict[str, float] = {}
     if settings.output_check:
         percentile, divergence["search"], divergence["percentile"] = check_against_percentile(
-            twin,
-            reference, acts, floats, x, timesteps, thresholds, settings.batch_size,
-        )  # fmt: skip
+            twin, reference, acts, floats, x, timesteps, thresholds, settings.batch_size
+        )
         if percentile is not None:
             start_from, thresholds = "percentile", percentile
             potentials = {n: torch.tensor(0.5) for n in thresholds}
