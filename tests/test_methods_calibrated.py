@@ -11,6 +11,7 @@ from torch import nn
 
 from spikebridge.convert import Converter, MethodNotApplicable, prepare
 from spikebridge.convert.calibration import (
+    CalibrationWarning,
     LowLatencySettings,
     ReconstructionDiverged,
     calibrate_low_latency,
@@ -419,7 +420,10 @@ def test_output_check_keeps_the_twin_closer_to_the_ann(prepared_cnn, digits_imag
     each channel's peak) is replaced, a good one is kept."""
     x, y = next(iter(digits_loaders[1]))
     forced = dict(alphas=(0.05,), betas=(0.7,), refine_passes=0)
-    checked = calibrate_low_latency(prepared_cnn, digits_images, 2, LowLatencySettings(**forced))
+    with pytest.warns(CalibrationWarning, match=r"T=2: the layer-wise search's twin is further"):
+        checked = calibrate_low_latency(
+            prepared_cnn, digits_images, 2, LowLatencySettings(**forced)
+        )
     assert checked.start == "percentile"
     assert checked.divergence["percentile"] < checked.divergence["search"]
     unchecked = calibrate_low_latency(

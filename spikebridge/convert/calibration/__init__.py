@@ -25,7 +25,10 @@ never a T-step simulation), from calibration images alone (no labels, no end-to-
    after it, to minimise the reconstruction error of the unit's outputs on calibration batches,
    the rounding passed straight through (STE). A unit whose error does not fall is rolled back;
    a loss that becomes NaN stops everything, naming the layers.
-4. **SNN correction** (Li et al. 2021's light pipeline): the network is simulated layer by layer
+4. **Output check** (:mod:`.guard`): the searched twin against the twin of channel-wise
+   percentile thresholds, by their outputs' KL divergence from the float ANN; the closer goes
+   on (a :class:`CalibrationWarning` says when that is the percentile one).
+5. **SNN correction** (Li et al. 2021's light pipeline): the network is simulated layer by layer
    with the neurons it will have (signed or plain IF) and each channel's mean input error is
    removed from a bias (or the initial potential); :func:`for_neurons` redoes only this step for
    the other kind of neuron.
@@ -34,6 +37,7 @@ Shapes: calibration images [N, C, H, W] (or any [N, ...] the ANN takes); thresho
 """
 
 from .graph import calibration_images
+from .guard import CalibrationWarning
 from .pipeline import calibrate_low_latency, for_neurons
 from .result import LayerCalibration, LowLatencyCalibration
 from .settings import (
@@ -47,6 +51,7 @@ from .settings import (
 __all__ = [
     "ALPHAS",
     "BETAS",
+    "CalibrationWarning",
     "LayerCalibration",
     "LowLatencyCalibration",
     "LowLatencySettings",

@@ -25,6 +25,10 @@ from .stats import channel_columns
 PERCENTILE = 99.9
 
 
+class CalibrationWarning(UserWarning):
+    """The output check replaced the layer-wise search's thresholds by percentile ones."""
+
+
 def percentile_thresholds(
     acts: dict[str, nn.Module],
     floats: FloatReference,
@@ -80,4 +84,9 @@ def check_against_percentile(
     return (percentile if plain < searched else None), searched, plain
 
 
-__all__ = ["check_against_percentile", "output_divergence", "percentile_thresholds"]
+__all__ = [
+    "CalibrationWarning",
+    "check_against_percentile",
+    "output_divergence",
+    "percentile_thresholds",
+]

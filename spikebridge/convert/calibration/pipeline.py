@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import warnings
 from collections.abc import Iterable
 
 import torch
@@ -14,7 +15,7 @@ from ...normalization.calibrate import activation_layers
 from ...progress import progress_bar
 from ..quantised_twin import check_calibratable, check_timesteps, quantisers, restore_activations
 from .graph import CalibrationGraph, FloatReference, calibration_images
-from .guard import check_against_percentile
+from .guard import PERCENTILE, CalibrationWarning, check_against_percentile
 from .reconstruction import reconstruct
 from .result import LayerCalibration, LowLatencyCalibration
 from .search import calibrate_layer
@@ -87,6 +88,14 @@ def calibrate_low_latency(
             twin, reference, acts, floats, x, timesteps, thresholds, settings.batch_size
         )
         if percentile is not None:
+            warnings.warn(
+                f"calibrated T={timesteps}: the layer-wise search's twin is further from the "
+                f"float ANN (KL {divergence['search']:.4g} on the calibration images) than the "
+                f"channel-wise {PERCENTILE:g}th-percentile twin ({divergence['percentile']:.4g}); "
+                "starting from the percentile thresholds (LowLatencySettings.output_check)",
+                CalibrationWarning,
+                stacklevel=2,
+            )
             start_from, thresholds = "percentile", percentile
             potentials = {n: torch.tensor(0.5) for n in thresholds}
             result = copy.deepcopy(reference)  # the ANN's own biases: the SNN correction's start
