@@ -88,8 +88,9 @@ def _model(arch: str) -> nn.Module:
 def _one_spike_thresholds(
     prepared, x: torch.Tensor, steps: int, potentials: dict | None = None
 ) -> dict[str, torch.Tensor]:
-    """Per-channel theta = largest per-step input magnitude the layer gets in a ``steps``-step
-    run (a signed neuron owes a spike after a step of more than theta either way)."""
+    """Per-channel theta = largest per-step input the layer gets in a ``steps``-step run (a
+    large negative step can still leave a spike owed: the tests check the identity on the
+    samples where none is)."""
     module = build_spiking_module(
         prepared,
         {n: torch.tensor(1.0) for n, _ in _activations(prepared)},
