@@ -393,6 +393,7 @@ class SpikingMaxPool(Stateful):
     """
 
     RULES = ("gate", "running")
+    rule = "gate"  # what a module pickled before the rule existed does
 
     def __init__(self, pool: nn.Module, rule: str = "gate") -> None:
         super().__init__()
