@@ -4,23 +4,22 @@ thresholds, judged by the whole twin's output.
 Every stage of the search judges a layer by its own or the next layer's reconstruction error.
 On some networks that local error and the network's function part: on a torchvision ResNet-18
 trained briefly on upsampled digits, the searched twin at T = 2 kept 37.5 % (ANN 89.9 %) where
-the same twin with the channel-wise 99.9th-percentile thresholds (Rueckauer 2017's robust
-normalisation, per channel as in Kim 2020) kept 74.6 %. So the search's twin is compared with that percentile
-twin on the calibration images by the KL divergence of its softmax output from the float
-ANN's (no labels), and the closer one is kept. Shapes: images [N, ...], logits [N, K].
+the same twin with method ``channel``'s thresholds (the 99.9th percentile of each channel's
+positive activations; Rueckauer 2017, per channel as in Kim 2020) kept 74.6 %. So the search's
+twin is compared with that percentile twin on the calibration images by the KL divergence of
+its softmax output from the float ANN's (no labels), and the closer one is kept. Shapes: images [N, ...], logits [N, K].
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, fx, nn
 
+from ...normalization import channel_norm, percentile_norm
+from ...normalization.calibrate import calibrate
 from ..quantised_twin import quantised_twin, snn_threshold
 from .graph import OUTPUT, FloatReference
-from .stats import channel_columns
 
 PERCENTILE = 99.9
 
@@ -30,25 +29,25 @@ class CalibrationWarning(UserWarning):
 
 
 def percentile_thresholds(
+    reference: fx.GraphModule,
     acts: dict[str, nn.Module],
-    floats: FloatReference,
-    shapes: dict[str, Tensor],
+    x: Tensor,
+    searched: dict[str, Tensor],
+    batch_size: int,
     percentile: float = PERCENTILE,
 ) -> dict[str, Tensor]:
-    """Per activation, the ``percentile``-th percentile of the float ANN's activation, per
-    channel where ``shapes[name]`` (the searched threshold) is [C], else over the layer; a
-    channel that never fires gets its largest value (1 if that is 0 too)."""
-    thresholds = {}
-    for name, act in acts.items():
-        values = act(floats.get([name])[name])
-        columns = channel_columns(values) if shapes[name].dim() == 1 else values.reshape(1, -1)
-        k = min(columns.shape[1], max(1, math.ceil(percentile / 100 * columns.shape[1])))
-        theta = columns.kthvalue(k, dim=1).values
-        peak = columns.amax(1)
-        theta = torch.where(theta > 0, theta, torch.where(peak > 0, peak, torch.ones_like(peak)))
-        theta = theta if shapes[name].dim() == 1 else theta.reshape(())
-        thresholds[name] = snn_threshold(name, act, theta)
-    return thresholds
+    """The thresholds of methods ``channel`` (where the searched threshold of a layer is [C])
+    and ``percentile`` (where it is 0-d): the ``percentile``-th percentile of the float ANN's
+    positive activations on the images x [N, ...] (:func:`~spikebridge.normalization.calibrate`)."""
+    stats = calibrate(reference, x.split(batch_size), x.device)
+    per_channel = channel_norm(stats, percentile)
+    layer_wise = percentile_norm(stats, percentile)
+    return {
+        name: snn_threshold(
+            name, act, per_channel[name] if searched[name].dim() == 1 else layer_wise[name]
+        )
+        for name, act in acts.items()
+    }
 
 
 @torch.no_grad()
@@ -76,8 +75,7 @@ def check_against_percentile(
     """(the percentile thresholds if their twin is closer to the float ANN, else None;
     the searched twin's divergence; the percentile twin's)."""
     logits = floats.get([OUTPUT])[OUTPUT]
-    shapes = {name: thresholds[name] for name in acts}
-    percentile = percentile_thresholds(acts, floats, shapes)
+    percentile = percentile_thresholds(prepared, acts, x, thresholds, batch_size)
     baseline = quantised_twin(prepared, percentile, timesteps, True, 0.5)
     searched = output_divergence(searched_twin, x, logits, batch_size)
     plain = output_divergence(baseline, x, logits, batch_size)

@@ -98,9 +98,9 @@ def calibrate_low_latency(
             )
             start_from, thresholds = "percentile", percentile
             potentials = {n: torch.tensor(0.5) for n in thresholds}
-            result = copy.deepcopy(reference)  # the ANN's own biases: the SNN correction's start
-            for p in result.parameters():
-                p.requires_grad_(False)
+            result = copy.deepcopy(
+                reference
+            )  # the ANN's own (frozen) biases: the SNN correction's start
     searched = LowLatencyCalibration(
         timesteps,
         result,
