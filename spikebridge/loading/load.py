@@ -3,8 +3,9 @@
 The kind of file is read from its content (and the ``.onnx`` suffix, since ONNX has no magic
 number):
 
-- a ``torch.export`` archive (.pt2): inspected before anything is unpickled
-  (:mod:`.safe_pt2`), then its ATen graph is rebuilt from standard modules (:mod:`.exported`);
+- a ``torch.export`` archive (.pt2): read by spikebridge's own strict reader (nothing unpickled
+  or evaluated; ``torch.export.load`` only with ``trust=True``, :mod:`.safe_pt2`), then its ATen
+  graph is rebuilt from standard modules (:mod:`.exported`);
 - an ONNX model (.onnx): mapped node by node (:mod:`.onnx_graph`, optional extra ``onnx``);
 - a ``torch.save`` file: a state dict (``weights_only=True``, loaded into ``arch``), or, only
   with ``trust=True``, a whole pickled module (unpickling runs code from the file).
@@ -22,8 +23,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ModelLoadError, UnsafeModelError
-from .safe_pt2 import TRUST_HINT, load_program
+from .errors import ModelLoadError, UnsafeModelError, UnsupportedOperationError
+from .safe_pt2 import TRUST_HINT, load_program, read_untrusted
 
 GRAPH_SUFFIXES = (".pt2", ".onnx")
 
@@ -63,13 +64,27 @@ def is_graph_file(path: str | Path) -> bool:
     return file_kind(path) in ("pt2", "onnx")
 
 
-def _program_name(program) -> str:
-    for node in program.graph.nodes:
-        stack = node.meta.get("nn_module_stack") or {}
-        for path, type_name in stack.values():
-            if path == "":
-                return str(type_name).rsplit(".", 1)[-1]
-    return "ExportedModel"
+def _load_pt2(file: Path, trust: bool) -> nn.Module:
+    """A .pt2 rebuilt from its graph: read by torch.export.load only with ``trust``, otherwise
+    by spikebridge's own reader (nothing unpickled or evaluated)."""
+    from .exported import map_program, program_to_module
+
+    if trust:
+        return program_to_module(load_program(file, trust=True))
+    program = read_untrusted(file)
+    try:
+        return map_program(program)
+    except (ModelLoadError, UnsupportedOperationError):
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError, OverflowError) as err:
+        raise ModelLoadError(
+            f"{file}: the program's graph does not rebuild ({type(err).__name__}: "
+            f"{_first_line(err)}); save the program again with torch.export.save"
+        ) from err
+    except MemoryError as err:
+        raise ModelLoadError(
+            f"{file}: the program's graph needs more memory than there is to rebuild"
+        ) from err
 
 
 def load_model(path: str | Path, trust: bool = False, arch: nn.Module | None = None) -> nn.Module:
@@ -96,10 +111,7 @@ def load_model(path: str | Path, trust: bool = False, arch: nn.Module | None = N
 
         return onnx_to_module(file)
     if kind == "pt2":
-        from .exported import program_to_module
-
-        program = load_program(file, trust)
-        return program_to_module(program, _program_name(program))
+        return _load_pt2(file, trust)
     return _load_torch_file(file, trust, arch)
 
 
