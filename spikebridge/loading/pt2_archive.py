@@ -166,9 +166,10 @@ class Pt2Archive:
             usize, csize, header = self._zip64_sizes(name, extra, usize, csize, header)
             key = name.casefold()
             if key in seen:
+                also = f" (also as {seen[key]!r})" if seen[key] != name else ""
                 raise self._error(
-                    f"the entry name {name!r} appears twice (also {seen[key]!r}): readers "
-                    "disagree on which copy counts"
+                    f"the entry name {name!r} appears twice{also}: readers disagree on which "
+                    "copy counts"
                 )
             seen[key] = name
             self._check_method(name, flags, method, usize, csize)

@@ -306,6 +306,7 @@ class _GraphReader:
         self.tensor_values = tensor_values
         self.tensors = tensors
         self.made: dict[str, ProgramNode] = {}
+        self.pending: dict[str, tuple[ProgramNode, int, dict]] = {}
         self.nodes: list[ProgramNode] = []
 
     def error(self, problem: str) -> ModelLoadError:
@@ -338,6 +339,14 @@ class _GraphReader:
         return TensorMeta(tuple(shape), dtype)
 
     def ref(self, name: Any, node: str) -> ProgramNode:
+        if isinstance(name, str) and name in self.pending:
+            source, index, common = self.pending.pop(name)
+            getter = ProgramNode(
+                name, "call_function", "getitem", "getitem", (source, index), {},
+                self.meta(name), **common,
+            )  # fmt: skip
+            self.nodes.append(getter)
+            self.made[name] = getter
         if not isinstance(name, str) or name not in self.made:
             raise self.error(f"node {node!r} reads {name!r}, which no earlier node makes")
         return self.made[name]
@@ -472,16 +481,13 @@ class _GraphReader:
         items = outputs[0]["as_tensors"] if len(outputs) == 1 else outputs
         for index, item in enumerate(items):
             item_names = _output_names([item if len(outputs) != 1 else {"as_tensor": item}])
-            for out in item_names:
-                getter = ProgramNode(
-                    out, "call_function", "getitem", "getitem", (node, index), {},
-                    self.meta(out), **common,
-                )  # fmt: skip
-                self.nodes.append(getter)
-                self._bind(out, getter)
+            for out in item_names:  # a getitem node is made when the value is read
+                if out in self.made or out in self.pending:
+                    raise self.error(f"two values are named {out!r}")
+                self.pending[out] = (node, index, common)
 
     def _bind(self, name: str, node: ProgramNode) -> None:
-        if name in self.made:
+        if name in self.made or name in self.pending:
             raise self.error(f"two values are named {name!r}")
         self.made[name] = node
 
