@@ -270,3 +270,38 @@ def test_cli_names_a_corrupt_file(program_file, tmp_path, capsys):
     assert main(["convert", "--checkpoint", str(path), "--out", str(out), "--quiet"]) == 2
     assert "broken.pt2" in capsys.readouterr().err
     assert not out.exists()  # a refused run leaves no --out behind
+
+
+def _damaged_pickle(path: Path) -> Path:
+    """A file that starts like a pickle (PROTO 2) but is not one: trust cannot help it."""
+    path.write_bytes(b"\x80\x02garbage" * 10)
+    return path
+
+
+def test_a_damaged_pickle_gets_no_trust_hint_and_names_the_file(tmp_path):
+    path = _damaged_pickle(tmp_path / "damaged.pt")
+    for trust in (False, True):
+        with pytest.raises(ModelLoadError) as info:
+            load_model(path, trust=trust)
+        message = str(info.value)
+        assert not isinstance(info.value, UnsafeModelError)
+        assert "damaged.pt" in message and "corrupt" in message
+        assert "--trust-checkpoint" not in message and "trust=True" not in message
+
+
+def test_export_names_the_file_and_hints_trust_only_when_it_helps(tmp_path, capsys):
+    """``spikebridge export``: a damaged file is named, with no trust hint (with or without
+    --trust-checkpoint); a pickled module (trust would load it) gets the hint."""
+    from spikebridge.cli import main
+
+    damaged = _damaged_pickle(tmp_path / "damaged.pt")
+    for extra in ([], ["--trust-checkpoint"]):
+        assert main(["export", str(damaged), str(tmp_path / "a.nir"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "damaged.pt" in err and "--trust-checkpoint" not in err
+        assert "could not be unpickled" not in err and len(err.strip().splitlines()) == 1
+    pickled = tmp_path / "module.pt"
+    torch.save(SmallNet(), pickled)
+    assert main(["export", str(pickled), str(tmp_path / "b.nir")]) == 2
+    err = capsys.readouterr().err
+    assert "module.pt" in err and "--trust-checkpoint" in err
