@@ -417,3 +417,35 @@ def test_grammar_accepts_what_torch_writes(expr):
 def test_grammar_refuses_everything_else(expr):
     with pytest.raises(ExpressionError):
         check_expression(expr)
+
+
+def _edit_json(source: Path, target: Path, suffix: str, edit) -> Path:
+    entries = []
+    for name, data in _entries(source):
+        if name.endswith(suffix):
+            doc = json.loads(data)
+            edit(doc)
+            data = json.dumps(doc).encode()
+        entries.append((name, data))
+    return _write(entries, target)
+
+
+def test_weight_reaching_past_its_bytes_is_refused_naming_it(programs, tmp_path):
+    def grow(doc):
+        doc["config"]["conv1.weight"]["tensor_meta"]["sizes"][0] = {"as_int": 600}
+
+    source = programs["PlainCNN-static"][1]
+    path = _edit_json(source, tmp_path / "big.pt2", "model_weights_config.json", grow)
+    with pytest.raises(ModelLoadError, match=r"big\.pt2.*conv1\.weight.*reach element"):
+        load_model(path)
+
+
+def test_huge_example_input_is_refused(programs, tmp_path):
+    def huge(doc):
+        x = doc["graph_module"]["graph"]["tensor_values"]["x"]
+        x["sizes"][2] = x["sizes"][3] = {"as_int": 100_000}
+
+    source = programs["PlainCNN-static"][1]
+    path = _edit_json(source, tmp_path / "huge.pt2", "model.json", huge)
+    with pytest.raises(ModelLoadError, match="at most"):
+        load_model(path)

@@ -19,6 +19,7 @@ An operator outside that set is an error naming it and the user's source line (t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -30,6 +31,9 @@ from .builder import BROKEN, GraphBuilder, Site
 from .errors import ModelLoadError
 from .problems import user_source_line
 from .program_ir import Program, ProgramNode, from_exported
+
+MAX_EXAMPLE_NUMEL = 1 << 27
+"""The most values the example input (two images) may hold while the graph is rebuilt."""
 
 
 def _layer_name(node: ProgramNode, kinds: tuple[type, ...] = ()) -> str | None:
@@ -87,6 +91,12 @@ class ProgramMapper:
         shape = [hint(s) for s in val.shape]
         if shape:
             shape[0] = max(shape[0], 2)
+        if any(s < 0 for s in shape) or math.prod(shape) > MAX_EXAMPLE_NUMEL:
+            raise ModelLoadError(
+                f"{self.builder.name}: the input {node.name!r} has the shape {shape}; conversion "
+                "needs an image batch [B, C, H, W] of at most "
+                f"{MAX_EXAMPLE_NUMEL} values for two images"
+            )
         example = torch.rand(shape, dtype=val.dtype if val.dtype.is_floating_point else None)
         return self.builder.input(node.name, example)
 

@@ -143,7 +143,8 @@ class _Reader:
             if not isinstance(entries, dict):
                 raise self.error(f"{config_name} has no 'config' table")
             for fqn, meta in entries.items():
-                if not isinstance(meta, dict) or not _FILE.match(str(meta.get("path_name", ""))):
+                file = meta.get("path_name") if isinstance(meta, dict) else None
+                if not isinstance(file, str) or not _FILE.match(file):
                     raise self.error(f"{config_name}: entry {fqn!r} names no plain file")
                 path = f"{root}data/{folder}/{meta['path_name']}"
                 kind = "constant" if folder == "constants" else "weight"
@@ -578,7 +579,17 @@ def _kinds_from_schema(qualified: str, named: list[tuple[str, int, Any]]):
 def read_program(archive: Pt2Archive) -> Program:
     """The program of an untrusted ``.pt2`` in neutral form, read without unpickling or
     evaluating anything (module docstring); named errors for anything refused."""
-    return _Reader(archive).program()
+    try:
+        return _Reader(archive).program()
+    except ModelLoadError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError) as err:
+        text = (str(err).splitlines() or [""])[0][:200]
+        raise ModelLoadError(
+            f"{archive.source}: a malformed program ({type(err).__name__}: {text}). A program "
+            "written by torch.export.save does not have this; the file is damaged or was "
+            "altered: save the program again"
+        ) from err
 
 
 __all__ = ["DTYPES", "TRUST_HINT", "read_program"]
