@@ -305,3 +305,46 @@ def test_export_names_the_file_and_hints_trust_only_when_it_helps(tmp_path, caps
     assert main(["export", str(pickled), str(tmp_path / "b.nir")]) == 2
     err = capsys.readouterr().err
     assert "module.pt" in err and "--trust-checkpoint" in err
+
+
+def _onnx_with_external_weights(tmp_path: Path) -> Path:
+    onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    from onnx import TensorProto, helper, numpy_helper
+
+    torch.manual_seed(0)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "wt"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 10])],
+        [numpy_helper.from_array(torch.rand(64, 10).numpy(), "wt")],
+    )
+    model = helper.make_model(graph)
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, path, save_as_external_data=True, location="ext.data", size_threshold=0)
+    return path
+
+
+def test_onnx_external_data_beside_the_model_loads(tmp_path):
+    path = _onnx_with_external_weights(tmp_path)
+    model = load_model(path)
+    assert model(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("location", ["../secret.data", "/etc/passwd", "link.data"])
+def test_onnx_external_data_outside_the_folder_is_refused(tmp_path, location):
+    import onnx
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    path = _onnx_with_external_weights(folder)
+    (tmp_path / "secret.data").write_bytes((folder / "ext.data").read_bytes())
+    (folder / "link.data").symlink_to(tmp_path / "secret.data")
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save(model, path)
+    with pytest.raises(ModelLoadError, match=r"ext\.onnx.*'wt'"):
+        load_model(path)
