@@ -449,3 +449,28 @@ def test_huge_example_input_is_refused(programs, tmp_path):
     path = _edit_json(source, tmp_path / "huge.pt2", "model.json", huge)
     with pytest.raises(ModelLoadError, match="at most"):
         load_model(path)
+
+
+class ContiguousCNN(nn.Module):
+    """``.contiguous()`` and ``.clone()``: a clone with a memory format in the core-ATen form."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x)).contiguous(memory_format=torch.channels_last).clone()
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.parametrize("trust", [False, True])
+@pytest.mark.parametrize("core", [False, True])
+def test_copies_with_options_rebuild_on_both_routes(tmp_path, trust, core):
+    torch.manual_seed(0)
+    model = ContiguousCNN().eval()
+    path = _save(model, tmp_path / "copies.pt2", dynamic=True, core=core)
+    loaded = load_model(path, trust=trust)
+    x = torch.rand(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), atol=1e-5)

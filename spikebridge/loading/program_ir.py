@@ -161,6 +161,8 @@ def from_exported(program: Any) -> Program:
             return [convert(v) for v in value]
         if isinstance(value, (int, float, bool, str)) or value is None:
             return value
+        if isinstance(value, (torch.dtype, torch.device, torch.memory_format, torch.layout)):
+            return str(value)  # options of copies and views, never read by the handlers
         return Unreadable(type(value).__name__)
 
     nodes: list[ProgramNode] = []

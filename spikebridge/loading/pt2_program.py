@@ -385,6 +385,8 @@ class _GraphReader:
             return list(value)
         if kind in ("as_scalar_type", "as_memory_format", "as_layout"):
             return Unreadable(kind) if not isinstance(value, int) else value
+        if kind == "as_device" and isinstance(value, dict):
+            return str(value.get("type"))  # options of copies, never read by the handlers
         return Unreadable(kind)
 
     def _scalar_or_ref(self, kind: str, value: Any, node: str) -> Any:
