@@ -1,7 +1,7 @@
 """Loading a user's file never runs code from it unless trusted; bad files are named errors.
 
-- a .pt2 whose weight (or sample inputs) is a pickle that would create a marker file: refused
-  before anything is unpickled, naming the entry; the marker never appears. With ``trust=True``
+- a .pt2 whose weight is a pickle that would create a marker file: refused before anything is
+  unpickled, naming the entry; the marker never appears (pickled sample inputs are never read). With ``trust=True``
   the pickle is unpickled, which runs its code: the marker appears (that is what trust means).
 - corrupt .pt2, .onnx and torch files: :class:`ModelLoadError` naming the file.
 - GELU and sigmoid nets as .pt2 and as ONNX: refused, naming the operation and the source line.
@@ -137,7 +137,9 @@ def test_trust_unpickles_the_weight_and_so_runs_its_code(program_file, tmp_path)
     assert marker.exists()
 
 
-def test_pickled_sample_inputs_are_refused(program_file, tmp_path):
+def test_pickled_sample_inputs_are_never_read(program_file, tmp_path):
+    """The sample inputs (a pickle) play no part in rebuilding the graph: without trust they are
+    not read at all, so a malicious one runs nothing and the program still loads."""
     marker = tmp_path / "MARKER"
 
     def edit(name: str, data: bytes) -> bytes:
@@ -146,8 +148,11 @@ def test_pickled_sample_inputs_are_refused(program_file, tmp_path):
         return data
 
     crafted = _rewrite(program_file, tmp_path / "inputs.pt2", edit)
-    with pytest.raises(UnsafeModelError, match="sample_inputs"):
-        load_model(crafted)
+    model = load_model(crafted)
+    x = torch.rand(3, 1, 8, 8)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert torch.allclose(model(x), SmallNet().eval()(x), atol=1e-6)
     assert not marker.exists()
 
 
@@ -265,3 +270,81 @@ def test_cli_names_a_corrupt_file(program_file, tmp_path, capsys):
     assert main(["convert", "--checkpoint", str(path), "--out", str(out), "--quiet"]) == 2
     assert "broken.pt2" in capsys.readouterr().err
     assert not out.exists()  # a refused run leaves no --out behind
+
+
+def _damaged_pickle(path: Path) -> Path:
+    """A file that starts like a pickle (PROTO 2) but is not one: trust cannot help it."""
+    path.write_bytes(b"\x80\x02garbage" * 10)
+    return path
+
+
+def test_a_damaged_pickle_gets_no_trust_hint_and_names_the_file(tmp_path):
+    path = _damaged_pickle(tmp_path / "damaged.pt")
+    for trust in (False, True):
+        with pytest.raises(ModelLoadError) as info:
+            load_model(path, trust=trust)
+        message = str(info.value)
+        assert not isinstance(info.value, UnsafeModelError)
+        assert "damaged.pt" in message and "corrupt" in message
+        assert "--trust-checkpoint" not in message and "trust=True" not in message
+
+
+def test_export_names_the_file_and_hints_trust_only_when_it_helps(tmp_path, capsys):
+    """``spikebridge export``: a damaged file is named, with no trust hint (with or without
+    --trust-checkpoint); a pickled module (trust would load it) gets the hint."""
+    from spikebridge.cli import main
+
+    damaged = _damaged_pickle(tmp_path / "damaged.pt")
+    for extra in ([], ["--trust-checkpoint"]):
+        assert main(["export", str(damaged), str(tmp_path / "a.nir"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "damaged.pt" in err and "--trust-checkpoint" not in err
+        assert "could not be unpickled" not in err and len(err.strip().splitlines()) == 1
+    pickled = tmp_path / "module.pt"
+    torch.save(SmallNet(), pickled)
+    assert main(["export", str(pickled), str(tmp_path / "b.nir")]) == 2
+    err = capsys.readouterr().err
+    assert "module.pt" in err and "--trust-checkpoint" in err
+
+
+def _onnx_with_external_weights(tmp_path: Path) -> Path:
+    onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    from onnx import TensorProto, helper, numpy_helper
+
+    torch.manual_seed(0)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "wt"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 1, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 10])],
+        [numpy_helper.from_array(torch.rand(64, 10).numpy(), "wt")],
+    )
+    model = helper.make_model(graph)
+    path = tmp_path / "ext.onnx"
+    onnx.save(model, path, save_as_external_data=True, location="ext.data", size_threshold=0)
+    return path
+
+
+def test_onnx_external_data_beside_the_model_loads(tmp_path):
+    path = _onnx_with_external_weights(tmp_path)
+    model = load_model(path)
+    assert model(torch.rand(3, 1, 8, 8)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("location", ["../secret.data", "/etc/passwd", "link.data"])
+def test_onnx_external_data_outside_the_folder_is_refused(tmp_path, location):
+    import onnx
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    path = _onnx_with_external_weights(folder)
+    (tmp_path / "secret.data").write_bytes((folder / "ext.data").read_bytes())
+    (folder / "link.data").symlink_to(tmp_path / "secret.data")
+    model = onnx.load(str(path), load_external_data=False)
+    for tensor in model.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save(model, path)
+    with pytest.raises(ModelLoadError, match=r"ext\.onnx.*'wt'"):
+        load_model(path)

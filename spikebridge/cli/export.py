@@ -8,14 +8,12 @@ which runs code from the file when loaded and so needs ``--trust-checkpoint``.
 from __future__ import annotations
 
 import argparse
-import pickle
 import warnings
 from pathlib import Path
 
-import torch
-
 from ..data import dataset_info
 from ..engine.network import SpikingNetwork
+from ..loading.load import read_torch_file
 
 FORMATS = ("nir",)
 
@@ -75,15 +73,8 @@ def load_network(path: str, trust: bool) -> SpikingNetwork:
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"{path!r}: no such file")
-    try:
-        data = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, ValueError) as err:
-        if not trust:
-            raise ValueError(
-                f"{path!r} is a pickled network (as `spikebridge convert` writes), and loading it "
-                "runs code from the file; add --trust-checkpoint if you trust its source"
-            ) from err
-        data = torch.load(file, map_location="cpu", weights_only=False)
+    refusal = "it is a pickled network (as `spikebridge convert` writes)"
+    data = read_torch_file(file, trust, refusal)  # names the file; hints trust only if it helps
     if isinstance(data, dict) and "spec" in data and "model" in data:
         from ..direct import load_trained
 

@@ -12,26 +12,18 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, fx
+from torch import fx
 
 from .problems import Site
+from .program_ir import ProgramNode, SymSize, Unreadable, Weight
 
 if TYPE_CHECKING:
     from .exported import ProgramMapper
 
-Handler = Callable[["ProgramMapper", fx.Node, Site], Any]
-
-
-@dataclass(frozen=True)
-class Weight:
-    """A constant tensor of the program (parameter, buffer or lifted constant), maybe transposed."""
-
-    tensor: Tensor
-    name: str
+Handler = Callable[["ProgramMapper", ProgramNode, Site], Any]
 
 
 class Deferred:
@@ -44,12 +36,14 @@ class Deferred:
 
 def op_name(target: Any) -> str:
     """The ATen name of a call's target (``aten.conv2d.default`` -> ``conv2d``)."""
+    if isinstance(target, str):
+        return target
     if isinstance(target, torch._ops.OpOverload):
         return target._opname
     return getattr(target, "__name__", str(target))
 
 
-def arg(node: fx.Node, index: int, name: str, default: Any = None) -> Any:
+def arg(node: ProgramNode, index: int, name: str, default: Any = None) -> Any:
     """Argument ``index`` of ``node``, or its keyword ``name``, or ``default``."""
     if len(node.args) > index:
         return node.args[index]
@@ -58,6 +52,8 @@ def arg(node: fx.Node, index: int, name: str, default: Any = None) -> Any:
 
 def hint(size: Any) -> int:
     """A size of an exported shape as an int (a symbolic size: its example value, else 2)."""
+    if isinstance(size, SymSize):
+        return size.hint if size.hint is not None else 2
     try:
         return int(size)
     except (TypeError, ValueError):
@@ -66,12 +62,12 @@ def hint(size: Any) -> int:
         return int(value) if value is not None else 2
 
 
-def on_tensor(handler: Callable[[ProgramMapper, fx.Node, Site, fx.Node], Any]) -> Handler:
+def on_tensor(handler: Callable[[ProgramMapper, ProgramNode, Site, fx.Node], Any]) -> Handler:
     """A handler whose first argument must be a tensor of the network; it receives it as ``x``
     (a constant there is recorded as a problem)."""
 
     @functools.wraps(handler)
-    def checked(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+    def checked(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
         x = m.tensor_input(node, site)
         if x is None:
             return m.builder.constant_input(site)
@@ -80,4 +76,14 @@ def on_tensor(handler: Callable[[ProgramMapper, fx.Node, Site, fx.Node], Any]) -
     return checked
 
 
-__all__ = ["Deferred", "Handler", "Weight", "arg", "hint", "on_tensor", "op_name"]
+__all__ = [
+    "Deferred",
+    "Handler",
+    "ProgramNode",
+    "Unreadable",
+    "Weight",
+    "arg",
+    "hint",
+    "on_tensor",
+    "op_name",
+]

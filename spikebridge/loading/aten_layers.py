@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from torch import fx, nn
 
-from .aten_calls import Deferred, Weight, arg, on_tensor, op_name
+from .aten_calls import Deferred, ProgramNode, Weight, arg, on_tensor
 from .problems import BROKEN, Site
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 # -- synaptic layers ------------------------------------------------------------------------
 
 
-def _input_weight_bias(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def _input_weight_bias(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     """(input, weight, bias) of a conv/linear call: a tensor of the network, a stored weight
     (argument 1) and an optional stored bias (argument 2); BROKEN after recording each problem."""
     x = m.tensor_input(node, site)
@@ -36,7 +36,7 @@ def _input_weight_bias(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
     return x, weight, bias
 
 
-def conv(m: ProgramMapper, node: fx.Node, site: Site, groups_at: int = 6) -> Any:
+def conv(m: ProgramMapper, node: ProgramNode, site: Site, groups_at: int = 6) -> Any:
     """``aten.conv2d`` (groups at argument 6) and, through :func:`convolution`, the core-ATen
     ``aten.convolution`` (groups at 8); stride, padding, dilation at 3, 4, 5 in both."""
     inputs = _input_weight_bias(m, node, site)
@@ -56,7 +56,7 @@ def conv(m: ProgramMapper, node: fx.Node, site: Site, groups_at: int = 6) -> Any
     )
 
 
-def convolution(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def convolution(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     if arg(node, 6, "transposed", False):
         return m.builder.problem(
             site,
@@ -66,7 +66,7 @@ def convolution(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
     return conv(m, node, site, groups_at=8)
 
 
-def linear(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def linear(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     inputs = _input_weight_bias(m, node, site)
     if inputs is BROKEN:
         return BROKEN
@@ -74,7 +74,7 @@ def linear(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
     return m.builder.linear(site, x, weight, bias, m.layer_name(node, nn.Linear))
 
 
-def addmm(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def addmm(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     bias = m.weight(node.args[0])
     x = m.value(node.args[1])
     mat = m.weight(node.args[2])
@@ -89,7 +89,7 @@ def addmm(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
     return m.builder.linear(site, x, mat.t(), bias, m.layer_name(node, nn.Linear))
 
 
-def mm(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def mm(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     x = m.value(node.args[0])
     mat = m.weight(node.args[1])
     if mat is None or not isinstance(x, fx.Node) or mat.dim() != 2:
@@ -101,7 +101,7 @@ def mm(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
     return m.builder.linear(site, x, mat.t(), None, m.layer_name(node, nn.Linear))
 
 
-def transpose(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def transpose(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     value = m.value(node.args[0])
     if not isinstance(value, Weight):
         return m.builder.problem(
@@ -109,7 +109,7 @@ def transpose(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
             "a transpose/permute of a tensor of the network",
             "keep the feature layout [B, C, H, W]; only weights may be transposed",
         )
-    name = op_name(node.target)
+    name = node.target
     tensor = value.tensor
     if name == "permute":
         tensor = tensor.permute(*node.args[1])
@@ -123,7 +123,7 @@ def transpose(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
 # -- normalisation and activations ----------------------------------------------------------
 
 
-def _batch_norm(m: ProgramMapper, node: fx.Node, site: Site, eps_index: int) -> Any:
+def _batch_norm(m: ProgramMapper, node: ProgramNode, site: Site, eps_index: int) -> Any:
     x = m.tensor_input(node, site)
     weight = m.weight(node.args[1])
     bias = m.weight(node.args[2])
@@ -142,7 +142,7 @@ def _batch_norm(m: ProgramMapper, node: fx.Node, site: Site, eps_index: int) -> 
     return m.builder.batch_norm(site, x, weight, bias, mean, var, eps, name)
 
 
-def batch_norm(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def batch_norm(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     if arg(node, 5, "training", False):
         warnings.warn(
             f"{site}: batch norm was exported in training mode; its running statistics are "
@@ -152,37 +152,37 @@ def batch_norm(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
     return _batch_norm(m, node, site, 7)
 
 
-def batch_norm_legit(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def batch_norm_legit(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     out = _batch_norm(m, node, site, 6)
     return (out, None, None) if out is not BROKEN else BROKEN
 
 
 @on_tensor
-def relu(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def relu(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     return m.builder.relu(site, x, m.layer_name(node, nn.ReLU))
 
 
 @on_tensor
-def relu6(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def relu6(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     return m.builder.clamp(site, x, 0.0, 6.0, m.layer_name(node, nn.ReLU6))
 
 
 @on_tensor
-def leaky_relu(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def leaky_relu(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     slope = arg(node, 1, "negative_slope", 0.01)
     return m.builder.leaky_relu(site, x, slope, m.layer_name(node, nn.LeakyReLU))
 
 
 @on_tensor
-def hardtanh(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def hardtanh(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     low, high = arg(node, 1, "min_val", -1.0), arg(node, 2, "max_val", 1.0)
     return m.builder.clamp(site, x, low, high, m.layer_name(node, nn.Hardtanh))
 
 
 @on_tensor
-def clamp(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def clamp(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     low, high = arg(node, 1, "min"), arg(node, 2, "max")
-    if isinstance(low, fx.Node) or isinstance(high, fx.Node):
+    if isinstance(low, ProgramNode) or isinstance(high, ProgramNode):
         return m.builder.problem(site, "clamp with tensor bounds", "clamp to numbers")
     return m.builder.clamp(site, x, low, high, m.layer_name(node))
 
@@ -190,19 +190,19 @@ def clamp(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
 # -- pooling --------------------------------------------------------------------------------
 
 
-def _window(node: fx.Node) -> tuple[Any, Any, Any]:
+def _window(node: ProgramNode) -> tuple[Any, Any, Any]:
     """kernel_size, stride and padding of a pooling call (arguments 1, 2, 3 of every pool)."""
     return arg(node, 1, "kernel_size"), arg(node, 2, "stride"), arg(node, 3, "padding", 0)
 
 
 @on_tensor
-def max_pool(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def max_pool(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     dilation, ceil_mode = arg(node, 4, "dilation", 1), bool(arg(node, 5, "ceil_mode", False))
     name = m.layer_name(node, nn.MaxPool1d, nn.MaxPool2d)
     return m.builder.max_pool(site, x, *_window(node), dilation, ceil_mode, name)
 
 
-def max_pool_with_indices(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def max_pool_with_indices(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     out = max_pool(m, node, site)
     if out is BROKEN:
         return BROKEN
@@ -213,7 +213,7 @@ def max_pool_with_indices(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
 
 
 @on_tensor
-def avg_pool(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def avg_pool(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     ceil_mode = bool(arg(node, 4, "ceil_mode", False))
     count_include_pad = bool(arg(node, 5, "count_include_pad", True))
     divisor_override = arg(node, 6, "divisor_override")
@@ -224,13 +224,13 @@ def avg_pool(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
 
 
 @on_tensor
-def adaptive_avg_pool(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def adaptive_avg_pool(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     name = m.layer_name(node, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
     return m.builder.adaptive_avg_pool(site, x, arg(node, 1, "output_size"), name)
 
 
 @on_tensor
-def mean(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def mean(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     dims = arg(node, 1, "dim")
     if dims is None:
         dims = []

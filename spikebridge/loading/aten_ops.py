@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from torch import Tensor, fx
+from torch import fx
 
 from . import aten_layers as layers
-from .aten_calls import Deferred, Handler, arg, hint, on_tensor
+from .aten_calls import Deferred, Handler, ProgramNode, arg, hint, on_tensor
 from .problems import BROKEN, Site
+from .program_ir import TensorMeta
 
 if TYPE_CHECKING:
     from .exported import ProgramMapper
@@ -36,13 +37,13 @@ IGNORED = frozenset(
 # -- joins, shapes and pass-throughs --------------------------------------------------------
 
 
-def add(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def add(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     if arg(node, 2, "alpha", 1) != 1:
         return m.builder.problem(site, "a scaled addition (alpha != 1)", "use a plain sum")
     return m.builder.add(site, m.value(node.args[0]), m.value(node.args[1]))
 
 
-def cat(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def cat(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     tensors = m.value(node.args[0])
     if any(t is BROKEN for t in tensors):
         return BROKEN
@@ -50,9 +51,9 @@ def cat(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
 
 
 @on_tensor
-def reshape(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
-    val = node.meta.get("val")
-    if not isinstance(val, Tensor):
+def reshape(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
+    val = node.val
+    if val is None:
         return m.builder.problem(site, "a reshape of unknown shape")
     before = m.builder.shape(x)
     after = [hint(s) for s in val.shape]
@@ -61,32 +62,32 @@ def reshape(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
     return m.builder.reshape(site, x, after)
 
 
-def _same_batch(node: fx.Node, val: Tensor) -> bool:
+def _same_batch(node: ProgramNode, val: TensorMeta) -> bool:
     """Whether a reshape's output keeps the input's batch axis (compare the exported shapes)."""
     source = node.args[0]
-    src = source.meta.get("val") if isinstance(source, fx.Node) else None
-    if not isinstance(src, Tensor) or not val.shape or not src.shape:
+    src = source.val if isinstance(source, ProgramNode) else None
+    if src is None or not val.shape or not src.shape:
         return False
     return str(val.shape[0]) == str(src.shape[0])
 
 
 @on_tensor
-def dropout(m: ProgramMapper, node: fx.Node, site: Site, x: fx.Node) -> Any:
+def dropout(m: ProgramMapper, node: ProgramNode, site: Site, x: fx.Node) -> Any:
     p = arg(node, 1, "p", 0.5)
     return m.builder.dropout(site, x, p, m.layer_name(node))
 
 
-def native_dropout(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def native_dropout(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     out = dropout(m, node, site)
     mask = Deferred("the dropout mask is used", "use dropout's output only")
     return (out, mask) if out is not BROKEN else BROKEN
 
 
-def identity(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def identity(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     return m.value(node.args[0])
 
 
-def getitem(m: ProgramMapper, node: fx.Node, site: Site) -> Any:
+def getitem(m: ProgramMapper, node: ProgramNode, site: Site) -> Any:
     items = m.value(node.args[0])
     if not isinstance(items, tuple):
         return m.builder.problem(site, "indexing a tensor of the network")

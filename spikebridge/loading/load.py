@@ -3,8 +3,9 @@
 The kind of file is read from its content (and the ``.onnx`` suffix, since ONNX has no magic
 number):
 
-- a ``torch.export`` archive (.pt2): inspected before anything is unpickled
-  (:mod:`.safe_pt2`), then its ATen graph is rebuilt from standard modules (:mod:`.exported`);
+- a ``torch.export`` archive (.pt2): read by spikebridge's own strict reader (nothing unpickled
+  or evaluated; ``torch.export.load`` only with ``trust=True``, :mod:`.safe_pt2`), then its ATen
+  graph is rebuilt from standard modules (:mod:`.exported`);
 - an ONNX model (.onnx): mapped node by node (:mod:`.onnx_graph`, optional extra ``onnx``);
 - a ``torch.save`` file: a state dict (``weights_only=True``, loaded into ``arch``), or, only
   with ``trust=True``, a whole pickled module (unpickling runs code from the file).
@@ -16,14 +17,16 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import pickletools
+import struct
 import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .errors import ModelLoadError, UnsafeModelError
-from .safe_pt2 import TRUST_HINT, load_program
+from .errors import ModelLoadError, UnsafeModelError, UnsupportedOperationError
+from .safe_pt2 import load_program, read_untrusted
 
 GRAPH_SUFFIXES = (".pt2", ".onnx")
 
@@ -63,13 +66,27 @@ def is_graph_file(path: str | Path) -> bool:
     return file_kind(path) in ("pt2", "onnx")
 
 
-def _program_name(program) -> str:
-    for node in program.graph.nodes:
-        stack = node.meta.get("nn_module_stack") or {}
-        for path, type_name in stack.values():
-            if path == "":
-                return str(type_name).rsplit(".", 1)[-1]
-    return "ExportedModel"
+def _load_pt2(file: Path, trust: bool) -> nn.Module:
+    """A .pt2 rebuilt from its graph: read by torch.export.load only with ``trust``, otherwise
+    by spikebridge's own reader (nothing unpickled or evaluated)."""
+    from .exported import map_program, program_to_module
+
+    if trust:
+        return program_to_module(load_program(file, trust=True))
+    program = read_untrusted(file)
+    try:
+        return map_program(program)
+    except (ModelLoadError, UnsupportedOperationError):
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError, KeyError, OverflowError) as err:
+        raise ModelLoadError(
+            f"{file}: the program's graph does not rebuild ({type(err).__name__}: "
+            f"{_first_line(err)}); save the program again with torch.export.save"
+        ) from err
+    except MemoryError as err:
+        raise ModelLoadError(
+            f"{file}: the program's graph needs more memory than there is to rebuild"
+        ) from err
 
 
 def load_model(path: str | Path, trust: bool = False, arch: nn.Module | None = None) -> nn.Module:
@@ -96,10 +113,7 @@ def load_model(path: str | Path, trust: bool = False, arch: nn.Module | None = N
 
         return onnx_to_module(file)
     if kind == "pt2":
-        from .exported import program_to_module
-
-        program = load_program(file, trust)
-        return program_to_module(program, _program_name(program))
+        return _load_pt2(file, trust)
     return _load_torch_file(file, trust, arch)
 
 
@@ -135,26 +149,75 @@ def check_input(
         )
 
 
-def _load_torch_file(file: Path, trust: bool, arch: nn.Module | None) -> nn.Module:
+MODEL_REFUSAL = "it is not a plain state dict: loading it would unpickle code-capable objects"
+MODEL_ADVICE = (
+    "better, save the model with torch.export.save (.pt2) or as ONNX, which need no trust"
+)
+
+
+def _pickle_bytes(file: Path) -> bytes | None:
+    """The pickle a torch.save file loads first: ``data.pkl`` of its zip, or the file itself."""
+    try:
+        if zipfile.is_zipfile(file):
+            with zipfile.ZipFile(file) as archive:
+                names = [n for n in archive.namelist() if n.rsplit("/", 1)[-1] == "data.pkl"]
+                info = archive.getinfo(names[0]) if len(names) == 1 else None
+                if info is None or info.file_size > (1 << 28):
+                    return None
+                return archive.read(info)
+        return file.read_bytes()[: 1 << 28]
+    except (OSError, zipfile.BadZipFile, ValueError, RuntimeError, EOFError):
+        return None
+
+
+def _is_whole_pickle(data: bytes | None) -> bool:
+    """Whether ``data`` starts with one complete, well-formed pickle: parsed opcode by opcode
+    (:func:`pickletools.genops`), nothing executed. Only then could trust make a file load that
+    the weights-only loader refused; a damaged file fails even when trusted."""
+    if not data:
+        return False
+    try:
+        for opcode, _, _ in pickletools.genops(data):
+            if opcode.name == "STOP":
+                return True
+    except (ValueError, EOFError, UnicodeDecodeError, struct.error):
+        return False
+    return False
+
+
+def read_torch_file(file: str | Path, trust: bool, refusal: str, advice: str = "") -> object:
+    """The object in a ``torch.save`` file: ``torch.load(weights_only=True)`` (tensors and plain
+    containers only, no code), or, only with ``trust``, full unpickling (runs code from the file).
+
+    Refused without trust, naming the file, ``refusal`` (what the file is) and the trust hint,
+    only when the file is a well-formed pickle the weights-only loader refused; a file that is
+    not one (corrupt, truncated, another format) is a :class:`ModelLoadError` naming the file,
+    without the hint, since trust would not help. Every error names the file.
+    """
+    file = Path(file)
     with open(file, "rb") as fh:
         head = fh.read(4)
     if not (zipfile.is_zipfile(file) or head[:1] == b"\x80"):  # zip or a pickle's PROTO opcode
         raise _corrupt(file, ValueError("neither a zip archive nor a pickle"))
     try:
-        obj = torch.load(file, map_location="cpu", weights_only=True)
+        return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights only" not in str(err).lower():
+        if "weights only" not in str(err).lower() or not _is_whole_pickle(_pickle_bytes(file)):
             raise _corrupt(file, err) from err
         if not trust:
+            tail = f"; {advice}" if advice else ""
             raise UnsafeModelError(
-                f"{file}: refused, because it is not a plain state dict: loading it would "
-                f"unpickle code-capable objects ({_refused_global(err)}). If it is a whole pickled "
-                f"module, {TRUST_HINT}; better, save the model with torch.export.save (.pt2) or "
-                "as ONNX, which need no trust"
+                f"{file}: refused, because {refusal} ({_refused_global(err)}). Only if you trust "
+                "the file's source, load it with --trust-checkpoint (trust=True): that unpickles "
+                f"it, which can run any code{tail}"
             ) from err
-        obj = _unpickle(file)
+        return _unpickle(file)
     except Exception as err:
         raise _corrupt(file, err) from err
+
+
+def _load_torch_file(file: Path, trust: bool, arch: nn.Module | None) -> nn.Module:
+    obj = read_torch_file(file, trust, MODEL_REFUSAL, MODEL_ADVICE)
     if isinstance(obj, nn.Module):
         return obj.eval()
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
@@ -232,4 +295,5 @@ __all__ = [
     "file_kind",
     "is_graph_file",
     "load_model",
+    "read_torch_file",
 ]

@@ -192,6 +192,43 @@ class OnnxMapper:
         raise ModelLoadError(f"{self.builder.name}: a Constant node of unsupported kind {attrs}")
 
 
+def _load_external_data(onnx, model, path: Path) -> None:
+    """Weights stored beside the model (ONNX external data), read only from regular files inside
+    the model's folder: a location that is absolute, climbs out with ``..`` or resolves
+    elsewhere through a link is refused, naming the tensor (onnx checks this too; this does
+    not depend on its version)."""
+    from onnx.external_data_helper import _get_all_tensors, uses_external_data
+
+    folder = path.resolve().parent
+    tensors = [t for t in _get_all_tensors(model) if uses_external_data(t)]
+    for tensor in tensors:
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve() if location else folder
+        plain = (
+            location
+            and not Path(location).is_absolute()
+            and "\\" not in location
+            and ".." not in Path(location).parts
+        )
+        if not plain or folder not in target.parents:
+            raise ModelLoadError(
+                f"{path}: tensor {tensor.name!r} keeps its data at {location!r}, outside the "
+                "model's folder; refused. Keep external data files beside the .onnx file"
+            )
+        if not target.is_file() or (folder / location).is_symlink():
+            raise ModelLoadError(
+                f"{path}: tensor {tensor.name!r} keeps its data in {location!r}, which is "
+                "missing, a link or not a regular file beside the model"
+            )
+    if tensors:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, str(folder))
+        except Exception as err:
+            raise ModelLoadError(
+                f"{path}: its external data could not be read ({type(err).__name__}: {err})"
+            ) from err
+
+
 def onnx_to_module(path: str | Path) -> fx.GraphModule:
     """The GraphModule of standard modules that computes what the ONNX model in ``path`` computes.
 
@@ -203,12 +240,13 @@ def onnx_to_module(path: str | Path) -> fx.GraphModule:
     """
     onnx, _ = _require_onnx()
     try:
-        model = onnx.load(str(path))
+        model = onnx.load(str(path), load_external_data=False)
     except Exception as err:
         raise ModelLoadError(
             f"{path}: not a readable ONNX model ({type(err).__name__}: {err}). The file is corrupt "
             "or not ONNX; export it again (torch.onnx.export, tf2onnx, ...)"
         ) from err
+    _load_external_data(onnx, model, Path(path))
     if not model.graph.node:
         raise ModelLoadError(f"{path}: the ONNX file holds no graph (empty or not an ONNX model)")
     name = Path(path).stem

@@ -10,6 +10,7 @@ conversion understands are added by its subclass :class:`~spikebridge.loading.bu
 
 from __future__ import annotations
 
+import keyword
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -22,9 +23,13 @@ from .problems import BROKEN, SUPPORTED, Site, _Broken, fix_for
 
 
 def module_name(text: str) -> str:
-    """A submodule name from a layer path or node name (``features.0`` -> ``features_0``)."""
-    name = re.sub(r"\W", "_", text).strip("_") or "layer"
-    return name if not name[0].isdigit() else f"layer_{name}"
+    """A submodule name from a layer path or node name (``features.0`` -> ``features_0``).
+
+    The names come from the user's file and end up in the Python code ``fx`` generates for the
+    GraphModule, so only ASCII letters, digits and ``_`` are kept, and never a keyword."""
+    name = re.sub(r"[^0-9A-Za-z_]", "_", str(text)[:200]).strip("_") or "layer"
+    name = name if not name[0].isdigit() else f"layer_{name}"
+    return f"{name}_" if keyword.iskeyword(name) or name in ("self", "torch") else name
 
 
 class GraphRecorder:

@@ -1,149 +1,70 @@
 """Loading a ``torch.export`` archive (.pt2) without running code from it.
 
-A .pt2 file is a zip archive: the program's graph as JSON (``models/<name>.json``), raw tensor
-bytes (``data/weights/weight_N``, ``data/constants/tensor_N``) described by JSON configs, and
-pickles: weights or constants marked ``use_pickle`` (and custom or opaque objects), which
-``torch.export.load`` unpickles with ``weights_only=False``, and the sample inputs
-(``data/sample_inputs/<name>.pt``), which it retries with ``weights_only=False`` when the safe
-load fails. Unpickling with ``weights_only=False`` runs whatever code the pickle names.
+``torch.export.load`` is not safe on a file nobody vouches for: it unpickles weights marked
+``use_pickle`` and custom objects with ``weights_only=False``, and it hands every symbolic size's
+``expr_str`` to ``sympy.sympify``, which runs the text as Python. And a check made with one zip
+reader proves nothing about another: Python's :mod:`zipfile` takes the last of two entries of one
+name, torch's reader the first.
 
-:func:`load_program` reads the file once into memory, lists every entry that would need such
-unpickling (:func:`unsafe_entries`) and refuses the file, naming them, unless ``trust=True``;
-a file that passes is then loaded from the same bytes, so nothing in it is unpickled unsafely.
+So a .pt2 is read once into memory and always checked by one strict reader of our own
+(:class:`~.pt2_archive.Pt2Archive`: no duplicate, hidden or inconsistent entries). Without trust
+the program is then read from it by :func:`~.pt2_program.read_program` (JSON, raw tensor bytes,
+symbolic sizes checked against a grammar and never evaluated); only with ``trust=True``
+(``--trust-checkpoint``) is it given to ``torch.export.load`` (:func:`load_program`).
 """
 
 from __future__ import annotations
 
 import io
-import json
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch.export import ExportedProgram
 
 from .errors import ModelLoadError, UnsafeModelError
+from .program_ir import Program
+from .pt2_archive import Pt2Archive
+from .pt2_program import TRUST_HINT, read_program
 
-TRUST_HINT = (
-    "only if you trust the file's source, load it with trust=True (--trust-checkpoint): that "
-    "unpickles these entries, which can run any code"
-)
-
-
-@dataclass(frozen=True)
-class UnsafeEntry:
-    """An archive entry that loading would unpickle with ``weights_only=False``, and why."""
-
-    entry: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.entry} ({self.reason})"
+MAX_FILE_BYTES = 1 << 36
 
 
-def _safe_torch_load(data: bytes) -> bool:
-    """Whether ``data`` unpickles with ``weights_only=True`` (tensors and plain containers only)."""
+def read_archive(path: str | Path) -> tuple[bytes, Pt2Archive]:
+    """The file's bytes and the strict archive over them; named errors for a bad archive."""
+    file = Path(path)
     try:
-        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception:
-        return False
-    return True
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ModelLoadError(f"{path}: {size} bytes, more than a model file holds")
+        data = file.read_bytes()
+    except OSError as err:
+        raise ModelLoadError(f"{path}: cannot be read ({err.strerror or err})") from err
+    return data, Pt2Archive(data, str(path))
 
 
-def _archive_root(names: list[str]) -> str | None:
-    for name in names:
-        if name == "archive_format" or name.endswith("/archive_format"):
-            return name[: -len("archive_format")]
-    return None
-
-
-def _config_entries(archive: zipfile.ZipFile, root: str, config_path: str, folder: str):
-    try:
-        config = json.loads(archive.read(config_path)).get("config", {})
-    except (KeyError, ValueError, AttributeError) as err:
-        raise ModelLoadError(f"{config_path} is not a valid payload config ({err})") from err
-    for fqn, meta in config.items():
-        path = f"{root}{folder}{meta.get('path_name', '')}"
-        yield fqn, meta, path
-
-
-def unsafe_entries(archive: zipfile.ZipFile) -> list[UnsafeEntry]:
-    """Every entry of a .pt2 archive that ``torch.export.load`` would unpickle unsafely."""
-    names = archive.namelist()
-    root = _archive_root(names)
-    found: list[UnsafeEntry] = []
-    if root is None:
-        # the pre-2.8 layout: serialized_*.json payloads deserialised with a weights_only retry
-        for name in names:
-            base = name.rsplit("/", 1)[-1]
-            if base.startswith("serialized_") and base != "serialized_exported_program.json":
-                if not _safe_torch_load(archive.read(name)):
-                    found.append(UnsafeEntry(name, "a pickle that needs full unpickling"))
-        return found
-    for name in names:
-        if not name.startswith(root):
-            continue
-        rel = name[len(root) :]
-        if rel.startswith("data/weights/") and rel.endswith("_weights_config.json"):
-            for fqn, meta, path in _config_entries(archive, root, name, "data/weights/"):
-                if meta.get("use_pickle"):
-                    found.append(UnsafeEntry(path, f"weight {fqn!r} stored as a pickle"))
-        elif rel.startswith("data/constants/") and rel.endswith("_constants_config.json"):
-            for fqn, meta, path in _config_entries(archive, root, name, "data/constants/"):
-                base = str(meta.get("path_name", ""))
-                if base.startswith(("custom_obj_", "opaque_obj_")):
-                    found.append(UnsafeEntry(path, f"constant {fqn!r} is a pickled object"))
-                elif meta.get("use_pickle"):
-                    found.append(UnsafeEntry(path, f"constant {fqn!r} stored as a pickle"))
-        elif rel.startswith("data/sample_inputs/") or (
-            rel.startswith(("data/weights/", "data/constants/")) and rel.endswith(".pt")
-        ):
-            if not _safe_torch_load(archive.read(name)):
-                what = "sample inputs" if "sample_inputs" in rel else "legacy payload"
-                found.append(UnsafeEntry(name, f"{what} pickled with more than tensors"))
-    return found
-
-
-def read_archive(path: str | Path) -> tuple[bytes, zipfile.ZipFile]:
-    """The file's bytes and the zip archive over them; a named error when it is not a zip."""
-    data = Path(path).read_bytes()
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        bad = archive.testzip()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as err:
-        raise ModelLoadError(
-            f"{path}: not a readable .pt2 archive (a zip file): {err}. The file is corrupt or "
-            "truncated; save the program again with torch.export.save"
-        ) from err
-    except Exception as err:  # zlib errors on a damaged member
-        raise ModelLoadError(f"{path}: damaged .pt2 archive ({err}); save it again") from err
-    if bad is not None:
-        raise ModelLoadError(
-            f"{path}: the archive entry {bad} is damaged (CRC mismatch); save the program again"
-        )
-    return data, archive
+def read_untrusted(path: str | Path) -> Program:
+    """The program in ``path`` in neutral form, read without ``torch.export.load``: nothing in
+    the file is unpickled or evaluated (see :mod:`.pt2_program`)."""
+    _, archive = read_archive(path)
+    return read_program(archive)
 
 
 def load_program(path: str | Path, trust: bool = False) -> ExportedProgram:
-    """The :class:`~torch.export.ExportedProgram` saved in ``path`` by ``torch.export.save``.
+    """The :class:`~torch.export.ExportedProgram` in ``path``, read by ``torch.export.load``.
 
-    Without ``trust``, a file with pickled payloads is refused before anything in it is
-    unpickled (:class:`~spikebridge.loading.errors.UnsafeModelError` naming each entry). With
-    ``trust=True`` the file is loaded by ``torch.export.load`` as it is: its pickles run code.
-    A corrupt file is a :class:`~spikebridge.loading.errors.ModelLoadError`.
+    Only with ``trust=True``: torch's loader unpickles pickled payloads and evaluates symbolic
+    sizes as Python, so it **runs code from the file**. Without trust this raises
+    :class:`~spikebridge.loading.errors.UnsafeModelError`; :func:`spikebridge.load_model` reads
+    such a file without torch's loader instead. The archive is checked by the strict reader
+    first in both cases; a corrupt file is a :class:`~.errors.ModelLoadError`.
     """
-    data, archive = read_archive(path)
-    with archive:
-        if not trust:
-            unsafe = unsafe_entries(archive)
-            if unsafe:
-                listed = "; ".join(str(e) for e in unsafe)
-                raise UnsafeModelError(
-                    f"{path}: refused, because loading it would unpickle code-capable data: "
-                    f"{listed}. A program saved by torch.export.save from ordinary tensors has "
-                    f"none; {TRUST_HINT}"
-                )
+    data, _ = read_archive(path)
+    if not trust:
+        raise UnsafeModelError(
+            f"{path}: torch.export.load runs code a .pt2 can carry (pickles, symbolic sizes "
+            "evaluated as Python); use spikebridge.load_model, which reads the program without "
+            f"it, or, {TRUST_HINT}"
+        )
     try:
         program = torch.export.load(io.BytesIO(data))
     except Exception as err:
@@ -156,4 +77,4 @@ def load_program(path: str | Path, trust: bool = False) -> ExportedProgram:
     return program
 
 
-__all__ = ["TRUST_HINT", "UnsafeEntry", "load_program", "read_archive", "unsafe_entries"]
+__all__ = ["TRUST_HINT", "load_program", "read_archive", "read_untrusted"]
