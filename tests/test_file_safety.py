@@ -86,3 +86,209 @@ def test_cli_names_the_symlinked_lock_and_exits_2(tmp_path, capsys):
     assert code == 2
     assert LOCK_NAME in err and "symbolic link" in err and "Traceback" not in err
     assert target.read_text() == "keep"
+
+
+# items 4 and 5: export -------------------------------------------------------------------
+
+TRAIN = [
+    "train", "--width", "0.25", "--batch-size", "32", "--limit", "32", "--train-limit", "64",
+    "--timesteps", "2", "--device", "cpu", "--quiet",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A direct-training run directory (one epoch on digits), written once for the module."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    assert main([*TRAIN, "--epochs", "1", "--out", str(out)]) == 0
+    return out
+
+
+def test_export_keeps_foreign_temporaries_and_its_input(trained, tmp_path, capsys):
+    pytest.importorskip("nir")
+    net = tmp_path / "net.pt"
+    net.write_bytes((trained / "checkpoint.pt").read_bytes())
+    foreign = tmp_path / ".thesis.abcd1234.tmp"
+    foreign.write_text("chapter 3, unsaved")
+    _old(foreign)
+    keep = {p: _snapshot(p) for p in (foreign, net)}
+    assert main(["export", str(net), str(tmp_path / "net.nir")]) == 0
+    assert (tmp_path / "net.nir").is_file()
+    assert {p: _snapshot(p) for p in keep} == keep
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot", "symlink", "hardlink"])
+def test_export_refuses_to_write_over_its_input(trained, tmp_path, capsys, spelling):
+    net = tmp_path / "net.pt"
+    net.write_bytes((trained / "checkpoint.pt").read_bytes())
+    before = _snapshot(net)
+    out = {
+        "same": str(net),
+        "dot": str(tmp_path / "." / "net.pt"),
+        "symlink": str(tmp_path / "link.nir"),
+        "hardlink": str(tmp_path / "hard.nir"),
+    }[spelling]
+    if spelling == "symlink":
+        os.symlink(net, out)
+    if spelling == "hardlink":
+        os.link(net, out)
+    assert main(["export", str(net), out, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "is the network being exported" in err and "Traceback" not in err
+    assert _snapshot(net) == before
+
+
+def test_export_refuses_an_existing_output_without_overwrite(trained, tmp_path, capsys):
+    pytest.importorskip("nir")
+    out = tmp_path / "old.nir"
+    out.write_text("an earlier export")
+    assert main(["export", str(trained / "checkpoint.pt"), str(out)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert out.read_text() == "an earlier export"
+    assert main(["export", str(trained / "checkpoint.pt"), str(out), "--overwrite"]) == 0
+    assert out.read_bytes()[:4] != b"an e"
+
+
+# item 6: --resume keeps the ownership check ------------------------------------------------
+
+
+def test_resume_into_a_foreign_folder_without_a_run_record_is_refused(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name, text in (("summary.json", '{"my": "notes"}'), ("history.csv", "a,b\n1,2\n")):
+        (out / name).write_text(text)
+    before = {p.name: _snapshot(p) for p in out.iterdir()}
+    assert main([*TRAIN, "--epochs", "1", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--resume" in err and "no spikebridge run record" in err and "--overwrite" in err
+    assert {p.name: _snapshot(p) for p in out.iterdir()} == before
+
+
+# item 8: overwrite only from the command line ---------------------------------------------
+
+
+def test_a_config_file_cannot_say_overwrite(tmp_path, capsys):
+    victim = tmp_path / "other-run"
+    victim.mkdir()
+    (victim / "checkpoint.pt").write_text("another run's checkpoint")
+    config = tmp_path / "c.toml"
+    config.write_text(f'out = "{victim}"\noverwrite = true\n')
+    assert main(["compare", "--config", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "'overwrite' is not allowed in a config file" in err
+    assert "--overwrite on the command line" in err
+    assert (victim / "checkpoint.pt").read_text() == "another run's checkpoint"
+
+
+# item 13: strict JSON ----------------------------------------------------------------------
+
+
+def _strict(text: str):
+    def refuse(name: str):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_results_are_strict_with_null_for_non_finite_numbers(tmp_path):
+    import numpy as np
+    import torch
+
+    from spikebridge.io import write_json
+
+    path = write_json(
+        tmp_path / "summary.json",
+        {
+            "nan": float("nan"), "inf": float("-inf"), "np": np.float32("nan"),
+            "tensor": torch.tensor([1.0, float("nan")]), "ok": 0.5, "path": tmp_path,
+        },
+    )  # fmt: skip
+    data = _strict(path.read_text())
+    assert data == {
+        "nan": None, "inf": None, "np": None, "tensor": [1.0, None], "ok": 0.5,
+        "path": str(tmp_path),
+    }  # fmt: skip
+
+
+def test_a_training_summary_without_test_data_is_strict_json(trained):
+    for name in ("summary.json", "run.json"):
+        _strict((trained / name).read_text())
+
+
+# item 11: a full disk and SIGTERM -----------------------------------------------------------
+
+
+def test_a_full_disk_leaves_a_failed_record_no_lock_and_names_the_path(
+    tmp_path, monkeypatch, capsys
+):
+    import errno
+
+    from spikebridge import io
+
+    real = io._create_temp
+
+    def full(tmp: Path) -> None:  # every new file fails once training wrote its checkpoint
+        if tmp.name.startswith(".summary.json."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+        real(tmp)
+
+    monkeypatch.setattr(io, "_create_temp", full)
+    monkeypatch.setattr(io, "write_text", _no_space(io.write_text, "run.json"))
+    out = tmp_path / "run"
+    assert main([*TRAIN, "--epochs", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'summary.json'}: No space left on device" in err
+    assert "Traceback" not in err and ".tmp" not in err
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "failed" and "No space left" in record["error"]
+    assert not (out / LOCK_NAME).exists()
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _no_space(write_text, name: str):
+    """``write_text`` that fails with ENOSPC for ``name`` once the run has begun (a disk that
+    filled up during the run: only the reserved space is left)."""
+    import errno
+
+    calls = {"n": 0}
+
+    def wrapped(path, text):
+        if Path(path).name == name:
+            calls["n"] += 1
+            if calls["n"] > 1:  # the "running" record was written before the disk filled
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return write_text(path, text)
+
+    return wrapped
+
+
+def test_sigterm_leaves_a_failed_record_and_no_lock(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spikebridge", *TRAIN, "--epochs", "200", "--out", str(out)],
+        cwd=root, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if json.loads((out / "run.json").read_text())["status"] == "running":
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    assert process.poll() is None, process.communicate()
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "failed" and "Terminated" in record["error"]
+    assert not (out / LOCK_NAME).exists()
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
