@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from spikebridge.cli import main
 from spikebridge.rundir import LOCK_NAME, DirectoryNotOwned, claim
@@ -108,6 +109,7 @@ def test_export_keeps_foreign_temporaries_and_its_input(trained, tmp_path, capsy
     pytest.importorskip("nir")
     net = tmp_path / "net.pt"
     net.write_bytes((trained / "checkpoint.pt").read_bytes())
+    (tmp_path / "net.pt.sha256").write_bytes((trained / "checkpoint.pt.sha256").read_bytes())
     foreign = tmp_path / ".thesis.abcd1234.tmp"
     foreign.write_text("chapter 3, unsaved")
     _old(foreign)
@@ -292,3 +294,130 @@ def test_sigterm_leaves_a_failed_record_and_no_lock(tmp_path):
     assert record["status"] == "failed" and "Terminated" in record["error"]
     assert not (out / LOCK_NAME).exists()
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+
+
+# item 9: the STDP route resumes bit for bit ---------------------------------------------------
+
+
+def _stdp_config():
+    from spikebridge.stdp import config_for
+
+    return config_for(
+        "cnn", 1, 8, 10, conv_channels=8, conv_winners=2, feature_channels=16, timesteps=6,
+        ae_epochs=1, stdp_epochs=2,
+    )  # fmt: skip
+
+
+def _digits_loader():
+    """A fresh shuffling loader, as a new process would make it (its generator at the seed)."""
+    from spikebridge.data import make_loaders
+
+    return make_loaders("digits", batch_size=64, seed=0, train_limit=256)[0]
+
+
+def test_stdp_resumed_after_the_autoencoder_phase_ends_bit_for_bit(tmp_path, monkeypatch):
+    from spikebridge.stdp import training
+    from spikebridge.stdp.checkpoint import read_checkpoint
+
+    config = _stdp_config()
+    whole = training.train(
+        config, _digits_loader(), seed=0, progress=False, checkpoint_path=tmp_path / "a.pt"
+    )
+    path = tmp_path / "b.pt"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the process dies once the auto-encoder phase is saved
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "train_feature_layer", killed)
+        with pytest.raises(KeyboardInterrupt):
+            training.train(config, _digits_loader(), seed=0, progress=False, checkpoint_path=path)
+    assert read_checkpoint(path)["phase_done"] == "autoencoder"
+    resumed = training.train(
+        config, _digits_loader(), seed=0, progress=False, checkpoint_path=path, resume=True
+    )
+    for name, value in whole.network.state_dict().items():
+        assert torch.equal(resumed.network.state_dict()[name], value), name
+    assert resumed.train_accuracy == whole.train_accuracy
+    assert [r["phase"] for r in resumed.history] == [r["phase"] for r in whole.history]
+
+
+# item 7: checksums ---------------------------------------------------------------------------
+
+
+def _flip_bit(path: Path, offset_from_end: int = 2000) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) - offset_from_end] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+def test_a_bit_flipped_training_checkpoint_is_refused_by_resume(trained, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(trained, out)
+    assert (out / "checkpoint.pt.sha256").is_file()
+    _flip_bit(out / "checkpoint.pt")
+    before = {p.name: _snapshot(p) for p in out.iterdir()}
+    assert main([*TRAIN, "--epochs", "2", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{out / 'checkpoint.pt'} is damaged or was changed" in err
+    assert "checkpoint.pt.sha256" in err and "--overwrite" in err and "Traceback" not in err
+    after = {p.name: _snapshot(p) for p in out.iterdir() if p.name != "run.json"}
+    assert after == {k: v for k, v in before.items() if k != "run.json"}
+
+
+def test_a_checkpoint_missing_its_keys_is_a_named_error(trained, tmp_path):
+    from spikebridge.direct.checkpoint import CheckpointError, load_training_checkpoint
+
+    saved = torch.load(trained / "checkpoint.pt", weights_only=True)
+    for broken, message in (
+        ({k: v for k, v in saved.items() if k != "optimizer"}, "no 'optimizer' entry"),
+        ({k: v for k, v in saved.items() if k != "model"}, "no 'model' entry"),
+        ({**saved, "rng": {**saved["rng"], "torch": torch.zeros(3)}}, "torch random state"),
+        ({**saved, "rng": "seed 0"}, "not the saved random states"),
+        ({**saved, "epoch": "one"}, "not a count of epochs"),
+    ):
+        path = tmp_path / "bad.pt"
+        torch.save(broken, path)  # no checksum file: read with a warning, then refused
+        with pytest.warns(UserWarning, match="no checksum file"):
+            with pytest.raises(CheckpointError, match=f"bad.pt is not a usable.*{message}"):
+                load_training_checkpoint(path)
+
+
+def test_an_old_checkpoint_without_a_checksum_is_used_with_a_warning(trained, tmp_path):
+    from spikebridge.direct.checkpoint import load_training_checkpoint
+    from spikebridge.io import ChecksumWarning
+
+    path = tmp_path / "old.pt"
+    path.write_bytes((trained / "checkpoint.pt").read_bytes())
+    with pytest.warns(ChecksumWarning, match="old.pt has no checksum file"):
+        assert load_training_checkpoint(path)["epoch"] == 1
+
+
+def test_save_torch_leaves_file_and_checksum_in_agreement_after_a_kill(tmp_path, monkeypatch):
+    from spikebridge import io
+
+    path = tmp_path / "c.pt"
+    io.save_torch(path, {"w": torch.zeros(3)})
+    old = io.file_sha256(path)
+
+    real, calls = os.replace, []
+
+    def killed(src, dst):  # the process dies between the checksum file and the rename
+        calls.append(Path(dst).name)
+        if Path(dst) == path:
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_torch(path, {"w": torch.ones(3)})
+    monkeypatch.undo()
+    assert calls == ["c.pt.sha256", "c.pt"]
+    assert len(io.recorded_checksums(path)) == 2  # the new digest and the old one
+    assert io.file_sha256(path) == old
+    assert io.verify_checksum(path, "")  # the old file still matches
+    io.save_torch(path, {"w": torch.ones(3)})
+    assert io.verify_checksum(path, "")
+    assert len(io.recorded_checksums(path)) == 1
