@@ -421,3 +421,55 @@ def test_save_torch_leaves_file_and_checksum_in_agreement_after_a_kill(tmp_path,
     io.save_torch(path, {"w": torch.ones(3)})
     assert io.verify_checksum(path, "")
     assert len(io.recorded_checksums(path)) == 1
+
+
+COMPARE = [
+    "compare", "--width", "0.25", "--batch-size", "64", "--limit", "64", "--train-limit", "128",
+    "--calibration-samples", "64", "--timesteps", "4", "--epochs", "1", "--direct-epochs", "1",
+    "--direct-timesteps", "2", "--methods", "max", "--stdp-epochs", "1", "--stdp-ae-epochs", "1",
+    "--stdp-conv-channels", "4", "--stdp-feature-channels", "8", "--stdp-timesteps", "4",
+    "--device", "cpu", "--quiet",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("compared") / "cmp"
+    assert main([*COMPARE, "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("name", ["ann.pt", "direct.pt", "stdp.pt"])
+def test_a_damaged_cached_checkpoint_stops_a_comparison_naming_it(compared, tmp_path, name, capsys):
+    import shutil
+
+    out = tmp_path / "cmp"
+    shutil.copytree(compared, out)
+    path = out / "checkpoints" / name
+    assert (out / "checkpoints" / f"{name}.sha256").is_file()
+    _flip_bit(path, offset_from_end=min(2000, path.stat().st_size // 2))
+    before = _snapshot(path)
+    assert main([*COMPARE, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path} is damaged or was changed" in err and f"delete {path}" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert _snapshot(path) == before
+
+
+def test_a_truncated_stdp_checkpoint_is_named_not_retrained(compared, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "cmp"
+    shutil.copytree(compared, out)
+    path = out / "checkpoints" / "stdp.pt"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    (out / "checkpoints" / "stdp.pt.sha256").unlink()  # as an older version left it
+    assert main([*COMPARE, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"{path}: not a readable STDP-route checkpoint (truncated or corrupt" in err
+    assert f"delete {path} to train it again" in err
+
+
+def test_comparison_results_are_strict_json(compared):
+    for name in ("results.json", "run.json"):
+        _strict((compared / name).read_text())
