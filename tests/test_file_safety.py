@@ -126,7 +126,7 @@ def test_export_refuses_to_write_over_its_input(trained, tmp_path, capsys, spell
     before = _snapshot(net)
     out = {
         "same": str(net),
-        "dot": str(tmp_path / "." / "net.pt"),
+        "dot": os.path.join(tmp_path, ".", "sub", "..", "net.pt"),
         "symlink": str(tmp_path / "link.nir"),
         "hardlink": str(tmp_path / "hard.nir"),
     }[spelling]
@@ -361,7 +361,7 @@ def test_a_bit_flipped_training_checkpoint_is_refused_by_resume(trained, tmp_pat
     before = {p.name: _snapshot(p) for p in out.iterdir()}
     assert main([*TRAIN, "--epochs", "2", "--resume", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"{out / 'checkpoint.pt'} is damaged or was changed" in err
+    assert f"{out / 'checkpoint.pt'} is not a readable checkpoint: it is damaged or was" in err
     assert "checkpoint.pt.sha256" in err and "--overwrite" in err and "Traceback" not in err
     after = {p.name: _snapshot(p) for p in out.iterdir() if p.name != "run.json"}
     assert after == {k: v for k, v in before.items() if k != "run.json"}
@@ -451,7 +451,7 @@ def test_a_damaged_cached_checkpoint_stops_a_comparison_naming_it(compared, tmp_
     before = _snapshot(path)
     assert main([*COMPARE, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert f"{path} is damaged or was changed" in err and f"delete {path}" in err
+    assert str(path) in err and "damaged or was changed" in err and f"delete {path}" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert _snapshot(path) == before
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..io import write_json
+from ..io import checksum_path, write_json
 from .context import ComparisonContext
 
 
@@ -60,7 +60,9 @@ def start_training(ctx: ComparisonContext, path: Path, expected: dict, resume: b
     ctx.barrier()
     if ctx.shard.rank == 0:
         path.parent.mkdir(parents=True, exist_ok=True)
-        if not resume and path.exists():
-            path.unlink()
+        if not resume:
+            for old in (path, checksum_path(path)):
+                if old.is_file() and not old.is_symlink():
+                    old.unlink()
         write_json(path.with_suffix(".json"), expected)
     ctx.barrier()

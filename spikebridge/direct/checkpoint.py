@@ -84,7 +84,8 @@ def load_training_checkpoint(
     try:
         verify_checksum(path, "restore an intact copy, or train from scratch (--overwrite)")
     except ChecksumMismatch as err:
-        raise CheckpointError(str(err)) from None
+        text = str(err).replace(" is damaged", " is not a readable checkpoint: it is damaged", 1)
+        raise CheckpointError(text) from None
     try:
         try:
             data = torch.load(path, map_location=map_location, weights_only=True)
