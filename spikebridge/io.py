@@ -125,7 +125,8 @@ def _named(err: BaseException, path: Path, tmp: Path) -> BaseException:
             return named
         return err
     text = str(err)
-    if isinstance(err, RuntimeError) and "write failed" in text:  # torch.save's stream writer
+    torch_io = ("write failed", "PytorchStreamWriter", "inline_container")
+    if isinstance(err, RuntimeError) and any(m in text for m in torch_io):  # torch.save's writer
         code = errno.ENOSPC if _nearly_full(path.parent) else errno.EIO
         reason = (text.splitlines() or [""])[0][:200]
         return OSError(code, f"{os.strerror(code)} (while writing: {reason})", str(path))

@@ -473,3 +473,28 @@ def test_a_truncated_stdp_checkpoint_is_named_not_retrained(compared, tmp_path, 
 def test_comparison_results_are_strict_json(compared):
     for name in ("results.json", "run.json"):
         _strict((compared / name).read_text())
+
+
+def test_a_real_write_failure_names_the_file_and_leaves_a_failed_record(tmp_path):
+    """The process may not write files over 40 kB (RLIMIT_FSIZE): the checkpoint's write really
+    fails in torch.save; the failure record still fits in the space reserved at the start."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, "-m", "spikebridge", *TRAIN, "--epochs", "1", "--out", str(out)],
+        cwd=Path(__file__).resolve().parents[1], env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True, text=True, preexec_fn=limit, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert f"error: {out / 'checkpoint.pt'}: " in done.stderr and ".tmp" not in done.stderr
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "failed" and "checkpoint.pt" in record["error"]
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
