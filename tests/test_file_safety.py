@@ -498,3 +498,29 @@ def test_a_real_write_failure_names_the_file_and_leaves_a_failed_record(tmp_path
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "failed" and "checkpoint.pt" in record["error"]
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+
+
+def test_export_refuses_a_bit_flipped_network(trained, tmp_path, capsys):
+    net = tmp_path / "net.pt"
+    net.write_bytes((trained / "checkpoint.pt").read_bytes())
+    (tmp_path / "net.pt.sha256").write_bytes((trained / "checkpoint.pt.sha256").read_bytes())
+    _flip_bit(net)
+    assert main(["export", str(net), str(tmp_path / "net.nir")]) == 2
+    err = capsys.readouterr().err
+    assert f"{net} is damaged or was changed" in err and "Traceback" not in err
+    assert not (tmp_path / "net.nir").exists()
+
+
+def test_a_bit_flipped_stdp_checkpoint_is_refused_by_resume(tmp_path):
+    from spikebridge.stdp import training
+    from spikebridge.stdp.checkpoint import StdpCheckpointError
+
+    path = tmp_path / "checkpoint.pt"
+    config = _stdp_config()
+    training.train(config, _digits_loader(), seed=0, progress=False, checkpoint_path=path)
+    _flip_bit(path)
+    with pytest.raises(StdpCheckpointError, match=r"checkpoint.pt is damaged or was changed.*"
+                       r"delete it \(and its .sha256\) to train again"):  # fmt: skip
+        training.train(
+            config, _digits_loader(), seed=0, progress=False, checkpoint_path=path, resume=True
+        )
