@@ -382,7 +382,7 @@ def test_a_checkpoint_missing_its_keys_is_a_named_error(trained, tmp_path):
         torch.save(broken, path)  # no checksum file: read with a warning, then refused
         with pytest.warns(UserWarning, match="no checksum file"):
             with pytest.raises(CheckpointError, match=f"bad.pt is not a usable.*{message}"):
-                load_training_checkpoint(path)
+                load_training_checkpoint(path, resume=True)
 
 
 def test_an_old_checkpoint_without_a_checksum_is_used_with_a_warning(trained, tmp_path):

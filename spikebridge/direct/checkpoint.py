@@ -73,9 +73,12 @@ def _tuples(value: Any) -> Any:
 
 
 def load_training_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", *, resume: bool = False
 ) -> dict[str, Any]:
-    """Read a checkpoint written by the trainer; CheckpointError names the file and the problem."""
+    """Read a checkpoint written by the trainer; CheckpointError names the file and the problem.
+
+    The entries it has are checked for their types, and it must have ``model``; with ``resume``
+    also everything training resumes from (optimizer, scheduler, epoch, random states)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(
@@ -106,7 +109,7 @@ def load_training_checkpoint(
         raise CheckpointError(
             f"{path}: checkpoint version {data.get('version')} is not supported (expected {VERSION})"
         )
-    problem = checkpoint_problem(data)
+    problem = checkpoint_problem(data, resume=resume)
     if problem:
         raise CheckpointError(
             f"{path} is not a usable training checkpoint: {problem}; restore an intact copy, or "
@@ -164,24 +167,28 @@ def rng_problem(rng: Any) -> str | None:
     return None
 
 
-def checkpoint_problem(data: dict[str, Any]) -> str | None:
-    """What is missing or of the wrong type in a training checkpoint's dict (None when it has
-    everything :func:`~spikebridge.direct.trainer.train_direct` resumes from)."""
-    for key in ("model", "optimizer", "scheduler", "epoch", "rng"):
+RESUME_KEYS = ("model", "optimizer", "scheduler", "epoch", "rng")
+
+
+def checkpoint_problem(data: dict[str, Any], resume: bool = True) -> str | None:
+    """What is missing or of the wrong type in a training checkpoint's dict: None when it has a
+    ``model`` (with ``resume``: everything :func:`~spikebridge.direct.trainer.train_direct`
+    resumes from) and every entry it has is of the right type."""
+    for key in RESUME_KEYS if resume else ("model",):
         if key not in data:
             return f"it has no {key!r} entry"
     if not _is_state_dict(data["model"]):
         return "its 'model' entry is not a state dict of tensors"
-    optimizer = data["optimizer"]
+    optimizer = data.get("optimizer", {"state": {}, "param_groups": []})
     if not (
         isinstance(optimizer, dict)
         and isinstance(optimizer.get("state"), dict)
         and isinstance(optimizer.get("param_groups"), list)
     ):
         return "its 'optimizer' entry is not an optimizer state dict"
-    if not isinstance(data["scheduler"], dict):
+    if not isinstance(data.get("scheduler", {}), dict):
         return "its 'scheduler' entry is not a scheduler state dict"
-    epoch = data["epoch"]
+    epoch = data.get("epoch", 0)
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
         return f"its 'epoch' entry is {epoch!r}, not a count of epochs"
     if not isinstance(data.get("history", []), list):
@@ -189,7 +196,7 @@ def checkpoint_problem(data: dict[str, Any]) -> str | None:
     for key in ("spec", "config"):
         if data.get(key) is not None and not isinstance(data[key], dict):
             return f"its {key!r} entry is not a dict"
-    return rng_problem(data["rng"])
+    return rng_problem(data["rng"]) if "rng" in data else None
 
 
 def check_compatible(
