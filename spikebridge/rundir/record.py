@@ -97,7 +97,10 @@ class RunDirectory:
         record = self._record("failed", files=self._planned, error=error)
         if self._reserved is not None and self._write_reserved(record):
             return
-        write_json(self.path / RECORD_NAME, record)
+        try:
+            write_json(self.path / RECORD_NAME, record)
+        except OSError:  # the run's own error, already on its way, says more
+            pass
 
     def begin(self, remove: Iterable[str] = (), planned: Iterable[str] = ()) -> None:
         """Compute starts: remove the ``remove`` files (a replaced run's results) and write the
@@ -105,16 +108,16 @@ class RunDirectory:
         this one, should it be killed, knows what to remove)."""
         if not self.held:
             return
+        names = set(planned)
+        names |= {n + CHECKSUM_SUFFIX for n in names if n.endswith(".pt")}
+        self._planned = sorted(names)
+        self._reserve()  # first: a disk too full for it fails the run before anything changes
         for name in remove:
             target = self.path / name
             if target.is_file() or target.is_symlink():
                 target.unlink()
         self._began = True
-        names = set(planned)
-        names |= {n + CHECKSUM_SUFFIX for n in names if n.endswith(".pt")}
-        self._planned = sorted(names)
         self._write_record("running", files=self._planned)
-        self._reserve()
 
     def finish(self, files: Iterable[str | os.PathLike] = (), **extra: Any) -> None:
         """The run completed: record ``status: finished`` and the files it wrote."""
