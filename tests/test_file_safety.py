@@ -264,6 +264,7 @@ def _no_space(write_text, name: str):
     return wrapped
 
 
+@pytest.mark.slow
 def test_sigterm_leaves_a_failed_record_and_no_lock(tmp_path):
     import signal
     import subprocess
@@ -475,6 +476,7 @@ def test_comparison_results_are_strict_json(compared):
         _strict((compared / name).read_text())
 
 
+@pytest.mark.slow
 def test_a_real_write_failure_names_the_file_and_leaves_a_failed_record(tmp_path):
     """The process may not write files over 40 kB (RLIMIT_FSIZE): the checkpoint's write really
     fails in torch.save; the failure record still fits in the space reserved at the start."""
