@@ -52,6 +52,8 @@ def _open_lock_file(path: Path) -> int:
     except OSError as err:
         if err.errno == errno.ELOOP or os.path.islink(path):
             raise _refuse(path, "a symbolic link") from None
+        if err.errno == errno.EISDIR:
+            raise _refuse(path, "a directory") from None
         raise
     try:
         info = os.fstat(fd)

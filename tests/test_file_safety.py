@@ -66,6 +66,18 @@ def test_a_hard_linked_or_foreign_lock_file_is_refused_untouched(tmp_path):
     assert (out / LOCK_NAME).read_text().startswith("the user's own file")
 
 
+def test_a_lock_path_that_is_a_directory_or_fifo_is_refused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / LOCK_NAME).mkdir()
+    with pytest.raises(DirectoryNotOwned, match="is a directory, not a spikebridge lock"):
+        claim(out, "convert", {"seed": 0})
+    (out / LOCK_NAME).rmdir()
+    os.mkfifo(out / LOCK_NAME)
+    with pytest.raises(DirectoryNotOwned, match="not a regular file"):
+        claim(out, "convert", {"seed": 0})
+
+
 def test_a_lock_left_by_a_killed_run_is_reused(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
