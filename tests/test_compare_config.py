@@ -67,7 +67,10 @@ def test_unknown_table_names_its_header_line(tmp_path):
         ('methods = "max,sparkle"', r"line 2: key 'methods': .*unknown method\(s\) 'sparkle'"),
         ("timesteps = 0", r"line 2: key 'timesteps': timesteps must be a positive integer"),
         ('encoding = "morse"', r"line 2: key 'encoding': encoding must be one of analog, poisson"),
-        ("overwrite = 1", r"line 2: key 'overwrite' must be true or false"),
+        (
+            "overwrite = true",
+            r"line 2: key 'overwrite' is not allowed in a config file.*--overwrite",
+        ),
     ],
 )
 def test_wrong_type_or_value_names_the_key_and_its_line(tmp_path, line, message):

@@ -1,5 +1,6 @@
-"""The atomic writer: a kill during a write leaves nothing behind after the next write, results
-honour the umask, a failed write leaves the old file (issue 12)."""
+"""The atomic writer: a kill during a write leaves nothing behind after the next write of that
+file, no other file is ever removed, results honour the umask, a failed write leaves the old file
+(issues 12, 19)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from spikebridge.io import (
-    LEGACY_TEMP_AGE_SECONDS,
     atomic_write,
     remove_stale_temporaries,
     write_json,
@@ -50,33 +50,54 @@ def test_kill_during_write_leaves_no_stale_file_after_the_next_write(tmp_path):
     target = tmp_path / "summary.json"
     _killed_during_write(target)
     stale = _temporaries(tmp_path)
-    assert len(stale) == 1 and stale[0].startswith(".summary.json.")
+    assert len(stale) == 1 and stale[0].startswith(".summary.json.spikebridge-")
     assert target.read_text() == "never"  # the killed write never became visible
-    write_json(tmp_path / "other.json", {"a": 1})  # any next write to the directory
+    write_json(tmp_path / "other.json", {"a": 1})  # another file's write leaves it alone
+    assert _temporaries(tmp_path) == stale
+    write_json(target, {"a": 2})  # the next write of the same file removes it
     assert _temporaries(tmp_path) == []
-    assert target.read_text() == "never"
+    assert target.read_text().startswith("{")
 
 
 def test_live_writers_temporary_files_are_kept(tmp_path):
-    own = tmp_path / f".x.csv.{os.getpid()}-0123abcd.tmp"
+    own = tmp_path / f".x.csv.spikebridge-{os.getpid()}-0123abcd.tmp"
     own.write_text("being written")
-    parent = tmp_path / f".y.csv.{os.getppid()}-0123abcd.tmp"
+    parent = tmp_path / f".x.csv.spikebridge-{os.getppid()}-0123abcd.tmp"
     parent.write_text("being written by a running process")
-    assert remove_stale_temporaries(tmp_path) == []
+    assert remove_stale_temporaries(tmp_path / "x.csv") == []
     assert own.exists() and parent.exists()
 
 
-def test_pidless_temporaries_of_earlier_versions_go_once_old(tmp_path):
-    old = tmp_path / ".results.json.ab_c9xyz.tmp"
-    old.write_text("x")
-    assert remove_stale_temporaries(tmp_path) == []  # could still be in use
-    stamp = time.time() - LEGACY_TEMP_AGE_SECONDS - 10
-    os.utime(old, (stamp, stamp))
-    assert remove_stale_temporaries(tmp_path) == [old]
-    other = tmp_path / ".notes.tmp"  # not a name the writer makes: never touched
-    other.write_text("user's")
-    os.utime(other, (stamp, stamp))
-    assert remove_stale_temporaries(tmp_path) == []
+def test_only_the_writers_own_temporaries_are_ever_removed(tmp_path):
+    dead = _dead_pid()
+    stamp = time.time() - 7200
+    foreign = [
+        ".thesis.abcd1234.tmp",  # another program's, two hours old
+        ".results.json.ab_c9xyz.tmp",  # what versions before 0.9 named theirs: left alone
+        f".results.json.{dead}-0123abcd.tmp",
+        f".other.json.spikebridge-{dead}-0123abcd.tmp",  # another file's: not this write's
+        f".results.json.spikebridge-{dead}-0123abcd.tmp.keep",
+        ".notes.tmp",
+    ]
+    for name in foreign:
+        (tmp_path / name).write_text("not yours")
+        os.utime(tmp_path / name, (stamp, stamp))
+    ours = tmp_path / f".results.json.spikebridge-{dead}-0123abcd.tmp"
+    ours.write_text("half")
+    write_json(tmp_path / "results.json", {"a": 1})
+    assert not ours.exists()
+    for name in foreign:
+        assert (tmp_path / name).read_text() == "not yours"
+        assert (tmp_path / name).stat().st_mtime == pytest.approx(stamp)
+
+
+def _dead_pid() -> int:
+    """A pid that is not running (a child that has exited and been reaped)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])

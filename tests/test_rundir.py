@@ -138,6 +138,35 @@ def test_directory_with_unrecorded_files_is_refused(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_resume_keeps_the_ownership_check_for_unrecorded_files(tmp_path):
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(DirectoryNotOwned, match=r"--resume: .*no spikebridge run record"):
+        claim(tmp_path, "train", TRAIN, resume=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["summary.json"]
+    with claim(tmp_path, "train", TRAIN, resume=True, overwrite=True) as run:  # the user's word
+        assert run.previous is None
+
+
+def test_the_failure_record_is_written_in_reserved_space(tmp_path, monkeypatch):
+    from spikebridge import io
+
+    with pytest.raises(ValueError, match="boom"):
+        with claim(tmp_path / "run", "train", TRAIN) as run:
+            run.begin(planned=["checkpoint.pt"])
+            reserved = [p.name for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
+            assert len(reserved) == 1 and reserved[0].startswith(".run.json.spikebridge-")
+
+            def full(path, text):
+                raise OSError(28, "No space left on device", str(path))
+
+            monkeypatch.setattr(io, "write_text", full)  # the disk is full from here on
+            raise ValueError("boom")
+    record = read_record(tmp_path / "run")
+    assert record["status"] == "failed" and record["error"] == "ValueError: boom"
+    assert record["files"] == ["checkpoint.pt", "checkpoint.pt.sha256"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [RECORD_NAME]
+
+
 def test_refused_or_failed_claims_leave_the_directory_as_found(tmp_path):
     out = tmp_path / "new" / "run"
     with pytest.raises(RuntimeError, match="boom"):

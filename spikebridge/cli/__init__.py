@@ -7,7 +7,9 @@ import importlib
 import os
 import pickle
 import re
+import signal
 import sys
+import threading
 
 SUBCOMMANDS = ("convert", "train", "compare", "demo", "export")
 DEBUG_ENV = "SPIKEBRIDGE_DEBUG"
@@ -36,14 +38,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as SIGINT: the run stops the same clean way (failure record, no lock)."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; an error is one line on stderr and exit status 2 (``--debug`` or
-    SPIKEBRIDGE_DEBUG=1: the traceback instead)."""
+    SPIKEBRIDGE_DEBUG=1: the traceback instead). SIGTERM stops a run as SIGINT does (exit 143)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return int(args.run(args) or 0)
+    except Terminated:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -53,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"spikebridge {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        if main_thread and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def error_message(err: BaseException) -> str | None:

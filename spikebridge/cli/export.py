@@ -2,12 +2,17 @@
 
 NET.pt is a direct-training checkpoint (``spikebridge train``; its spec rebuilds the network and
 gives the input shape) or a pickled SpikingNetwork (``spikebridge convert`` writes snn_METHOD.pt),
-which runs code from the file when loaded and so needs ``--trust-checkpoint``.
+which runs code from the file when loaded and so needs ``--trust-checkpoint``. A network with a
+checksum file beside it (``NET.pt.sha256``) is checked against it before it is read.
+
+OUT is never NET (also through a symlink, a hard link or another spelling of the path), and an
+existing OUT is replaced only with ``--overwrite``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from pathlib import Path
 
@@ -60,6 +65,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--dt", type=float, default=None, help="seconds per step for LIF constants (1e-4)"
     )
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument(
         "--trust-checkpoint",
         action="store_true",
@@ -68,11 +74,38 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
+def check_output(network: str, out: str, overwrite: bool) -> None:
+    """Refuse an OUT that is NET itself, or that exists without ``overwrite`` (before any work)."""
+    target, source = Path(out), Path(network)
+    same = os.path.abspath(target) == os.path.abspath(source)
+    if not same and os.path.exists(target) and os.path.exists(source):
+        same = os.path.samefile(target, source)
+    if same:
+        raise ValueError(
+            f"OUT {out!r} is the network being exported ({network!r}); writing it would destroy "
+            "the network: choose another OUT, e.g. net.nir"
+        )
+    if os.path.lexists(target):
+        if os.path.isdir(target):
+            raise IsADirectoryError(
+                f"OUT {out!r} is a directory; give the file to write, e.g. {out}/net.nir"
+            )
+        if not overwrite:
+            raise FileExistsError(
+                f"OUT {out!r} already exists; pass --overwrite to replace it, or choose another OUT"
+            )
+
+
 def load_network(path: str, trust: bool) -> SpikingNetwork:
-    """The SpikingNetwork in ``path`` (a train checkpoint, or with ``trust`` a pickled network)."""
+    """The SpikingNetwork in ``path`` (a train checkpoint, or with ``trust`` a pickled network),
+    checked against its checksum file when it has one."""
+    from ..io import verify_checksum
+
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"{path!r}: no such file")
+    if (file.parent / (file.name + ".sha256")).exists():
+        verify_checksum(file, "export an intact copy (write it again with spikebridge)")
     refusal = "it is a pickled network (as `spikebridge convert` writes)"
     data = read_torch_file(file, trust, refusal)  # names the file; hints trust only if it helps
     if isinstance(data, dict) and "spec" in data and "model" in data:
@@ -95,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if shape is None and args.dataset is not None:
         info = dataset_info(args.dataset)
         shape = (info.in_channels, info.image_size, info.image_size)
+    check_output(args.network, args.out, args.overwrite)
     network = load_network(args.network, args.trust_checkpoint)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NIRExportWarning)

@@ -12,11 +12,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..io import save_torch
+from ..io import ChecksumMismatch, save_torch, verify_checksum
 from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
 from ..models import build_model
 from ..training import train_ann
+from .checkpoint_cache import damaged
 from .context import ComparisonContext
 
 ANN_CHECKPOINT_FORMAT = "spikebridge-compare-ann"
@@ -50,12 +51,18 @@ def build_ann(ctx: ComparisonContext) -> nn.Module:
 
 
 def _load_ann_checkpoint(path: Path, expected: dict) -> dict | None:
+    """The cached ANN when it was trained with ``expected``; None when absent or another
+    experiment's; a damaged file (checksum, unreadable) is a named error, never retrained over."""
     if not path.is_file():
         return None
     try:
+        verify_checksum(path, "")
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return None
+    except ChecksumMismatch as err:
+        raise damaged(path, str(err).rstrip("; ")) from None
+    except Exception as err:
+        reason = (f"{type(err).__name__}: {err}".splitlines() or [""])[0][:200]
+        raise damaged(path, f"{path} is not a readable checkpoint ({reason})") from None
     if not isinstance(saved, dict) or saved.get("format") != ANN_CHECKPOINT_FORMAT:
         return None
     return saved if saved.get("settings") == expected else None

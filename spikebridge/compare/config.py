@@ -92,8 +92,10 @@ RUNTIME_KEYS = runtime_keys(Settings)
 """Settings that do not change the results; a re-run may change them freely."""
 _FIELDS = setting_fields(Settings)
 KEYS: tuple[str, ...] = tuple(_FIELDS)
-FILE_ONLY_KEYS: dict[str, type] = {"out": str, "overwrite": bool}
-"""Keys a config file may hold besides the settings: where to write and whether to replace."""
+FILE_ONLY_KEYS: dict[str, type] = {"out": str}
+"""Keys a config file may hold besides the settings: where to write."""
+COMMAND_LINE_ONLY_KEYS: tuple[str, ...] = ("overwrite",)
+"""Keys a config file may not hold: replacing results takes the user's word on the command line."""
 
 
 def check_value(name: str, value: Any) -> Any:
@@ -143,7 +145,8 @@ def key_line(text: str, key: str) -> int | None:
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """The settings in TOML file ``path`` as a dict keyed like :class:`Settings` (underscores),
-    plus ``out`` and ``overwrite`` when the file gives them.
+    plus ``out`` when the file gives it. ``overwrite`` is refused: results are replaced only
+    when ``--overwrite`` is given on the command line.
 
     Raises:
         FileNotFoundError: no such file.
@@ -158,6 +161,11 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         where = f"{path}, line {line}" if line else str(path)
         if key in settings:
             raise ConfigError(f"{where}: key {raw_key!r} is given twice (as '-' and '_' spellings)")
+        if key in COMMAND_LINE_ONLY_KEYS:
+            raise ConfigError(
+                f"{where}: key {raw_key!r} is not allowed in a config file (replacing results "
+                f"needs your word each time); remove it and pass --{key} on the command line"
+            )
         if key in FILE_ONLY_KEYS:
             kind = FILE_ONLY_KEYS[key]
             if not isinstance(value, kind):
@@ -182,6 +190,7 @@ def defaults() -> dict[str, Any]:
 
 
 __all__ = [
+    "COMMAND_LINE_ONLY_KEYS",
     "FILE_ONLY_KEYS",
     "KEYS",
     "RUNTIME_KEYS",

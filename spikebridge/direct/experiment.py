@@ -50,7 +50,7 @@ def _check_resumable(path: Path, settings: dict[str, Any], recorded: bool) -> in
     """Before any compute: the checkpoint to resume exists and reads, and (for a directory
     without a run record) its saved training config equals ``settings`` (epochs may grow).
     Returns the number of epochs the checkpoint holds."""
-    saved = load_training_checkpoint(path)
+    saved = load_training_checkpoint(path, resume=True)
     if not recorded:
         config = saved.get("config") or {}
         given = {k: settings[v] for k, v in _CHECKPOINT_CONFIG.items() if k in config}

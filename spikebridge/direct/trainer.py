@@ -196,7 +196,7 @@ def train_direct(
     start_epoch = 0
     if resume:
         assert path is not None
-        saved = load_training_checkpoint(path, map_location=ctx.device)
+        saved = load_training_checkpoint(path, map_location=ctx.device, resume=True)
         if spec and saved.get("spec") and saved["spec"] != spec:
             diff = {
                 k: (saved["spec"].get(k), spec.get(k))

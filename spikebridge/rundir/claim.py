@@ -93,8 +93,15 @@ def _check_ownership(
     if record is None:
         visible = _visible_files(out)
         adopted = adopt is not None and bool(visible) and adopt(out)
-        if visible and not overwrite and not resume and not adopted:
+        if visible and not overwrite and not adopted:
             shown = ", ".join(visible[:5]) + (", ..." if len(visible) > 5 else "")
+            if resume:  # nothing says these files are a run's: --resume would replace them
+                raise DirectoryNotOwned(
+                    f"--resume: {where} holds files ({shown}) but no spikebridge run record "
+                    f"({RECORD_NAME}), so nothing shows they are a run's; choose another {arg}, "
+                    "or, if they are the results of a run of an earlier spikebridge version, "
+                    "pass --overwrite with --resume (the run's result files are replaced)"
+                )
             raise DirectoryNotOwned(
                 f"{where} is not empty ({shown}) and holds no spikebridge run record "
                 f"({RECORD_NAME}); {choose}"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import dirlock
-from .errors import DirectoryBusy, DirectoryNotWritable
+from .errors import DirectoryBusy, DirectoryNotOwned, DirectoryNotWritable
 
 
 def timestamp(seconds: float) -> str:
@@ -80,6 +80,9 @@ def lock_directory(path: Path, arg: str, command: str, created: list[Path]) -> i
     except dirlock.LockHeld as held:
         remove_directories(created)
         raise DirectoryBusy(_busy_message(path, arg, held.holder), held.holder.get("pid")) from None
+    except dirlock.LockFileRefused as err:
+        remove_directories(created)
+        raise DirectoryNotOwned(f"{arg}: {err}") from None
     except OSError as err:
         remove_directories(created)
         raise _not_writable(path, arg, err) from None

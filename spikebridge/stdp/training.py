@@ -55,10 +55,16 @@ def train(
     probabilistic feature neurons seeded by ``seed``) in a :class:`StdpResult`.
 
     With ``checkpoint_path`` the network is saved after each phase (auto-encoder, STDP,
-    readout); with ``resume`` the phases a checkpoint there already holds are skipped (its
-    configuration and seed must match).
+    readout) with the random states the next phase starts from (torch, NumPy, Python and
+    ``train_loader.generator``); with ``resume`` the phases a checkpoint there already holds are
+    skipped (its configuration and seed must match) and those states restored, so the resumed
+    run ends bit for bit where the uninterrupted one does.
     """
+    from ..direct.checkpoint import rng_state, set_rng_state
     from .checkpoint import PHASES, StdpCheckpointError, read_checkpoint, save_checkpoint
+
+    shuffle = getattr(train_loader, "generator", None)
+    shuffle = shuffle if isinstance(shuffle, torch.Generator) else None
 
     config.validate()
     torch.manual_seed(seed)
@@ -73,14 +79,23 @@ def train(
                 f"{checkpoint_path}: the checkpoint was written for another configuration or "
                 "seed; start afresh in another --out or without --resume"
             )
-        network.load_state_dict(data["state"])
+        try:
+            network.load_state_dict(data["state"])
+        except RuntimeError as err:
+            raise StdpCheckpointError(
+                f"{checkpoint_path}: weights do not fit its configuration: {err}"
+            ) from None
         history, seconds = list(data["history"]), dict(data["seconds"])
         done = PHASES.index(data["phase_done"])
+        if data.get("rng") is not None:
+            set_rng_state(data["rng"], shuffle)
 
     def finish(phase: str, t0: float) -> None:
         seconds[phase] = time.perf_counter() - t0
         if checkpoint_path is not None:
-            save_checkpoint(checkpoint_path, network, config, seed, phase, history, seconds)
+            save_checkpoint(
+                checkpoint_path, network, config, seed, phase, history, seconds, rng_state(shuffle)
+            )
 
     if done < 0:
         t0 = time.perf_counter()
