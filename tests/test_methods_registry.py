@@ -8,9 +8,9 @@ import torch
 from test_methods_fixtures import digits_loaders, trained_digits
 
 from spikebridge.cli import build_parser
-from spikebridge.convert import Converter, converted_networks, run_conversion
+from spikebridge.convert import Converter, SpikeNormSettings, converted_networks, run_conversion
 from spikebridge.convert import methods as registry
-from spikebridge.convert.loop import target_timesteps
+from spikebridge.convert.loop import default_targets
 from spikebridge.data import calibration_loader
 from spikebridge.settings import ConversionSettings, SimulationSettings
 
@@ -36,10 +36,10 @@ def per_t_method():
     """A method registered for one test: threshold = T / 8 of the max method's, built per T."""
     built: list[int] = []
 
-    def thresholds(converter, timesteps):
-        built.append(timesteps)
-        stats = converter.statistics()
-        return {n: torch.tensor(s.layer_max * timesteps / 8) for n, s in stats.layers.items()}
+    def thresholds(source, settings):
+        built.append(source.target)
+        stats = source.statistics()
+        return {n: torch.tensor(s.layer_max * source.target / 8) for n, s in stats.layers.items()}
 
     method = registry.register(
         registry.ThresholdMethod(
@@ -51,10 +51,10 @@ def per_t_method():
     registry.REGISTRY.unregister(method.name)
 
 
-def test_target_timesteps_are_powers_of_two_and_t_itself():
-    assert target_timesteps(8) == [1, 2, 4, 8]
-    assert target_timesteps(12) == [1, 2, 4, 8, 12]
-    assert target_timesteps(1) == [1]
+def test_default_targets_are_powers_of_two_and_t_itself():
+    assert default_targets(8) == [1, 2, 4, 8]
+    assert default_targets(12) == [1, 2, 4, 8, 12]
+    assert default_targets(1) == [1]
 
 
 def test_a_per_timesteps_method_gets_one_network_per_target_scored_at_its_own_t(per_t_method):
@@ -83,7 +83,9 @@ def test_a_per_timesteps_method_gets_one_network_per_target_scored_at_its_own_t(
 def test_under_all_a_method_that_does_not_apply_is_skipped_with_its_reason():
     train, _ = digits_loaders()
     converter = Converter(
-        trained_digits(), calibration_loader(train.dataset, 64, 64, 0), spike_norm_window=8
+        trained_digits(),
+        calibration_loader(train.dataset, 64, 64, 0),
+        settings={"spike-norm": SpikeNormSettings(window=8)},
     )
     skipped: dict[str, str] = {}
     names = [c.method for c in converted_networks(converter, "all", 2, skipped=skipped)]
