@@ -278,7 +278,7 @@ def setting_fields(cls: type) -> dict[str, Any]:
 
 def _kinds(f) -> tuple[type, ...]:
     """The Python types a field accepts (from its annotation)."""
-    annotation = str(f.type)
+    annotation = _annotation(f)
     kinds: list[type] = []
     for part in (p.strip() for p in annotation.split("|")):
         if part.startswith("list"):
@@ -290,8 +290,14 @@ def _kinds(f) -> tuple[type, ...]:
     return tuple(kinds)
 
 
+def _annotation(f) -> str:
+    """A field's annotation as text (a string already under ``from __future__ import
+    annotations``; else the type's name, or its text for a union such as ``int | None``)."""
+    return f.type.__name__ if isinstance(f.type, type) else str(f.type)
+
+
 def _optional(f) -> bool:
-    return "None" in str(f.type)
+    return "None" in _annotation(f)
 
 
 def scalar_type(f) -> type:

@@ -80,9 +80,7 @@ def test_thresholds_are_per_channel_and_biases_corrected(prepared_cnn, digits_im
 
 def test_reconstruction_lowers_the_error_and_trains_weights_on_request(prepared_cnn, digits_images):
     # without the refinement, which already lowers what reconstruction would
-    base = calibrate_target(
-        prepared_cnn, digits_images, 2, CalibratedSettings(refine_passes=0)
-    )
+    base = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings(refine_passes=0))
     settings = CalibratedSettings(iterations=40, learning_rate=1e-2, batch_size=64, refine_passes=0)
     tuned = calibrate_target(prepared_cnn, digits_images, 2, settings)
     for t in tuned.layers:
@@ -192,9 +190,7 @@ def test_partial_passes_equal_full_passes(arch, digits_images):
 
 def test_float_cache_does_not_change_the_result(prepared_cnn, digits_images):
     cached = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings())
-    streamed = calibrate_target(
-        prepared_cnn, digits_images, 2, CalibratedSettings(cache_bytes=0)
-    )
+    streamed = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings(cache_bytes=0))
     for name, theta in cached.thresholds.items():
         torch.testing.assert_close(theta, streamed.thresholds[name])
 
@@ -344,7 +340,10 @@ def test_plain_networks_from_the_converter_share_the_search_and_get_their_own_co
     converter = Converter(trained_digits_cnn, digits_images, maxpool="avg")
     converter.build("calibrated", timesteps=2)
     plain = converter.build("calibrated", timesteps=2, negative_spikes=False)
-    signed_cal, plain_cal = converter.output("calibrated", 2, True).detail, converter.output("calibrated", 2, False).detail
+    signed_cal, plain_cal = (
+        converter.output("calibrated", 2, True).detail,
+        converter.output("calibrated", 2, False).detail,
+    )
     assert plain_cal.searched is signed_cal.searched
     assert not plain_cal.negative_spikes and signed_cal.negative_spikes
     assert not any(n.negative_spikes for n in plain.neurons().values())
@@ -356,7 +355,9 @@ def test_plain_networks_from_the_converter_share_the_search_and_get_their_own_co
     alone = Converter(trained_digits_cnn, digits_images, maxpool="avg")
     alone.build("calibrated", timesteps=2, negative_spikes=False)
     assert [(key[2], key[3]) for key in alone.outputs_] == [(2, False)]
-    torch.testing.assert_close(alone.output("calibrated", 2, False).detail.thresholds, plain_cal.thresholds)
+    torch.testing.assert_close(
+        alone.output("calibrated", 2, False).detail.thresholds, plain_cal.thresholds
+    )
 
 
 def test_per_channel_potentials_reach_the_network_built_by_the_converter(
@@ -426,9 +427,7 @@ def test_output_check_keeps_the_twin_closer_to_the_ann(prepared_cnn, digits_imag
     x, y = next(iter(digits_loaders[1]))
     forced = dict(alphas=(0.05,), betas=(0.7,), refine_passes=0)
     with pytest.warns(CalibrationWarning, match=r"T=2: the layer-wise search's twin is further"):
-        checked = calibrate_target(
-            prepared_cnn, digits_images, 2, CalibratedSettings(**forced)
-        )
+        checked = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings(**forced))
     assert checked.start == "percentile"
     assert checked.divergence["percentile"] < checked.divergence["search"]
     unchecked = calibrate_target(

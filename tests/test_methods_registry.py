@@ -92,3 +92,73 @@ def test_under_all_a_method_that_does_not_apply_is_skipped_with_its_reason():
     assert "qcfs" not in names and "QCFS" in skipped["qcfs"]
     # calibrated builds one network per target T (1, 2)
     assert names == ["model", "max", "percentile", "channel", "spike-norm", *["calibrated"] * 2]
+
+
+NEW_METHOD = '''
+"""A method with a setting, in one file: each layer's largest activation times a factor."""
+from dataclasses import dataclass
+from typing import ClassVar
+
+from spikebridge.convert.methods import MethodSettings, ThresholdMethod, register
+from spikebridge.settings import setting
+
+
+@dataclass(frozen=True)
+class ScaledMaxSettings(MethodSettings):
+    prefix: ClassVar[str] = "scaled_max_"
+    factor: float = setting(1.0, "scaled-max: factor on each layer's maximum", positive=True)
+
+
+def thresholds(source, settings):
+    stats = source.statistics()
+    return {name: settings.factor * s.max.amax() for name, s in stats.layers.items()}
+
+
+register(ThresholdMethod(name="scaled-max", paper="test", help="the maximum times a factor",
+                         build=thresholds, settings=ScaledMaxSettings, calibrates=True))
+'''
+
+
+@pytest.fixture
+def new_method(tmp_path):
+    """The module above, written to a file and imported (as a method file in the package is)."""
+    import importlib.util
+
+    path = tmp_path / "scaled_max.py"
+    path.write_text(NEW_METHOD)
+    spec = importlib.util.spec_from_file_location("scaled_max", path)
+    module = importlib.util.module_from_spec(spec)
+    before = {name: registry.get_method(name) for name in registry.method_names()}
+    spec.loader.exec_module(module)
+    yield module, before
+    registry.REGISTRY.unregister("scaled-max")
+
+
+def test_a_method_with_a_setting_is_one_file_and_nothing_else_changes(new_method):
+    from spikebridge.cli.flags import given
+    from spikebridge.settings import SettingsError
+
+    module, before = new_method
+    # its flag and config key come from its settings dataclass
+    parser = build_parser()
+    convert = parser._subparsers._group_actions[0].choices["convert"]
+    assert "--scaled-max-factor" in convert.format_help()
+    args = parser.parse_args(["convert", "--method", "scaled-max", "--scaled-max-factor", "2"])
+    settings = registry.resolve_settings(given(args, args.settings))
+    assert settings["scaled-max"] == module.ScaledMaxSettings(factor=2.0)
+    assert "scaled_max_factor" in {f for f in registry.method_settings_class().__dataclass_fields__}
+    with pytest.raises(SettingsError, match="factor must be positive"):
+        registry.resolve_settings({"scaled_max_factor": -1.0})
+    # it converts, with its own setting
+    train, _ = digits_loaders()
+    converter = Converter(trained_digits(), calibration_loader(train.dataset, 64, 64, 0),
+                          settings=settings)  # fmt: skip
+    scaled, plain = converter.scales("scaled-max"), converter.scales("max")
+    stats = converter.statistics()
+    for name, s in stats.layers.items():
+        assert torch.allclose(scaled[name], 2.0 * s.max.amax())
+    assert converter.build("scaled-max").neurons()
+    # nothing else changed: every other method and its settings are as they were
+    assert {n: registry.get_method(n) for n in before} == before
+    assert all(settings[n] == registry.get_method(n).settings() for n in before)
+    assert registry.method_list("all")[-1] == "scaled-max" and plain
