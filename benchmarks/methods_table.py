@@ -45,7 +45,6 @@ import pandas as pd
 import torch
 from torch import nn
 
-from spikebridge.compare.plots import latency_accuracy_figure
 from spikebridge.convert import Converter, run_conversion
 from spikebridge.convert.calibration import LowLatencySettings
 from spikebridge.convert.methods import method_list
@@ -53,6 +52,7 @@ from spikebridge.data import calibration_loader, make_loaders
 from spikebridge.evaluation import evaluate
 from spikebridge.io import output_dir, save_figure, save_torch, write_csv, write_text
 from spikebridge.models import build_model
+from spikebridge.plots import latency_accuracy_figure
 from spikebridge.settings import ConversionSettings, SimulationSettings, parse_targets
 from spikebridge.training import train_ann
 

@@ -7,14 +7,13 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
   :mod:`spikebridge.normalization`): :func:`check`, :func:`convert_model` / :class:`Converter`;
 - direct training (:mod:`spikebridge.direct`): :func:`build_direct_snn`, :func:`train_direct`
   (STBP with LIF neurons and tdBN);
-- unsupervised STDP (:mod:`spikebridge.stdp`): :func:`train_stdp` (sparse spiking
+- unsupervised STDP (:mod:`spikebridge.stdp`): :func:`spikebridge.stdp.train` (sparse spiking
   auto-encoder kernels, probabilistic STDP, linear readout; Tavanaei & Maida 2017);
 - evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
 - your own CNN from a file (:mod:`spikebridge.loading`): :func:`load_model` for .pt2
   (torch.export) and ONNX graphs, state dicts and trusted pickled modules;
 - comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report; noise
   robustness on the same seeded noisy images (:func:`parse_noise`, :class:`NoisyDataset`);
-- the unsupervised route (:mod:`spikebridge.stdp`, Tavanaei & Maida 2017): :func:`train_stdp`;
 - settings (:mod:`spikebridge.settings`): every setting and its one default;
 - interchange (:mod:`spikebridge.interop`): :func:`export_nir` / :func:`import_nir` (NIR, the
   ``nir`` extra; docs/nir.md);
@@ -68,7 +67,6 @@ from .settings import (
     TrainingSettings,
 )
 from .stdp import StdpConfig, WTALIFNeuron
-from .stdp import train as train_stdp
 from .training import train_ann
 
 __version__ = "0.1.0"
@@ -133,5 +131,4 @@ __all__ = [
     "stdp",
     "train_ann",
     "train_direct",
-    "train_stdp",
 ]

@@ -149,7 +149,7 @@ def write_conversion_outputs(
     """``accuracy_vs_timesteps.csv``, ``snn_<network>.pt``, ``latency_accuracy.png`` and
     ``summary.json`` in ``out`` (each written atomically); with ``experiment.export_nir`` also
     ``snn_<network>.nir`` (docs/nir.md)."""
-    from ..compare.plots import latency_accuracy_figure
+    from ..plots import latency_accuracy_figure
 
     out = output_dir(out)
     result = run.result

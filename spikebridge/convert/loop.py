@@ -28,9 +28,9 @@ from .converter import Converter
 from .methods import MethodSettings, get_method, method_list
 from .tuning import PercentileChoice, resolve_percentile
 
-ACCURACY_COLUMNS = ["route", "method", "timesteps", "accuracy"]
-"""The columns of the conversion loop's accuracy table (the comparison's table adds its cost
-columns to these)."""
+SCORE_COLUMNS = ["route", "method", "timesteps", "accuracy"]
+"""The columns of the conversion loop's accuracy table (the comparison's ``ACCURACY_COLUMNS``,
+:mod:`spikebridge.compare.energy`, add the cost columns to these)."""
 
 
 def conversion_converter(
@@ -209,7 +209,7 @@ def run_conversion(
         networks[item.key] = item.network
         steps = item.report_steps or range(1, item.timesteps + 1)
         rows += [("conversion", item.method, t, float(result.accuracy[t - 1])) for t in steps]
-    frame = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+    frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     return ConversionResult(
         frame, ann_accuracy, networks, skipped, seconds, choice, conversion_seconds, cpu_seconds
     )

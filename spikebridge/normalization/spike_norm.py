@@ -31,7 +31,7 @@ from ..engine.neurons import SpikingMaxPool
 from ..engine.substitution import neuron_for
 from ..progress import progress_bar
 from ..validation import check_positive_int
-from .calibrate import input_batches, activation_layers
+from .calibrate import activation_layers, input_batches
 from .methods import Scales
 
 DEFAULT_WINDOW = 256

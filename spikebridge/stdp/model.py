@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..engine.encoding import PoissonEncoder
 from ..engine.network import SpikingNetwork
-from .neurons import WTALIFNeuron
+from ..engine.wta_lif import WTALIFNeuron
 
 LAYER_NAMES = {
     "conv1": "conv1 (spiking auto-encoder kernels)",

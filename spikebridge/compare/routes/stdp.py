@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 from ...loading import is_graph_file
+from ...plots import register_label
 from ...stdp import UnsupportedArchitectureError, config_for
 from ...stdp import train as train_stdp_layers
 from ...stdp.checkpoint import StdpCheckpointError, load_network, read_checkpoint
@@ -26,6 +27,8 @@ STDP_KEYS = (
     "stdp_conv_channels", "stdp_feature_channels", "stdp_timesteps",
 )  # fmt: skip
 """The settings that define the trained STDP network."""
+
+register_label(METHOD, "auto-encoder + STDP (Tavanaei 2017)")
 
 
 def stdp_config(ctx: ComparisonContext):

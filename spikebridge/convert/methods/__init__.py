@@ -41,6 +41,7 @@ from torch import Tensor, fx, nn
 
 from ...engine.graph import MethodNotApplicable
 from ...normalization.calibrate import CalibrationStatistics
+from ...plots import register_label
 from ...registry import Registry
 from ...settings import SettingsError, check_all, register_check
 
@@ -210,6 +211,7 @@ def register(method: ThresholdMethod) -> ThresholdMethod:
             raise ValueError(
                 f"method {method.name!r}: setting {key!r} is already method {taken[key]!r}'s"
             )
+    register_label(method.name, method.display)
     return REGISTRY.register(method)
 
 
