@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import pytest
@@ -89,7 +90,7 @@ def test_reconstruction_lowers_the_error_and_trains_weights_on_request(prepared_
     # the thresholds moved away from the search's grid
     assert any(not torch.equal(base.thresholds[n], tuned.thresholds[n]) for n in base.thresholds)
     weights = CalibratedSettings(
-        iterations=20, learning_rate=1e-2, batch_size=64, reconstruct_weights=True, block=2
+        iterations=20, learning_rate=1e-2, batch_size=64, weights=True, block=2
     )
     with_weights = calibrate_target(prepared_cnn, digits_images, 2, weights)
     moved = [
@@ -154,8 +155,10 @@ def test_max_pooling_is_kept_exactly_and_beats_its_avg_replacement():
 
 
 def test_diverging_reconstruction_stops_naming_the_layer(prepared_cnn, digits_images):
-    settings = CalibratedSettings(iterations=5, batch_size=64, learning_rate=float("inf"))
-    with pytest.raises(ReconstructionDiverged, match=r"^2: the reconstruction loss became nan"):
+    settings = CalibratedSettings(iterations=5, batch_size=64, learning_rate=1e30)
+    with pytest.raises(
+        ReconstructionDiverged, match=r"^2: the reconstruction loss became (nan|inf)"
+    ):
         calibrate_target(prepared_cnn, digits_images, 2, settings)
 
 
@@ -239,15 +242,13 @@ def test_cli_reconstruction_nan_stops_naming_the_layer_and_writes_nothing(
 
     def diverging(values):
         settings = resolve(values)
-        settings["calibrated"] = CalibratedSettings(
-            iterations=3, batch_size=32, learning_rate=float("inf")
-        )
+        settings["calibrated"] = CalibratedSettings(iterations=3, batch_size=32, learning_rate=1e30)
         return settings
 
     monkeypatch.setattr(convert_command, "resolve_settings", diverging)
     out = tmp_path / "run"
     assert main([*CLI, "--timesteps", "2", "--out", str(out)]) == 2
-    assert "the reconstruction loss became nan" in capsys.readouterr().err
+    assert re.search("the reconstruction loss became (nan|inf)", capsys.readouterr().err)
     # no result: only the run record, which says the run failed (docs/reliability.md)
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]
     assert json.loads((out / "run.json").read_text())["status"] == "failed"

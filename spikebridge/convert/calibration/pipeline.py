@@ -52,6 +52,7 @@ def calibrate_target(
     """
     check_timesteps(target)
     check_calibratable(prepared)
+    settings = _seeded(settings)
     start, cpu_start = time.perf_counter(), time.process_time()
     x = _images(prepared, calibration, settings.samples)
     if settings.iterations and x.shape[0] < settings.batch_size:
@@ -136,6 +137,7 @@ def for_neurons(
     """
     if calibration.negative_spikes == negative_spikes:
         return calibration
+    settings = _seeded(settings)
     searched = calibration.searched
     if searched is None:
         return dataclasses.replace(calibration, negative_spikes=negative_spikes)
@@ -148,6 +150,11 @@ def for_neurons(
     redone.seconds += setup  # the search's time, this correction's and its setup's
     redone.cpu_seconds += cpu_setup
     return redone
+
+
+def _seeded(settings: CalibratedSettings) -> CalibratedSettings:
+    """``settings`` with seed 0 where it names none (the method gives the conversion's)."""
+    return settings if settings.seed is not None else dataclasses.replace(settings, seed=0)
 
 
 def _images(prepared: fx.GraphModule, data: Iterable | Tensor, count: int) -> Tensor:
