@@ -122,7 +122,7 @@ def calibrated_rows(model: nn.Module, calib, test_loader, args, table: RowTable)
                 method = label + suffix
                 if method not in wanted or table.has(method, steps):
                     continue
-                net = converter.build("calibrated", negative_spikes=signed, timesteps=steps)
+                net = converter.build("calibrated", negative_spikes=signed, target=steps)
                 start = time.perf_counter()
                 acc = float(evaluate(net, test_loader, steps).accuracy[-1])
                 table.add([("spikebridge", method, steps, acc)])

@@ -159,8 +159,8 @@ class ConversionSettings(_Checked):
         aliases=("--method",),
     )  # fmt: skip
     percentile: float | str = setting(
-        DEFAULT_PERCENTILE, "p of the percentile and channel methods, or 'auto': the best of 99, 99.5, 99.9, "
-        "99.99 on --validation-samples held-out training images",
+        DEFAULT_PERCENTILE, "p of the percentile and channel methods, or 'auto': the best of 99, "
+        "99.5, 99.9, 99.99 on --validation-samples held-out training images",
     )  # fmt: skip
     calibration_samples: int = setting(
         2000, "training images for the conversion's calibration pass", positive=True

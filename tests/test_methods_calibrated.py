@@ -132,7 +132,7 @@ def test_max_pooling_is_kept_exactly_and_beats_its_avg_replacement():
     x, y = digits_tensors(train=False)
     calib, _ = digits_tensors(train=True, n=256)
     kept = Converter(model, calib)  # maxpool="spiking", the default
-    network = kept.build("calibrated", timesteps=4)
+    network = kept.build("calibrated", target=4)
     pools = [m for m in network.modules() if isinstance(m, SpikingMaxPool)]
     assert pools and all(p.rule == "running" for p in pools)
     # the other methods keep Rueckauer's gate
@@ -149,7 +149,7 @@ def test_max_pooling_is_kept_exactly_and_beats_its_avg_replacement():
     assert any("max-pooling replaced by average pooling" in str(w.message) for w in caught)
     accuracy = {
         "kept": (readout.argmax(1) == y).float().mean().item(),
-        "avg": replaced.build("calibrated", timesteps=4).simulate(x, 4).accuracy(y)[-1].item(),
+        "avg": replaced.build("calibrated", target=4).simulate(x, 4).accuracy(y)[-1].item(),
     }
     assert accuracy["kept"] > accuracy["avg"] + 0.1, accuracy
 
@@ -339,8 +339,8 @@ def test_plain_networks_from_the_converter_share_the_search_and_get_their_own_co
     trained_digits_cnn, digits_images
 ):
     converter = Converter(trained_digits_cnn, digits_images, maxpool="avg")
-    converter.build("calibrated", timesteps=2)
-    plain = converter.build("calibrated", timesteps=2, negative_spikes=False)
+    converter.build("calibrated", target=2)
+    plain = converter.build("calibrated", target=2, negative_spikes=False)
     signed_cal, plain_cal = (
         converter.output("calibrated", 2, True).detail,
         converter.output("calibrated", 2, False).detail,
@@ -354,7 +354,7 @@ def test_plain_networks_from_the_converter_share_the_search_and_get_their_own_co
     assert plain_cal.seconds > signed_cal.searched.seconds
     # a converter asked for plain networks only calibrates for plain neurons only
     alone = Converter(trained_digits_cnn, digits_images, maxpool="avg")
-    alone.build("calibrated", timesteps=2, negative_spikes=False)
+    alone.build("calibrated", target=2, negative_spikes=False)
     assert [(key[2], key[3]) for key in alone.outputs_] == [(2, False)]
     torch.testing.assert_close(
         alone.output("calibrated", 2, False).detail.thresholds, plain_cal.thresholds
@@ -372,7 +372,7 @@ def test_per_channel_potentials_reach_the_network_built_by_the_converter(
         maxpool="avg",
         settings={"calibrated": CalibratedSettings(samples=256, potentials=(0.3, 0.5, 0.7))},
     )
-    network = converter.build("calibrated", timesteps=1)
+    network = converter.build("calibrated", target=1)
     result = converter.output("calibrated", 1, True).detail
     varied = [n for n, phi in result.initial_potentials.items() if phi.unique().numel() > 1]
     assert varied
@@ -384,7 +384,7 @@ def test_per_channel_potentials_reach_the_network_built_by_the_converter(
     with torch.no_grad():
         torch.testing.assert_close(network.simulate(x, 1).readout[-1], result.twin()(x))
     # an explicit initial potential is the caller's choice: it replaces the calibrated ones
-    forced = converter.build("calibrated", timesteps=1, initial_potential=0.5)
+    forced = converter.build("calibrated", target=1, initial_potential=0.5)
     assert all(m.initial_potential == 0.5 for m in forced.neurons().values())
 
 

@@ -162,3 +162,20 @@ def test_a_method_with_a_setting_is_one_file_and_nothing_else_changes(new_method
     assert {n: registry.get_method(n) for n in before} == before
     assert all(settings[n] == registry.get_method(n).settings() for n in before)
     assert registry.method_list("all")[-1] == "scaled-max" and plain
+
+
+def test_flags_and_config_keys_resolve_to_each_methods_own_settings():
+    from spikebridge.convert import CalibratedSettings, SpikeNormSettings
+    from spikebridge.settings import SettingsError
+
+    values = {"spike_norm_window": 8, "calibrated_weights": True, "arch": "cnn"}
+    settings = registry.resolve_settings(values)
+    assert settings["spike-norm"] == SpikeNormSettings(window=8)
+    assert settings["calibrated"] == CalibratedSettings(weights=True)
+    assert registry.flat_settings(settings)["spike_norm_window"] == 8
+    with pytest.raises(SettingsError, match="window must be a positive integer"):
+        registry.resolve_settings({"spike_norm_window": 0})
+    with pytest.raises(TypeError, match="takes SpikeNormSettings"):
+        Converter(trained_digits(), settings={"spike-norm": CalibratedSettings()}).scales(
+            "spike-norm"
+        )

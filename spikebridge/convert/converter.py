@@ -124,7 +124,7 @@ class Converter:
         (default: the method's); built once per distinct request."""
         entry = get_method(method)
         if entry.per_timesteps and target is None:
-            raise ValueError(f"method {method!r} builds one network per T: pass timesteps")
+            raise ValueError(f"method {method!r} builds one network per T: pass target")
         settings = self.settings_of(method) if settings is None else settings
         if negative_spikes is None:
             negative_spikes = entry.negative_spikes
@@ -147,11 +147,11 @@ class Converter:
         return self.outputs_[key]
 
     def scales(
-        self, method: str, timesteps: int | None = None, settings: MethodSettings | None = None
+        self, method: str, target: int | None = None, settings: MethodSettings | None = None
     ) -> dict[str, Tensor]:
-        """Thresholds per activation layer for ``method`` (a copy; ``timesteps``: the target T
+        """Thresholds per activation layer for ``method`` (a copy; ``target``: the target T
         of a ``per_timesteps`` method)."""
-        thresholds = self.output(method, timesteps, settings=settings).thresholds
+        thresholds = self.output(method, target, settings=settings).thresholds
         return {name: value.clone() for name, value in thresholds.items()}
 
     def build(
@@ -162,11 +162,11 @@ class Converter:
         initial_potential: float | None = None,
         chunk_size: int | None = None,
         negative_spikes: bool | None = None,
-        timesteps: int | None = None,
+        target: int | None = None,
         settings: MethodSettings | None = None,
     ) -> SpikingNetwork:
         """The spiking network for ``method`` (for a ``per_timesteps`` method: the one built for
-        target T = ``timesteps``), with ``settings`` (default :meth:`settings_of`).
+        target T = ``target``; it is simulated for any T), with ``settings`` (default :meth:`settings_of`).
 
         ``initial_potential`` (u[0] / theta) and ``negative_spikes`` default to the method's own
         (and, for a method with per-layer potentials such as calibrated, to those)
@@ -177,7 +177,7 @@ class Converter:
         entry = get_method(method)
         if negative_spikes is None:
             negative_spikes = entry.negative_spikes
-        out = self.output(method, timesteps, negative_spikes, settings)
+        out = self.output(method, target, negative_spikes, settings)
         potentials = out.potentials if initial_potential is None else None
         return spiking_network(
             out.model if out.model is not None else self.prepared_,
@@ -210,14 +210,14 @@ def convert_model(
     device: torch.device | str = "cpu",
     chunk_size: int | None = None,
     negative_spikes: bool | None = None,
-    timesteps: int | None = None,
+    target: int | None = None,
     settings: MethodSettings | None = None,
 ) -> SpikingNetwork:
     """Convert a trained ANN into a :class:`SpikingNetwork` in one call.
 
     ``method`` is one of :data:`METHODS`; ``settings`` its settings (e.g.
     ``PercentileSettings(percentile=99.99)``, ``SpikeNormSettings(window=64)``; default: the
-    method's defaults); ``timesteps`` is the target T of a ``per_timesteps`` method.
+    method's defaults); ``target`` is the target T of a ``per_timesteps`` method.
 
     Example:
         >>> snn = convert_model(ann, calib_loader, method="channel")       # doctest: +SKIP
@@ -226,6 +226,5 @@ def convert_model(
     """
     converter = Converter(model, calibration, maxpool, device, seed=seed)
     return converter.build(
-        method, reset, encoding, initial_potential, chunk_size, negative_spikes, timesteps,
-        settings,
+        method, reset, encoding, initial_potential, chunk_size, negative_spikes, target, settings,
     )  # fmt: skip

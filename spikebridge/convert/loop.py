@@ -130,7 +130,7 @@ def converted_networks(
             try:
                 network = converter.build(
                     name, conversion.reset, encoding, conversion.initial_potential,
-                    negative_spikes=conversion.negative_spikes, timesteps=target,
+                    negative_spikes=conversion.negative_spikes, target=target,
                 )  # fmt: skip
             except (MethodNotApplicable, ConversionError) as err:
                 if strict and explicit and isinstance(err, MethodNotApplicable):
