@@ -11,6 +11,12 @@ the fields, so adding a setting is one line in its group::
 
     noise_std: float = setting(0.0, "std of Gaussian noise added to test images", non_negative=True)
 
+A pluggable part's own settings (a threshold method's: ``SpikeNormSettings``,
+``CalibratedSettings``, ...) are a dataclass of :func:`setting` fields in that part's own file
+(:mod:`spikebridge.convert.methods`), and get their flags and keys the same way. This module
+imports nothing of spikebridge: a check only a higher layer can make (method names, noise specs)
+is registered with :func:`register_check`.
+
 Defaults chosen where commands used to disagree: ``calibration_samples`` 2000 (the count the
 MNIST figures in benchmarks/RESULTS.md were measured with; 512 was compare's); the direct SNN's
 optimizer ``sgd`` with momentum 0.9 (Zheng et al. 2021 train tdBN networks with SGD; compare's

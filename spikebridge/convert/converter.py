@@ -18,9 +18,12 @@ from ..engine.graph import MethodNotApplicable
 from ..engine.network import SpikingNetwork
 from ..normalization import calibrate
 from ..normalization.calibrate import CalibrationStatistics, activation_layers
+from ..settings import ConversionSettings, SimulationSettings
 from .build import spiking_network
 from .methods import MethodInput, MethodOutput, MethodSettings, get_method, method_names
 from .prepare import prepare
+
+_CONVERSION, _SIMULATION = ConversionSettings(), SimulationSettings()  # the defaults' one home
 
 
 def applicable_methods(model: nn.Module) -> list[str]:
@@ -66,7 +69,7 @@ class Converter:
         self,
         model: nn.Module,
         calibration: Iterable | Tensor | None = None,
-        maxpool: str = "spiking",
+        maxpool: str = _CONVERSION.maxpool,
         device: torch.device | str = "cpu",
         exact: bool = False,
         progress: bool = False,
@@ -157,8 +160,8 @@ class Converter:
     def build(
         self,
         method: str = "channel",
-        reset: str = "subtract",
-        encoding: str = "analog",
+        reset: str = _CONVERSION.reset,
+        encoding: str = _SIMULATION.encoding,
         initial_potential: float | None = None,
         chunk_size: int | None = None,
         negative_spikes: bool | None = None,
@@ -202,10 +205,10 @@ def convert_model(
     calibration: Iterable | Tensor | None = None,
     method: str = "channel",
     *,
-    reset: str = "subtract",
-    encoding: str = "analog",
+    reset: str = _CONVERSION.reset,
+    encoding: str = _SIMULATION.encoding,
     initial_potential: float | None = None,
-    maxpool: str = "spiking",
+    maxpool: str = _CONVERSION.maxpool,
     seed: int = 0,
     device: torch.device | str = "cpu",
     chunk_size: int | None = None,
