@@ -41,10 +41,12 @@ from convert_vs_spikingjelly import (  # noqa: E402
 )
 
 from spikebridge.compare.energy import energy_pj  # noqa: E402
-from spikebridge.convert import prepare  # noqa: E402
+from spikebridge.convert import (
+    CalibratedSettings,
+    prepare,  # noqa: E402
+)
 from spikebridge.convert.calibration import (  # noqa: E402
-    LowLatencySettings,
-    calibrate_low_latency,
+    calibrate_target,
     for_neurons,
 )
 from spikebridge.convert.quantised_twin import count_agreement, settled_samples  # noqa: E402
@@ -286,10 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     train = load_dataset("mnist", args.data_root, train=True)
     calib = calibration_loader(train, args.calibration_samples, 128, args.seed)
     prepared = prepare(model, maxpool="avg")
-    settings = LowLatencySettings(
+    settings = CalibratedSettings(
         samples=args.samples,
         iterations=args.iterations,
-        reconstruct_weights=args.reconstruct_weights,
+        weights=args.reconstruct_weights,
         weight_lr_scale=args.weight_lr_scale,
         learning_rate=args.learning_rate,
         block=args.block,
@@ -301,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     ops_batches = [] if not args.ops_images else batches[: -(-args.ops_images // args.batch_size)]
     rows = []
     for steps in [int(t) for t in args.targets.split(",")]:
-        result = calibrate_low_latency(prepared, calib, steps, settings)
+        result = calibrate_target(prepared, calib, steps, settings)
         row = {
             "timesteps": steps,
             "calibration_seconds": result.seconds,

@@ -19,10 +19,9 @@ import torchvision
 from sklearn.datasets import load_digits
 from torch import nn
 
-from spikebridge.convert import prepare
+from spikebridge.convert import CalibratedSettings, prepare
 from spikebridge.convert.calibration import (
-    LowLatencySettings,
-    calibrate_low_latency,
+    calibrate_target,
     calibration_images,
 )
 
@@ -86,8 +85,8 @@ def main() -> None:
         row = {}
         for check in (True, False):
             cpu = time.process_time()
-            result = calibrate_low_latency(
-                prepared, images, timesteps, LowLatencySettings(output_check=check)
+            result = calibrate_target(
+                prepared, images, timesteps, CalibratedSettings(output_check=check)
             )
             with torch.no_grad():
                 readout = result.build().simulate(x_test, timesteps).readout[-1]

@@ -40,7 +40,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from spikebridge.convert import Converter, select_percentile
+from spikebridge.convert import Converter, PercentileSettings, select_percentile
+from spikebridge.convert.tuning import use_percentile
 from spikebridge.data import calibration_loader, load_dataset, make_loaders
 from spikebridge.engine.network import SpikingNetwork
 from spikebridge.io import output_dir, write_json
@@ -485,12 +486,13 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
         flush=True,
     )
-    converter = Converter(model, calibration(args), percentile=args.percentile, device=device)
+    converter = Converter(model, calibration(args), device=device)
+    use_percentile(converter, args.percentile)
     _, folded_seconds = time_ann(converter.prepared_, batches, device)
     rows = []
     networks = {}
     for label, (method, u0, p) in SPIKEBRIDGE_CONFIGS.items():
-        conv = converter
+        settings = None
         if p == "auto":
             choice = select_percentile(
                 converter, calibration(args, args.validation_samples), args.selection_timesteps,
@@ -500,8 +502,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{label}: p = {choice.percentile:g} ({tried})", file=sys.stderr, flush=True)
             p = choice.percentile
         if p is not None and p != args.percentile:  # same statistics, another percentile
-            conv = converter.with_percentile(p)
-        net = conv.build(method, initial_potential=u0, chunk_size=args.chunk_size)
+            settings = PercentileSettings(percentile=p)
+        net = converter.build(
+            method, initial_potential=u0, chunk_size=args.chunk_size, settings=settings
+        )
         networks[label] = net
         runner = lambda b, s, net=net: run_spikebridge(net, model, b, s, device)  # noqa: E731
         rows.append(("spikebridge", evaluate(label, runner, batches, args, ann_accuracy)))

@@ -45,14 +45,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from spikebridge.compare.plots import latency_accuracy_figure
-from spikebridge.convert import Converter, run_conversion
-from spikebridge.convert.calibration import LowLatencySettings
+from spikebridge.convert import CalibratedSettings, Converter, SpikeNormSettings, run_conversion
 from spikebridge.convert.methods import method_list
 from spikebridge.data import calibration_loader, make_loaders
 from spikebridge.evaluation import evaluate
 from spikebridge.io import output_dir, save_figure, save_torch, write_csv, write_text
 from spikebridge.models import build_model
+from spikebridge.plots import latency_accuracy_figure
 from spikebridge.settings import ConversionSettings, SimulationSettings, parse_targets
 from spikebridge.training import train_ann
 
@@ -107,27 +106,30 @@ def calibrated_rows(model: nn.Module, calib, test_loader, args, table: RowTable)
     already has. Each row goes to ``table`` when its network is scored; calibration times go
     to ``calibration_seconds.csv``."""
     wanted = parse_variants(args.variants)
-    settings_of = {"calibrated": LowLatencySettings(iterations=args.calibrated_iterations)}
+    settings_of = {
+        "calibrated": CalibratedSettings(iterations=args.calibrated_iterations, seed=args.seed)
+    }
     if args.weights_iterations:
-        settings_of["calibrated+w"] = LowLatencySettings(
-            iterations=args.weights_iterations, reconstruct_weights=True
+        settings_of["calibrated+w"] = CalibratedSettings(
+            iterations=args.weights_iterations, weights=True, seed=args.seed
         )
     for label, settings in settings_of.items():
-        settings.seed = args.seed
-        converter = Converter(model, calib, "avg", seed=args.seed, low_latency=settings)
+        converter = Converter(
+            model, calib, "avg", seed=args.seed, settings={"calibrated": settings}
+        )
         for steps in parse_targets(args.targets):
             for signed, suffix in ((True, ""), (False, "-plain-if")):
                 method = label + suffix
                 if method not in wanted or table.has(method, steps):
                     continue
-                net = converter.build("calibrated", negative_spikes=signed, timesteps=steps)
+                net = converter.build("calibrated", negative_spikes=signed, target=steps)
                 start = time.perf_counter()
                 acc = float(evaluate(net, test_loader, steps).accuracy[-1])
                 table.add([("spikebridge", method, steps, acc)])
                 print(f"  {method} T={steps}: {100 * acc:.2f} % "
                       f"(test {time.perf_counter() - start:.0f} s)", flush=True)  # fmt: skip
                 # a plain network's calibration: the signed one's search + its own correction
-                done = converter.low_latency_[(steps, signed)]
+                done = converter.output("calibrated", steps, signed).detail
                 table.add_calibration((method, steps, done.seconds, done.cpu_seconds))
                 print(f"  {method} T={steps}: calibration {done.seconds:.1f} s wall, "
                       f"{done.cpu_seconds:.1f} s CPU", flush=True)  # fmt: skip
@@ -156,15 +158,13 @@ def convert_all(model: nn.Module, calib, test_loader, args, table: RowTable) -> 
     names = [m for m in names if not table.has(m, args.timesteps)]
     if not names:
         return {}
-    conversion = ConversionSettings(
-        methods=names,
-        spike_norm_window=args.spike_norm_window,
-        spike_norm_samples=args.spike_norm_samples,
-    )
+    conversion = ConversionSettings(methods=names)
+    spike_norm = SpikeNormSettings(window=args.spike_norm_window, samples=args.spike_norm_samples)
     simulation = SimulationSettings(timesteps=args.timesteps)
     result = run_conversion(
-        model, calib, test_loader, conversion, simulation, seed=args.seed, strict=False
-    )
+        model, calib, test_loader, conversion, simulation, seed=args.seed, strict=False,
+        method_settings={"spike-norm": spike_norm},
+    )  # fmt: skip
     table.add_frame(result.accuracy.assign(route="spikebridge"))
     if (
         "qcfs" in result.networks

@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from spikebridge.convert import prepare
-from spikebridge.convert.calibration import LowLatencySettings, calibrate_low_latency
+from spikebridge.convert import CalibratedSettings, prepare
+from spikebridge.convert.calibration import calibrate_target
 from spikebridge.data import calibration_loader, load_dataset
 from spikebridge.models import build_model
 
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     model.eval()
     train = load_dataset("mnist", args.data_root, train=True)
     calib = calibration_loader(train, 2000, 128, args.seed)
-    result = calibrate_low_latency(
-        prepare(model, maxpool="avg"), calib, args.target, LowLatencySettings(seed=args.seed)
+    result = calibrate_target(
+        prepare(model, maxpool="avg"), calib, args.target, CalibratedSettings(seed=args.seed)
     )
     test = load_dataset("mnist", args.data_root, train=False)
     x = torch.stack([test[i][0] for i in range(args.batch_size)])

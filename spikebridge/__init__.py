@@ -7,14 +7,13 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
   :mod:`spikebridge.normalization`): :func:`check`, :func:`convert_model` / :class:`Converter`;
 - direct training (:mod:`spikebridge.direct`): :func:`build_direct_snn`, :func:`train_direct`
   (STBP with LIF neurons and tdBN);
-- unsupervised STDP (:mod:`spikebridge.stdp`): :func:`train_stdp` (sparse spiking
+- unsupervised STDP (:mod:`spikebridge.stdp`): :func:`spikebridge.stdp.train` (sparse spiking
   auto-encoder kernels, probabilistic STDP, linear readout; Tavanaei & Maida 2017);
 - evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
 - your own CNN from a file (:mod:`spikebridge.loading`): :func:`load_model` for .pt2
   (torch.export) and ONNX graphs, state dicts and trusted pickled modules;
 - comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report; noise
   robustness on the same seeded noisy images (:func:`parse_noise`, :class:`NoisyDataset`);
-- the unsupervised route (:mod:`spikebridge.stdp`, Tavanaei & Maida 2017): :func:`train_stdp`;
 - settings (:mod:`spikebridge.settings`): every setting and its one default;
 - interchange (:mod:`spikebridge.interop`): :func:`export_nir` / :func:`import_nir` (NIR, the
   ``nir`` extra; docs/nir.md);
@@ -37,10 +36,12 @@ from . import (
 from .compare.noise import NoisyDataset, add_noise, noisy_loader, parse_noise
 from .convert import (
     METHODS,
+    CalibratedSettings,
     Converter,
-    LowLatencySettings,
+    PercentileSettings,
+    SpikeNormSettings,
     applicable_methods,
-    calibrate_low_latency,
+    calibrate_target,
     check,
     convert_model,
     prepare,
@@ -66,7 +67,6 @@ from .settings import (
     TrainingSettings,
 )
 from .stdp import StdpConfig, WTALIFNeuron
-from .stdp import train as train_stdp
 from .training import train_ann
 
 __version__ = "0.1.0"
@@ -75,15 +75,16 @@ __all__ = [
     "METHODS",
     "MODEL_NAMES",
     "AnalogEncoder",
+    "CalibratedSettings",
     "ConversionSettings",
     "Converter",
     "Evaluation",
     "EventEncoder",
     "ExperimentSettings",
     "IFNeuron",
-    "LowLatencySettings",
     "ModelFileSettings",
     "NoisyDataset",
+    "PercentileSettings",
     "PoissonEncoder",
     "RobustnessSettings",
     "RunDirectory",
@@ -93,6 +94,7 @@ __all__ = [
     "SpikingMaxPool",
     "SpikingNetwork",
     "SpikingNeuron",
+    "SpikeNormSettings",
     "StdpConfig",
     "StdpSettings",
     "TrainingSettings",
@@ -101,7 +103,7 @@ __all__ = [
     "applicable_methods",
     "build_direct_snn",
     "build_model",
-    "calibrate_low_latency",
+    "calibrate_target",
     "check",
     "check_resume",
     "claim",
@@ -129,5 +131,4 @@ __all__ = [
     "stdp",
     "train_ann",
     "train_direct",
-    "train_stdp",
 ]

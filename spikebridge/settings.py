@@ -11,6 +11,12 @@ the fields, so adding a setting is one line in its group::
 
     noise_std: float = setting(0.0, "std of Gaussian noise added to test images", non_negative=True)
 
+A pluggable part's own settings (a threshold method's: ``SpikeNormSettings``,
+``CalibratedSettings``, ...) are a dataclass of :func:`setting` fields in that part's own file
+(:mod:`spikebridge.convert.methods`), and get their flags and keys the same way. This module
+imports nothing of spikebridge: a check only a higher layer can make (method names, noise specs)
+is registered with :func:`register_check`.
+
 Defaults chosen where commands used to disagree: ``calibration_samples`` 2000 (the count the
 MNIST figures in benchmarks/RESULTS.md were measured with; 512 was compare's); the direct SNN's
 optimizer ``sgd`` with momentum 0.9 (Zheng et al. 2021 train tdBN networks with SGD; compare's
@@ -22,6 +28,7 @@ says otherwise.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -36,6 +43,8 @@ SURROGATES = ("rectangular", "polynomial", "sigmoid", "gaussian")
 DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
 """The direct SNN's learning rate by optimizer when ``direct_lr`` is not given."""
+DEFAULT_PERCENTILE = 99.9
+"""p of the percentile methods (Rueckauer 2017 use 99.9 and 99.99)."""
 
 
 class SettingsError(ValueError):
@@ -156,8 +165,8 @@ class ConversionSettings(_Checked):
         aliases=("--method",),
     )  # fmt: skip
     percentile: float | str = setting(
-        99.9, "p of the percentile and channel methods, or 'auto': the best of 99, 99.5, 99.9, "
-        "99.99 on --validation-samples held-out training images",
+        DEFAULT_PERCENTILE, "p of the percentile and channel methods, or 'auto': the best of 99, "
+        "99.5, 99.9, 99.99 on --validation-samples held-out training images",
     )  # fmt: skip
     calibration_samples: int = setting(
         2000, "training images for the conversion's calibration pass", positive=True
@@ -183,24 +192,10 @@ class ConversionSettings(_Checked):
     maxpool: str = setting("spiking", "max-pooling in converted networks: spiking (Rueckauer's gate; "
                            "calibrated: the exact running rule) or avg (changes the function)",
                            choices=MAXPOOLS)  # fmt: skip
-    spike_norm_window: int = setting(256, "Spike-Norm's balancing window in steps", positive=True)
-    spike_norm_samples: int = setting(256, "calibration inputs Spike-Norm simulates",
-                                      positive=True)  # fmt: skip
     targets: str | None = setting(
         None, "target T's of methods that build one network per T (calibrated), comma-separated "
         "(default: 1, 2, 4, ... and --timesteps)",
     )  # fmt: skip
-    calibrated_samples: int = setting(
-        512, "calibrated: calibration images its search uses (of --calibration-samples)",
-        positive=True,
-    )  # fmt: skip
-    calibrated_iterations: int = setting(
-        0, "calibrated: reconstruction steps per layer (0: search and bias correction only)",
-        non_negative=True,
-    )  # fmt: skip
-    calibrated_weights: bool = setting(
-        False, "calibrated: reconstruction also changes weights (else thresholds and biases)"
-    )
 
 
 @dataclass
@@ -268,7 +263,18 @@ SETTINGS_GROUPS = (
     RobustnessSettings,
 )
 
-TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+              tuple: "a tuple"}  # fmt: skip
+
+VALUE_CHECKS: dict[str, Callable[[Any], Any]] = {}
+"""Setting name -> the check of its value, registered by the layer that knows the values (the
+method registry checks ``methods``, the noise models ``noise``): settings import nothing above
+them."""
+
+
+def register_check(name: str, check: Callable[[Any], Any]) -> None:
+    """Let ``check(value) -> value`` (raising :class:`SettingsError`) judge setting ``name``."""
+    VALUE_CHECKS[name] = check
 
 
 def setting_fields(cls: type) -> dict[str, Any]:
@@ -278,18 +284,26 @@ def setting_fields(cls: type) -> dict[str, Any]:
 
 def _kinds(f) -> tuple[type, ...]:
     """The Python types a field accepts (from its annotation)."""
-    annotation = str(f.type)
+    annotation = _annotation(f)
     kinds: list[type] = []
     for part in (p.strip() for p in annotation.split("|")):
         if part.startswith("list"):
             kinds.append(list)
+        elif part.startswith("tuple"):
+            kinds.append(tuple)
         elif part in ("int", "float", "bool", "str"):
             kinds.append({"int": int, "float": float, "bool": bool, "str": str}[part])
     return tuple(kinds)
 
 
+def _annotation(f) -> str:
+    """A field's annotation as text (a string already under ``from __future__ import
+    annotations``; else the type's name, or its text for a union such as ``int | None``)."""
+    return f.type.__name__ if isinstance(f.type, type) else str(f.type)
+
+
 def _optional(f) -> bool:
-    return "None" in str(f.type)
+    return "None" in _annotation(f)
 
 
 def scalar_type(f) -> type:
@@ -324,10 +338,8 @@ def check_value(f, value: Any) -> Any:
     accepted = kinds + ((int,) if float in kinds else ())
     if bad_bool or not isinstance(value, accepted):
         raise SettingsError(f"{name} must be {_type_name(f)}, got {type(value).__name__} {value!r}")
-    if name == "methods":
-        return _check_methods(value)
-    if name == "noise":
-        return _check_noise(value)
+    if name in VALUE_CHECKS:  # a value only a higher layer can judge (method names, noise specs)
+        return VALUE_CHECKS[name](value)
     if isinstance(value, str) and float in kinds:  # a number or a keyword (percentile: 'auto')
         if value != "auto":
             raise SettingsError(f"{name} must be {_type_name(f)}, got {value!r}")
@@ -345,11 +357,19 @@ def check_value(f, value: Any) -> Any:
         raise SettingsError(f"{name} is a fraction of the threshold in [0, 1), got {value!r}")
     if name == "targets":
         parse_targets(value)
-    if name == "percentile" and not 0 < value <= 100:
-        raise SettingsError(f"percentile must be in (0, 100], got {value!r}")
+    if name == "percentile":
+        check_percentile(value)
     choices = meta.get("choices")
     if choices and value not in choices:
         raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def check_percentile(value: float) -> float:
+    """``value`` if it is a percentile p in (0, 100]; SettingsError otherwise (the one check of p,
+    for the settings, the flags and the percentile functions)."""
+    if not 0 < value <= 100:
+        raise SettingsError(f"percentile must be in (0, 100], got {value!r}")
     return value
 
 
@@ -366,44 +386,11 @@ def parse_targets(text: str) -> list[int]:
     return values
 
 
-def _check_methods(value: str | list) -> str | list[str]:
-    from .convert.methods import method_list, method_names
-
-    known = method_names()
-
-    if isinstance(value, list) and not all(isinstance(m, str) for m in value):
-        raise SettingsError(f"methods must be a list of method names (strings), got {value!r}")
-    names = value.split(",") if isinstance(value, str) else value
-    unknown = [m.strip() for m in names if m.strip() and m.strip() not in (*known, "all")]
-    if unknown:
-        raise SettingsError(
-            f"methods: unknown method(s) {', '.join(map(repr, unknown))}; choose from "
-            f"{', '.join(known)} or 'all'"
-        )
-    try:
-        method_list(value)
-    except ValueError:
-        raise SettingsError(
-            f"methods names no method; choose from {', '.join(known)} or 'all'"
-        ) from None
-    return value.strip() if isinstance(value, str) else list(value)
-
-
-def _check_noise(value: list) -> list[str]:
-    from .compare.noise import NoiseSpecError, parse_noise_specs
-
-    if not all(isinstance(v, str) for v in value):
-        raise SettingsError(f"noise must be a list of specs like 'gaussian:0.1,0.2', got {value!r}")
-    try:
-        return [str(spec) for spec in parse_noise_specs(value)]
-    except NoiseSpecError as err:
-        raise SettingsError(f"noise: {err}") from None
-
-
 def check_all(settings: Any) -> None:
-    """Check (and normalise) every field of a settings dataclass instance in place."""
+    """Check (and normalise) every field of a settings dataclass instance in place (a frozen
+    one too)."""
     for f in fields(settings):
-        setattr(settings, f.name, check_value(f, getattr(settings, f.name)))
+        object.__setattr__(settings, f.name, check_value(f, getattr(settings, f.name)))
 
 
 def defaults(cls: type) -> dict[str, Any]:

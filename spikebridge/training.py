@@ -12,13 +12,14 @@ from torch import nn
 from .evaluation import evaluate
 from .progress import progress_bar
 from .runtime import seed_everything
+from .settings import TrainingSettings
 
 
 def train_ann(
     model: nn.Module,
     train_loader: Iterable,
     epochs: int,
-    lr: float = 1e-3,
+    lr: float = TrainingSettings().lr,
     device: torch.device | str = "cpu",
     seed: int = 0,
     progress: bool = False,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from spikebridge.direct import LIFFunction, LIFNeuron, lif_reference, surrogate_gradient
-from spikebridge.direct.surrogate import SURROGATES
+from spikebridge.engine.surrogate import SURROGATES
 
 
 @pytest.mark.parametrize("surrogate", SURROGATES)

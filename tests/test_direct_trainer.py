@@ -210,3 +210,22 @@ def test_event_simulation_reads_frames_in_order_across_chunks():
     expected = whole.cumsum(0) / torch.arange(1, 6).view(-1, 1, 1)
     torch.testing.assert_close(sim.readout, expected)
     assert all(v.shape == (5,) for v in sim.spikes.values())
+
+
+def test_adam_without_a_learning_rate_trains_at_the_settings_adam_rate(tmp_path):
+    """``train_direct(optimizer="adam")`` takes Adam's default rate from the settings (one
+    home: DEFAULT_LR, the flags' default too), not SGD's 0.1."""
+    from spikebridge.direct.checkpoint import load_training_checkpoint
+    from spikebridge.settings import DEFAULT_LR, TrainingSettings
+
+    path = tmp_path / "adam.pt"
+    train_direct("cnn", loaders()[0], optimizer="adam", epochs=1, timesteps=1, device="cpu",
+                 checkpoint_path=path, **SMALL)  # fmt: skip
+    saved = load_training_checkpoint(path)
+    rate = saved["optimizer"]["param_groups"][0]["initial_lr"]
+    assert (
+        rate
+        == DEFAULT_LR["adam"]
+        == TrainingSettings(direct_optimizer="adam").direct_learning_rate()
+    )
+    assert rate != DEFAULT_LR["sgd"]

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 
 import pytest
 import torch
 from torch import nn
 
-from spikebridge.convert import Converter, MethodNotApplicable, prepare
+from spikebridge.convert import CalibratedSettings, Converter, MethodNotApplicable, prepare
 from spikebridge.convert.calibration import (
     CalibrationWarning,
-    LowLatencySettings,
     ReconstructionDiverged,
-    calibrate_low_latency,
+    calibrate_target,
     calibration_images,
 )
 from spikebridge.engine.neurons import SpikingMaxPool
@@ -41,7 +41,7 @@ def test_calibrated_beats_channel_at_two_steps(trained_digits_cnn, digits_loader
     # channel's best low-latency setting too: signed neurons, u0 = theta/2
     signed = converter.build("channel", initial_potential=0.5, negative_spikes=True)
     channel_signed = evaluate(signed, test, 2).accuracy[-1].item()
-    result = calibrate_low_latency(converter.prepared_, digits_images, 2)
+    result = calibrate_target(converter.prepared_, digits_images, 2, CalibratedSettings())
     calibrated = evaluate(result.build(), test, 2).accuracy[-1].item()
     assert calibrated > max(channel, channel_signed) + 0.01, (calibrated, channel, channel_signed)
     assert calibrated > 0.95
@@ -51,7 +51,7 @@ def test_calibrated_beats_channel_at_two_steps(trained_digits_cnn, digits_loader
 def test_network_reads_out_its_twin(prepared_cnn, digits_images, digits_loaders):
     """On trained nets the simulated network predicts what the twin the search optimised does."""
     x, _ = next(iter(digits_loaders[1]))
-    result = calibrate_low_latency(prepared_cnn, digits_images, 4)
+    result = calibrate_target(prepared_cnn, digits_images, 4, CalibratedSettings())
     readout = result.build().simulate(x, 4).readout[-1]
     with torch.no_grad():
         logits = result.twin()(x)
@@ -60,7 +60,7 @@ def test_network_reads_out_its_twin(prepared_cnn, digits_images, digits_loaders)
 
 
 def test_thresholds_are_per_channel_and_biases_corrected(prepared_cnn, digits_images):
-    result = calibrate_low_latency(prepared_cnn, digits_images, 2)
+    result = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings())
     first = next(iter(result.thresholds.values()))
     assert first.dim() == 1 and first.unique().numel() > 1
     assert all(report.corrected for report in result.layers)
@@ -73,28 +73,26 @@ def test_thresholds_are_per_channel_and_biases_corrected(prepared_cnn, digits_im
     assert changed
     # the original prepared ANN is left untouched
     assert all(not torch.equal(before[n], result.prepared.get_parameter(n)) for n in changed)
-    layer_wise = calibrate_low_latency(
-        prepared_cnn, digits_images, 2, LowLatencySettings(per_channel=False)
+    layer_wise = calibrate_target(
+        prepared_cnn, digits_images, 2, CalibratedSettings(per_channel=False)
     )
     assert all(t.dim() == 0 for t in layer_wise.thresholds.values())
 
 
 def test_reconstruction_lowers_the_error_and_trains_weights_on_request(prepared_cnn, digits_images):
     # without the refinement, which already lowers what reconstruction would
-    base = calibrate_low_latency(
-        prepared_cnn, digits_images, 2, LowLatencySettings(refine_passes=0)
-    )
-    settings = LowLatencySettings(iterations=40, learning_rate=1e-2, batch_size=64, refine_passes=0)
-    tuned = calibrate_low_latency(prepared_cnn, digits_images, 2, settings)
+    base = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings(refine_passes=0))
+    settings = CalibratedSettings(iterations=40, learning_rate=1e-2, batch_size=64, refine_passes=0)
+    tuned = calibrate_target(prepared_cnn, digits_images, 2, settings)
     for t in tuned.layers:
         assert t.reconstruction_error is not None and t.reconstruction_error <= t.error + 1e-9
     assert any(t.reconstruction_error < t.error for t in tuned.layers)
     # the thresholds moved away from the search's grid
     assert any(not torch.equal(base.thresholds[n], tuned.thresholds[n]) for n in base.thresholds)
-    weights = LowLatencySettings(
-        iterations=20, learning_rate=1e-2, batch_size=64, reconstruct_weights=True, block=2
+    weights = CalibratedSettings(
+        iterations=20, learning_rate=1e-2, batch_size=64, weights=True, block=2
     )
-    with_weights = calibrate_low_latency(prepared_cnn, digits_images, 2, weights)
+    with_weights = calibrate_target(prepared_cnn, digits_images, 2, weights)
     moved = [
         n
         for n, p in with_weights.prepared.named_parameters()
@@ -107,21 +105,21 @@ def test_reconstruction_lowers_the_error_and_trains_weights_on_request(prepared_
 @pytest.mark.parametrize("steps", [0, -2])
 def test_target_t_must_be_positive(prepared_cnn, digits_images, steps):
     with pytest.raises(ValueError, match="target timesteps T must be a positive integer"):
-        calibrate_low_latency(prepared_cnn, digits_images, steps)
+        calibrate_target(prepared_cnn, digits_images, steps, CalibratedSettings())
 
 
 def test_model_without_calibratable_activation_is_refused(digits_images):
     leaky = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.LeakyReLU(), nn.Linear(16, 10))
     with pytest.raises(MethodNotApplicable, match="2: LeakyReLU"):
-        calibrate_low_latency(prepare(leaky.eval()), digits_images, 2)
+        calibrate_target(prepare(leaky.eval()), digits_images, 2, CalibratedSettings())
 
 
 def test_reconstruction_needs_one_batch_of_images(prepared_cnn, digits_images):
-    settings = LowLatencySettings(iterations=5, batch_size=128)
+    settings = CalibratedSettings(iterations=5, batch_size=128)
     with pytest.raises(ValueError, match="got 100, batch_size is 128"):
-        calibrate_low_latency(prepared_cnn, digits_images[:100], 2, settings)
+        calibrate_target(prepared_cnn, digits_images[:100], 2, settings)
     # without reconstruction a small set is fine
-    calibrate_low_latency(prepared_cnn, digits_images[:100], 2)
+    calibrate_target(prepared_cnn, digits_images[:100], 2, CalibratedSettings())
 
 
 def test_max_pooling_is_kept_exactly_and_beats_its_avg_replacement():
@@ -134,7 +132,7 @@ def test_max_pooling_is_kept_exactly_and_beats_its_avg_replacement():
     x, y = digits_tensors(train=False)
     calib, _ = digits_tensors(train=True, n=256)
     kept = Converter(model, calib)  # maxpool="spiking", the default
-    network = kept.build("calibrated", timesteps=4)
+    network = kept.build("calibrated", target=4)
     pools = [m for m in network.modules() if isinstance(m, SpikingMaxPool)]
     assert pools and all(p.rule == "running" for p in pools)
     # the other methods keep Rueckauer's gate
@@ -142,7 +140,7 @@ def test_max_pooling_is_kept_exactly_and_beats_its_avg_replacement():
     assert gates and all(m.rule == "gate" for m in gates)
     readout = network.simulate(x, 4).readout[-1]
     with torch.no_grad():
-        twin = kept.low_latency_[(4, True)].twin()(x)
+        twin = kept.output("calibrated", 4, True).detail.twin()(x)
     # (not all: the SNN correction moves the network's biases off the twin's, for the better)
     assert (readout.argmax(1) == twin.argmax(1)).float().mean() > 0.9
     with warnings.catch_warnings(record=True) as caught:
@@ -151,15 +149,17 @@ def test_max_pooling_is_kept_exactly_and_beats_its_avg_replacement():
     assert any("max-pooling replaced by average pooling" in str(w.message) for w in caught)
     accuracy = {
         "kept": (readout.argmax(1) == y).float().mean().item(),
-        "avg": replaced.build("calibrated", timesteps=4).simulate(x, 4).accuracy(y)[-1].item(),
+        "avg": replaced.build("calibrated", target=4).simulate(x, 4).accuracy(y)[-1].item(),
     }
     assert accuracy["kept"] > accuracy["avg"] + 0.1, accuracy
 
 
 def test_diverging_reconstruction_stops_naming_the_layer(prepared_cnn, digits_images):
-    settings = LowLatencySettings(iterations=5, batch_size=64, learning_rate=float("inf"))
-    with pytest.raises(ReconstructionDiverged, match=r"^2: the reconstruction loss became nan"):
-        calibrate_low_latency(prepared_cnn, digits_images, 2, settings)
+    settings = CalibratedSettings(iterations=5, batch_size=64, learning_rate=1e30)
+    with pytest.raises(
+        ReconstructionDiverged, match=r"^2: the reconstruction loss became (nan|inf)"
+    ):
+        calibrate_target(prepared_cnn, digits_images, 2, settings)
 
 
 def test_labels_are_never_needed(prepared_cnn, digits_images):
@@ -192,10 +192,8 @@ def test_partial_passes_equal_full_passes(arch, digits_images):
 
 
 def test_float_cache_does_not_change_the_result(prepared_cnn, digits_images):
-    cached = calibrate_low_latency(prepared_cnn, digits_images, 2)
-    streamed = calibrate_low_latency(
-        prepared_cnn, digits_images, 2, LowLatencySettings(cache_bytes=0)
-    )
+    cached = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings())
+    streamed = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings(cache_bytes=0))
     for name, theta in cached.thresholds.items():
         torch.testing.assert_close(theta, streamed.thresholds[name])
 
@@ -237,16 +235,20 @@ def test_cli_builds_one_network_per_target_and_records_calibration_time(tmp_path
 def test_cli_reconstruction_nan_stops_naming_the_layer_and_writes_nothing(
     tmp_path, capsys, monkeypatch
 ):
+    from spikebridge.cli import convert as convert_command
     from spikebridge.cli import main
-    from spikebridge.convert import loop
 
-    def diverging(conversion, *, seed=0, progress=False):
-        return LowLatencySettings(iterations=3, batch_size=32, learning_rate=float("inf"))
+    resolve = convert_command.resolve_settings
 
-    monkeypatch.setattr(loop, "low_latency_settings", diverging)
+    def diverging(values):
+        settings = resolve(values)
+        settings["calibrated"] = CalibratedSettings(iterations=3, batch_size=32, learning_rate=1e30)
+        return settings
+
+    monkeypatch.setattr(convert_command, "resolve_settings", diverging)
     out = tmp_path / "run"
     assert main([*CLI, "--timesteps", "2", "--out", str(out)]) == 2
-    assert "the reconstruction loss became nan" in capsys.readouterr().err
+    assert re.search("the reconstruction loss became (nan|inf)", capsys.readouterr().err)
     # no result: only the run record, which says the run failed (docs/reliability.md)
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
@@ -299,15 +301,15 @@ def test_snn_correction_matches_the_simulated_means_of_a_residual_net(signed):
     # images of a fresh loader: the session's shared one reshuffles with the tests run before
     x = calibration_images(make_loaders("digits", batch_size=64, seed=0)[0], 128)
     settings = dict(samples=128, snn_samples=128, batch_size=64)
-    uncorrected = calibrate_low_latency(
-        prepared, x, 2, LowLatencySettings(snn_correction=False, **settings)
+    uncorrected = calibrate_target(
+        prepared, x, 2, CalibratedSettings(snn_correction=False, **settings)
     )
-    fixed = calibrate_low_latency(prepared, x, 2, LowLatencySettings(**settings))
+    fixed = calibrate_target(prepared, x, 2, CalibratedSettings(**settings))
     if signed:
         before_net = uncorrected.build()
     else:  # what a plain network got before: the signed network's corrections
         before_net = fixed.build(negative_spikes=False)
-        fixed = for_neurons(fixed, prepared, x, False, LowLatencySettings(**settings))
+        fixed = for_neurons(fixed, prepared, x, False, CalibratedSettings(**settings))
         assert fixed.build().neurons() and not any(
             n.negative_spikes for n in fixed.build().neurons().values()
         )
@@ -337,9 +339,12 @@ def test_plain_networks_from_the_converter_share_the_search_and_get_their_own_co
     trained_digits_cnn, digits_images
 ):
     converter = Converter(trained_digits_cnn, digits_images, maxpool="avg")
-    converter.build("calibrated", timesteps=2)
-    plain = converter.build("calibrated", timesteps=2, negative_spikes=False)
-    signed_cal, plain_cal = converter.low_latency_[(2, True)], converter.low_latency_[(2, False)]
+    converter.build("calibrated", target=2)
+    plain = converter.build("calibrated", target=2, negative_spikes=False)
+    signed_cal, plain_cal = (
+        converter.output("calibrated", 2, True).detail,
+        converter.output("calibrated", 2, False).detail,
+    )
     assert plain_cal.searched is signed_cal.searched
     assert not plain_cal.negative_spikes and signed_cal.negative_spikes
     assert not any(n.negative_spikes for n in plain.neurons().values())
@@ -349,9 +354,11 @@ def test_plain_networks_from_the_converter_share_the_search_and_get_their_own_co
     assert plain_cal.seconds > signed_cal.searched.seconds
     # a converter asked for plain networks only calibrates for plain neurons only
     alone = Converter(trained_digits_cnn, digits_images, maxpool="avg")
-    alone.build("calibrated", timesteps=2, negative_spikes=False)
-    assert list(alone.low_latency_) == [(2, False)]
-    torch.testing.assert_close(alone.low_latency_[(2, False)].thresholds, plain_cal.thresholds)
+    alone.build("calibrated", target=2, negative_spikes=False)
+    assert [(key[2], key[3]) for key in alone.outputs_] == [(2, False)]
+    torch.testing.assert_close(
+        alone.output("calibrated", 2, False).detail.thresholds, plain_cal.thresholds
+    )
 
 
 def test_per_channel_potentials_reach_the_network_built_by_the_converter(
@@ -363,10 +370,10 @@ def test_per_channel_potentials_reach_the_network_built_by_the_converter(
         trained_digits_cnn,
         digits_loaders[0],
         maxpool="avg",
-        low_latency=LowLatencySettings(samples=256, potentials=(0.3, 0.5, 0.7)),
+        settings={"calibrated": CalibratedSettings(samples=256, potentials=(0.3, 0.5, 0.7))},
     )
-    network = converter.build("calibrated", timesteps=1)
-    result = converter.low_latency_[(1, True)]
+    network = converter.build("calibrated", target=1)
+    result = converter.output("calibrated", 1, True).detail
     varied = [n for n, phi in result.initial_potentials.items() if phi.unique().numel() > 1]
     assert varied
     for name in varied:
@@ -377,7 +384,7 @@ def test_per_channel_potentials_reach_the_network_built_by_the_converter(
     with torch.no_grad():
         torch.testing.assert_close(network.simulate(x, 1).readout[-1], result.twin()(x))
     # an explicit initial potential is the caller's choice: it replaces the calibrated ones
-    forced = converter.build("calibrated", timesteps=1, initial_potential=0.5)
+    forced = converter.build("calibrated", target=1, initial_potential=0.5)
     assert all(m.initial_potential == 0.5 for m in forced.neurons().values())
 
 
@@ -386,14 +393,14 @@ def test_per_channel_potentials_reach_the_network_built_by_the_converter(
     [
         ("potentials", (), "potentials"),
         ("potentials", (0.5, 1.0), r"in \[0, 1\)"),
-        ("search_values", 0, "search_values must be positive"),
+        ("search_values", 0, "search_values must be a positive integer"),
         ("snn_samples", 0, "snn_samples must be a positive integer"),
         ("weight_lr_scale", 0.0, "weight_lr_scale must be positive"),
     ],
 )
 def test_bad_settings_are_refused(prepared_cnn, digits_images, option, value, message):
     with pytest.raises(ValueError, match=message):
-        calibrate_low_latency(prepared_cnn, digits_images, 2, LowLatencySettings(**{option: value}))
+        calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings(**{option: value}))
 
 
 def test_refinement_lowers_the_next_layers_error(prepared_cnn, digits_images):
@@ -401,17 +408,17 @@ def test_refinement_lowers_the_next_layers_error(prepared_cnn, digits_images):
     curvature estimate per channel) only keeps changes that lower it: the first layer, whose
     input is the same either way, ends with a lower error after bias correction."""
     settings = dict(snn_correction=False, potentials=(0.3, 0.5, 0.7))
-    plain = calibrate_low_latency(
-        prepared_cnn, digits_images, 1, LowLatencySettings(refine_passes=0, **settings)
+    plain = calibrate_target(
+        prepared_cnn, digits_images, 1, CalibratedSettings(refine_passes=0, **settings)
     )
-    refined = calibrate_low_latency(
-        prepared_cnn, digits_images, 1, LowLatencySettings(refine_passes=2, **settings)
+    refined = calibrate_target(
+        prepared_cnn, digits_images, 1, CalibratedSettings(refine_passes=2, **settings)
     )
     first = plain.layers[0].name
     assert refined.layers[0].error < plain.layers[0].error
     assert not torch.equal(refined.thresholds[first], plain.thresholds[first])
     with pytest.raises(ValueError, match="refine_passes must be >= 0"):
-        calibrate_low_latency(prepared_cnn, digits_images, 1, LowLatencySettings(refine_passes=-1))
+        calibrate_target(prepared_cnn, digits_images, 1, CalibratedSettings(refine_passes=-1))
 
 
 def test_output_check_keeps_the_twin_closer_to_the_ann(prepared_cnn, digits_images, digits_loaders):
@@ -421,13 +428,11 @@ def test_output_check_keeps_the_twin_closer_to_the_ann(prepared_cnn, digits_imag
     x, y = next(iter(digits_loaders[1]))
     forced = dict(alphas=(0.05,), betas=(0.7,), refine_passes=0)
     with pytest.warns(CalibrationWarning, match=r"T=2: the layer-wise search's twin is further"):
-        checked = calibrate_low_latency(
-            prepared_cnn, digits_images, 2, LowLatencySettings(**forced)
-        )
+        checked = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings(**forced))
     assert checked.start == "percentile"
     assert checked.divergence["percentile"] < checked.divergence["search"]
-    unchecked = calibrate_low_latency(
-        prepared_cnn, digits_images, 2, LowLatencySettings(output_check=False, **forced)
+    unchecked = calibrate_target(
+        prepared_cnn, digits_images, 2, CalibratedSettings(output_check=False, **forced)
     )
     assert unchecked.start == "search" and not unchecked.divergence
 
@@ -435,6 +440,6 @@ def test_output_check_keeps_the_twin_closer_to_the_ann(prepared_cnn, digits_imag
         return result.build().simulate(x, 2).accuracy(y)[-1].item()
 
     assert accuracy(checked) > accuracy(unchecked) + 0.2
-    default = calibrate_low_latency(prepared_cnn, digits_images, 2)
+    default = calibrate_target(prepared_cnn, digits_images, 2, CalibratedSettings())
     assert default.start == "search"
     assert default.divergence["search"] <= default.divergence["percentile"]

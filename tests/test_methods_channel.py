@@ -9,7 +9,7 @@ import torch
 from test_methods_fixtures import digits_tensors, trained_digits
 from torch import nn
 
-from spikebridge.convert import Converter, MethodNotApplicable
+from spikebridge.convert import Converter, MethodNotApplicable, PercentileSettings
 from spikebridge.models import build_model
 
 
@@ -77,7 +77,7 @@ def test_channel_wise_through_residual_additions_on_resnet20():
     model = _stressed_resnet20()
     x, _ = digits_tensors(train=False, n=48)
     calib, _ = digits_tensors(train=True, n=128)
-    converter = Converter(model, calib, percentile=100.0)
+    converter = Converter(model, calib, settings={"channel": PercentileSettings(percentile=100.0)})
     network = converter.build("channel")
     # the neuron after each junction has one threshold per channel, in ANN units
     junctions = {n: m.threshold for n, m in network.neurons().items() if n.endswith("act2")}

@@ -10,7 +10,7 @@ import torch
 from test_methods_fixtures import digits_loaders, trained_digits
 
 from spikebridge.cli import main
-from spikebridge.convert import Converter, select_percentile
+from spikebridge.convert import Converter, PercentileSettings, select_percentile
 from spikebridge.data import calibration_loader
 from spikebridge.evaluation import evaluate
 
@@ -35,14 +35,18 @@ def test_selection_is_the_validation_argmax_and_shares_one_calibration():
     choice = select_percentile(converter, validation, 6, "channel", candidates, 0.5)
     stats = converter.statistics()
     for p in candidates:  # recompute each candidate independently
-        independent = Converter(model, calib, percentile=p).build("channel", initial_potential=0.5)
+        own = {"channel": PercentileSettings(percentile=p)}
+        independent = Converter(model, calib, settings=own).build("channel", initial_potential=0.5)
         expected = float(evaluate(independent, validation, 6).accuracy[-1])
         assert choice.accuracy[p] == pytest.approx(expected)
     best = max(choice.accuracy.values())
     assert choice.accuracy[choice.percentile] == best
     assert choice.percentile == max(p for p, a in choice.accuracy.items() if a == best)
     assert converter.statistics() is stats  # calibrated once
-    thresholds = {p: converter.with_percentile(p).scales("channel") for p in (90.0, 100.0)}
+    thresholds = {
+        p: converter.scales("channel", settings=PercentileSettings(percentile=p))
+        for p in (90.0, 100.0)
+    }
     assert all(torch.all(thresholds[90.0][k] <= thresholds[100.0][k]) for k in thresholds[90.0])
 
 

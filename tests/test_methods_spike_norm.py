@@ -7,7 +7,7 @@ import torch
 from test_methods_fixtures import digits_tensors, trained_digits
 from torch import nn
 
-from spikebridge.convert import Converter, build_spiking_module, prepare
+from spikebridge.convert import Converter, SpikeNormSettings, build_spiking_module, prepare
 from spikebridge.engine.encoding import PoissonEncoder
 from spikebridge.engine.network import SpikingNetwork
 from spikebridge.models import build_model
@@ -42,7 +42,7 @@ def _recorded_maxima(prepared, scales, batches, maxpool="spiking") -> dict[str, 
 
 def _check(model: nn.Module, batches: list[torch.Tensor]) -> None:
     prepared = prepare(model)
-    scales = spike_norm(prepared, batches, seed=SEED, timesteps=WINDOW, chunk_size=CHUNK)
+    scales = spike_norm(prepared, batches, seed=SEED, window=WINDOW, chunk_size=CHUNK)
     peaks = _recorded_maxima(prepared, scales, batches)
     assert set(peaks) == set(scales)
     for name, theta in scales.items():
@@ -68,7 +68,7 @@ def test_spike_norm_first_layer_stays_within_the_all_inputs_spiking_bound():
     """Layer 1's threshold is an input per step: at most the input when every pixel spikes."""
     x, _ = digits_tensors(train=True, n=16)
     prepared = prepare(trained_digits())
-    scales = spike_norm(prepared, x, seed=SEED, timesteps=WINDOW, chunk_size=CHUNK)
+    scales = spike_norm(prepared, x, seed=SEED, window=WINDOW, chunk_size=CHUNK)
     first = next(iter(scales))
     conv = next(m for m in prepared.modules() if isinstance(m, nn.Conv2d))
     # layer 1 sees Poisson spikes: its input never exceeds the all-inputs-spiking bound
@@ -78,20 +78,22 @@ def test_spike_norm_first_layer_stays_within_the_all_inputs_spiking_bound():
 
 def test_spike_norm_window_is_configurable_through_the_converter():
     x, _ = digits_tensors(train=True, n=16)
-    converter = Converter(trained_digits(), x, spike_norm_window=4, spike_norm_samples=8)
+    converter = Converter(
+        trained_digits(), x, settings={"spike-norm": SpikeNormSettings(window=4, samples=8)}
+    )
     short = converter.scales("spike-norm")
-    direct = spike_norm(converter.prepared_, x, seed=0, timesteps=4, samples=8)
+    direct = spike_norm(converter.prepared_, x, seed=0, window=4, samples=8)
     assert all(torch.equal(short[n], direct[n]) for n in direct)
 
 
 def test_spike_norm_bad_inputs():
     x, _ = digits_tensors(train=True, n=8)
     prepared = prepare(trained_digits())
-    with pytest.raises(ValueError, match="timesteps"):
-        spike_norm(prepared, x, timesteps=0)
+    with pytest.raises(ValueError, match="window"):
+        spike_norm(prepared, x, window=0)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
-        spike_norm(prepared, x * 5, timesteps=2)  # Poisson coding needs inputs in [-1, 1]
+        spike_norm(prepared, x * 5, window=2)  # Poisson coding needs inputs in [-1, 1]
     with pytest.raises(ValueError, match="empty"):
-        spike_norm(prepared, [], timesteps=2)
+        spike_norm(prepared, [], window=2)
     with pytest.raises(ValueError, match="calibration"):
         Converter(trained_digits()).build("spike-norm")

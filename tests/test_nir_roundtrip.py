@@ -90,7 +90,7 @@ def test_calibrated_network_with_running_max_pool_round_trips(tmp_path):
     """Method calibrated keeps max-pools as the running rule; the file says which rule."""
     x, _ = digits_tensors(train=False, n=48)
     calib, _ = digits_tensors(train=True, n=256)
-    network = Converter(trained_digits("cnn", pool="max"), calib).build("calibrated", timesteps=2)
+    network = Converter(trained_digits("cnn", pool="max"), calib).build("calibrated", target=2)
     restored = round_trip(network, tmp_path)
     rules = [m.rule for m in restored.modules() if isinstance(m, SpikingMaxPool)]
     assert rules and set(rules) == {"running"}

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikebridge.convert import ConversionError, MethodNotApplicable, build_spiking_module, prepare
-from spikebridge.convert.calibration.result import set_initial_potentials
+from spikebridge.convert.build import set_initial_potentials
 from spikebridge.convert.quantised_twin import (
     TwinQuantiser,
     count_agreement,

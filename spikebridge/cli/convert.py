@@ -12,7 +12,8 @@ from ..convert.experiment import (
     run_conversion_experiment,
     write_conversion_outputs,
 )
-from ..convert.methods import methods_help
+from ..convert.methods import method_settings_class, methods_help, resolve_settings
+from ..convert.tuning import percentile_note
 from ..model_files import refuse_architecture_for_graph
 from ..runtime import resolve_device
 from ..settings import (
@@ -42,6 +43,7 @@ def add_parser(sub) -> None:
             "epochs": "train the ANN first for N epochs (default 5; 0 with --checkpoint)",
         },
     )
+    names += add_settings(p, method_settings_class())
     names += add_settings(p, ModelFileSettings)
     add_output_flags(p, "spikebridge-convert")
     add_quiet(p)
@@ -57,23 +59,25 @@ def run(args: argparse.Namespace) -> int:
     training = settings_from(args, names, TrainingSettings, **epochs)
     conversion = settings_from(args, names, ConversionSettings)
     simulation = settings_from(args, names, SimulationSettings)
+    method_settings = resolve_settings(given(args, names))
     device = resolve_device(experiment.device)
-    record = conversion_settings(experiment, training, conversion, simulation, files.checkpoint)
+    record = conversion_settings(
+        experiment, training, conversion, simulation, files.checkpoint, method_settings
+    )
     with take_output(args, "convert", record) as run_dir:  # before any data or training
         replaced = run_dir.previous_files() if args.overwrite else []
         done = run_conversion_experiment(
             experiment, training, conversion, simulation, checkpoint=files.checkpoint,
             trust_checkpoint=files.trust_checkpoint, device=device, progress=progress_enabled(args),
-            on_start=lambda: run_dir.begin(remove=replaced),
+            on_start=lambda: run_dir.begin(remove=replaced), method_settings=method_settings,
         )  # fmt: skip
-        out = write_conversion_outputs(run_dir.path, done, experiment, conversion, simulation)
+        out = write_conversion_outputs(
+            run_dir.path, done, experiment, conversion, simulation, method_settings
+        )
         run_dir.finish(conversion_output_files(out, done), seconds=done.seconds)
     result = done.result
     if result.percentile is not None:
-        choice = result.percentile
-        tried = ", ".join(f"p={p:g}: {100 * a:.2f}%" for p, a in choice.accuracy.items())
-        print(f"percentile auto ({choice.method}, T={choice.timesteps}, validation): {tried} -> "
-              f"p={choice.percentile:g}")  # fmt: skip
+        print(percentile_note(result.percentile))
     print(f"ANN accuracy: {100 * result.ann_accuracy:.2f}%")
     print("SNN accuracy (%) after T steps:")
     pivot = accuracy_pivot(result.accuracy)

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import MISSING, fields
 from typing import Any
 
-from ..settings import SettingsError, check_value, scalar_type
+from ..settings import SettingsError, check_percentile, check_value, scalar_type
 
 
 def _positive_int(text: str) -> int:
@@ -38,9 +38,10 @@ def _number_or_auto(text: str) -> float | str:
         raise argparse.ArgumentTypeError(
             f"expected a number in (0, 100] or 'auto', got {text!r}"
         ) from None
-    if not 0 < value <= 100:
-        raise argparse.ArgumentTypeError(f"percentile must be in (0, 100], got {text}")
-    return value
+    try:
+        return check_percentile(value)
+    except SettingsError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _checked_number(f):

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..convert.methods import method_list
+from ..convert.methods import method_list, method_settings_class
 from ..settings import (
     TYPE_NAMES,
     ConversionSettings,
@@ -45,8 +45,14 @@ ConfigError = SettingsError
 """A config file or a setting is wrong; the message names the key (and the file and line)."""
 
 
+MethodSettingsFlags = method_settings_class()
+"""The threshold methods' own settings (``spike_norm_window``, ``calibrated_samples``, ...), as
+flat keys (:func:`spikebridge.convert.methods.method_settings_class`)."""
+
+
 @dataclass
 class Settings(
+    MethodSettingsFlags,
     ModelFileSettings,
     RobustnessSettings,
     StdpSettings,
@@ -56,7 +62,8 @@ class Settings(
     ExperimentSettings,
 ):
     """Every setting of :func:`spikebridge.compare.run`: the settings groups of
-    :mod:`spikebridge.settings` in one flat namespace (their field names are unique)."""
+    :mod:`spikebridge.settings` and the threshold methods' settings in one flat namespace (their
+    field names are unique)."""
 
     def model_label(self) -> str:
         """How reports name the network: the architecture, or the user's graph file."""

@@ -23,6 +23,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from ..settings import SettingsError, register_check
+
 # kind -> (id mixed into the seed, largest level, what the level means)
 NOISE_KINDS: dict[str, tuple[int, float, str]] = {
     "gaussian": (1, 1.0, "standard deviation sigma"),
@@ -166,6 +168,18 @@ def noisy_loader(loader: DataLoader, kind: str, level: float, seed: int = 0) -> 
         num_workers=loader.num_workers,
     )
 
+
+def check_noise_setting(value: list) -> list[str]:
+    """The ``noise`` setting checked (SettingsError names it): specs like 'gaussian:0.1,0.2'."""
+    if not all(isinstance(v, str) for v in value):
+        raise SettingsError(f"noise must be a list of specs like 'gaussian:0.1,0.2', got {value!r}")
+    try:
+        return [str(spec) for spec in parse_noise_specs(value)]
+    except NoiseSpecError as err:
+        raise SettingsError(f"noise: {err}") from None
+
+
+register_check("noise", check_noise_setting)
 
 __all__ = [
     "NOISE_KINDS",

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..io import write_csv, write_json
+from ..plots import energy_accuracy_figure, firing_rate_figure, latency_accuracy_figure, save_plots
 from .config import Settings
-from .plots import energy_accuracy_figure, firing_rate_figure, latency_accuracy_figure, save_plots
 from .report import write_report
 from .robustness import robustness_figure, robustness_frame, robustness_summary
 

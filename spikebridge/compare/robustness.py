@@ -19,8 +19,8 @@ from torch.utils.data import DataLoader
 
 from ..engine.network import SpikingNetwork
 from ..evaluation import evaluate
+from ..plots import ANN_STYLE, network_label, network_styles
 from .noise import NoiseSpec, noise_conditions, noisy_loader
-from .plots import ANN_STYLE, network_label, network_styles
 
 COLUMNS = [
     "route", "method", "noise", "level", "timesteps", "accuracy", "clean_accuracy", "loss",

@@ -7,17 +7,27 @@ conversion loop is :mod:`.loop`.
 
 from ..engine.graph import ConversionError, MethodNotApplicable, trace
 from ..engine.substitution import neuron_for
-from .build import build_spiking_module, threshold_summary
-from .calibration import (
-    LowLatencyCalibration,
-    LowLatencySettings,
-    ReconstructionDiverged,
-    calibrate_low_latency,
-)
+from .build import build_spiking_module, spiking_network, threshold_summary
+from .calibration import CalibratedResult, ReconstructionDiverged, calibrate_target
 from .check import BLOCKS, COSTS, ConstraintReport, Violation, check
 from .converter import Converter, applicable_methods, convert_model
 from .loop import ConversionResult, ConvertedNetwork, converted_networks, run_conversion
-from .methods import METHODS, PERCENTILE_METHODS, ThresholdMethod, get_method, method_list
+from .methods import (
+    METHODS,
+    PERCENTILE_METHODS,
+    MethodInput,
+    MethodOutput,
+    MethodSettings,
+    ThresholdMethod,
+    get_method,
+    method_list,
+    method_settings_class,
+    resolve_settings,
+)
+from .methods.calibrated import CalibratedSettings
+from .methods.model_based import ModelBasedSettings
+from .methods.percentile import PercentileSettings
+from .methods.spike_norm import SpikeNormSettings
 from .prepare import prepare
 from .quantised_twin import count_agreement, quantised_twin, settled_samples, twin_of
 from .tuning import PercentileChoice, select_percentile
@@ -32,8 +42,14 @@ __all__ = [
     "ConversionResult",
     "ConvertedNetwork",
     "Converter",
-    "LowLatencyCalibration",
-    "LowLatencySettings",
+    "CalibratedResult",
+    "CalibratedSettings",
+    "MethodInput",
+    "MethodOutput",
+    "MethodSettings",
+    "ModelBasedSettings",
+    "PercentileSettings",
+    "SpikeNormSettings",
     "MethodNotApplicable",
     "PercentileChoice",
     "ReconstructionDiverged",
@@ -41,13 +57,16 @@ __all__ = [
     "Violation",
     "applicable_methods",
     "build_spiking_module",
-    "calibrate_low_latency",
+    "calibrate_target",
     "check",
     "convert_model",
     "converted_networks",
     "count_agreement",
     "get_method",
     "method_list",
+    "method_settings_class",
+    "resolve_settings",
+    "spiking_network",
     "neuron_for",
     "prepare",
     "quantised_twin",

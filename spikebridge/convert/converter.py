@@ -1,25 +1,29 @@
-"""The conversion route's public face: prepare once, calibrate once, build an SNN per method."""
+"""The conversion route's public face: prepare once, calibrate once, build an SNN per method.
+
+The :class:`Converter` keeps the prepared ANN and the calibration statistics and builds
+networks; what each method needs to know is in its own settings
+(:class:`~spikebridge.convert.methods.MethodSettings`), given per method name.
+"""
 
 from __future__ import annotations
 
-import copy
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from ..engine.encoding import make_encoder
 from ..engine.graph import MethodNotApplicable
 from ..engine.network import SpikingNetwork
 from ..normalization import calibrate
 from ..normalization.calibrate import CalibrationStatistics, activation_layers
-from .build import build_spiking_module
-from .calibration import LowLatencySettings
-from .calibration.result import set_initial_potentials
-from .methods import get_method, method_names
+from ..settings import ConversionSettings, SimulationSettings
+from .build import spiking_network
+from .methods import MethodInput, MethodOutput, MethodSettings, get_method, method_names
 from .prepare import prepare
+
+_CONVERSION, _SIMULATION = ConversionSettings(), SimulationSettings()  # the defaults' one home
 
 
 def applicable_methods(model: nn.Module) -> list[str]:
@@ -42,65 +46,60 @@ def applicable_methods(model: nn.Module) -> list[str]:
 
 
 class Converter:
-    """Convert one ANN with several normalisation methods, calibrating only once.
+    """Convert one ANN with several threshold methods, calibrating only once.
 
     Args:
         model: the trained ANN (left untouched).
         calibration: iterable of (x, y) batches or a tensor [N, ...] of inputs; not needed by the
             data-free methods (``model``, ``qcfs``).
         maxpool: ``spiking`` (spiking max-pool gate) or ``avg`` (replace by AvgPool).
-        percentile: p for the ``percentile`` and ``channel`` methods (default 99.9).
+        device: where the networks run.
         exact: exact percentiles (keeps every activation; for small calibration sets).
-        spike_norm_window: Spike-Norm's balancing window n in steps (Sengupta 2019: about the
-            inference window).
-        spike_norm_samples: calibration inputs Spike-Norm simulates (it runs the SNN once per
-            layer, so it uses fewer than the statistics pass); ``None`` for all of them.
-        input_bound: largest input value, for the model-based method (1 for images in [0, 1]).
-        low_latency: options of method ``calibrated``
-            (:class:`~spikebridge.convert.calibration.LowLatencySettings`).
+        progress: tqdm progress bars.
+        seed: seed of the encoders and of the methods that draw at random.
+        settings: method name -> its settings (e.g. ``{"spike-norm": SpikeNormSettings(window=64)}``);
+            a method not named uses its settings' defaults.
+
+    Attributes:
+        prepared_: the prepared ANN. stats_: the calibration statistics (after the first use).
+        outputs_: (method, settings, target T, kind of neuron) -> what the method gave.
     """
 
     def __init__(
         self,
         model: nn.Module,
         calibration: Iterable | Tensor | None = None,
-        maxpool: str = "spiking",
-        percentile: float = 99.9,
+        maxpool: str = _CONVERSION.maxpool,
         device: torch.device | str = "cpu",
         exact: bool = False,
         progress: bool = False,
         seed: int = 0,
-        spike_norm_window: int = 256,
-        spike_norm_samples: int | None = 256,
-        input_bound: float = 1.0,
-        low_latency: LowLatencySettings | None = None,
+        settings: Mapping[str, MethodSettings] | None = None,
     ) -> None:
         self.model = model
         self.calibration = calibration
         self.maxpool = maxpool
-        self.percentile = percentile
         self.device = torch.device(device)
         self.exact = exact
         self.progress = progress
         self.seed = seed
+        self.settings: dict[str, MethodSettings] = dict(settings or {})
         self.prepared_ = prepare(model, maxpool=maxpool).to(self.device)
-        self.spike_norm_window = spike_norm_window
-        self.spike_norm_samples = spike_norm_samples
-        self.input_bound = input_bound
-        self.low_latency = low_latency or LowLatencySettings(progress=progress, seed=seed)
         self.stats_: CalibrationStatistics | None = None
         self.statistics_seconds_ = 0.0
-        self._scales: dict[tuple[str, int | None], dict[str, Tensor]] = {}
+        self.outputs_: dict[tuple, MethodOutput] = {}
 
-    def with_percentile(self, percentile: float) -> Converter:
-        """A converter for another p that shares this one's prepared model and statistics."""
-        other = copy.copy(self)
-        other.percentile = percentile
-        other.stats_ = self.statistics() if self.calibration is not None else None
-        other._scales = {
-            k: s for k, s in self._scales.items() if not get_method(k[0]).uses_percentile
-        }
-        return other
+    def settings_of(self, method: str) -> MethodSettings:
+        """The settings ``method`` builds with: the given ones, else its defaults."""
+        entry = get_method(method)
+        settings = self.settings.get(method)
+        if settings is None:
+            return entry.settings()
+        if not isinstance(settings, entry.settings):
+            raise TypeError(
+                f"method {method!r} takes {entry.settings.__name__}, got {type(settings).__name__}"
+            )
+        return settings
 
     def statistics(self) -> CalibrationStatistics:
         """Activation statistics of the calibration data (computed on first use)."""
@@ -116,63 +115,89 @@ class Converter:
             self.statistics_seconds_ = time.perf_counter() - start
         return self.stats_
 
-    def scales(self, method: str, timesteps: int | None = None) -> dict[str, Tensor]:
-        """Thresholds per activation layer for ``method`` (see :data:`METHODS`), cached per method
-        (and per target T for a ``per_timesteps`` method, which needs ``timesteps``)."""
+    def output(
+        self,
+        method: str,
+        target: int | None = None,
+        negative_spikes: bool | None = None,
+        settings: MethodSettings | None = None,
+    ) -> MethodOutput:
+        """What ``method`` gives with ``settings`` (default :meth:`settings_of`) for target T
+        ``target`` (a ``per_timesteps`` method needs one) and ``negative_spikes`` neurons
+        (default: the method's); built once per distinct request."""
         entry = get_method(method)
-        if entry.per_timesteps and timesteps is None:
-            raise ValueError(f"method {method!r} builds one network per T: pass timesteps")
-        key = (method, timesteps if entry.per_timesteps else None)
-        if key not in self._scales:
+        if entry.per_timesteps and target is None:
+            raise ValueError(f"method {method!r} builds one network per T: pass target")
+        settings = self.settings_of(method) if settings is None else settings
+        if negative_spikes is None:
+            negative_spikes = entry.negative_spikes
+        target = target if entry.per_timesteps else None
+        kind = negative_spikes if entry.per_neuron else None
+        key = (method, settings, target, kind)
+        if key not in self.outputs_:
             entry.check_activations(activation_layers(self.prepared_))
-            self._scales[key] = entry.build(self, key[1])
-        return {name: value.clone() for name, value in self._scales[key].items()}
+            other = (
+                self.outputs_.get((method, settings, target, not kind))
+                if entry.per_neuron
+                else None
+            )
+            source = MethodInput(
+                self.prepared_, self.calibration, self.statistics, self.device, self.seed,
+                self.maxpool, self.progress, target, negative_spikes, other,
+            )  # fmt: skip
+            built = entry.build(source, settings)
+            self.outputs_[key] = built if isinstance(built, MethodOutput) else MethodOutput(built)
+        return self.outputs_[key]
+
+    def scales(
+        self, method: str, target: int | None = None, settings: MethodSettings | None = None
+    ) -> dict[str, Tensor]:
+        """Thresholds per activation layer for ``method`` (a copy; ``target``: the target T
+        of a ``per_timesteps`` method)."""
+        thresholds = self.output(method, target, settings=settings).thresholds
+        return {name: value.clone() for name, value in thresholds.items()}
 
     def build(
         self,
         method: str = "channel",
-        reset: str = "subtract",
-        encoding: str = "analog",
+        reset: str = _CONVERSION.reset,
+        encoding: str = _SIMULATION.encoding,
         initial_potential: float | None = None,
         chunk_size: int | None = None,
         negative_spikes: bool | None = None,
-        timesteps: int | None = None,
+        target: int | None = None,
+        settings: MethodSettings | None = None,
     ) -> SpikingNetwork:
         """The spiking network for ``method`` (for a ``per_timesteps`` method: the one built for
-        ``timesteps`` steps).
+        target T = ``target``; it is simulated for any T), with ``settings`` (default :meth:`settings_of`).
 
         ``initial_potential`` (u[0] / theta) and ``negative_spikes`` default to the method's own
-        (and, for a method with per-layer ``potentials`` such as calibrated, to those)
+        (and, for a method with per-layer potentials such as calibrated, to those)
         (:class:`~spikebridge.convert.methods.ThresholdMethod`): 0.5 and signed IF neurons for
         qcfs, where they remove the unevenness error that keeps plain IF neurons far from the
         ANN at T = L (docs/normalization.md; Wang 2022, Hu 2023), else 0 and the papers' IF neuron.
         """
         entry = get_method(method)
-        own_potentials = initial_potential is None and entry.potentials is not None
-        if initial_potential is None:
-            initial_potential = entry.initial_potential
         if negative_spikes is None:
             negative_spikes = entry.negative_spikes
-        # the model first: a method that calibrates per kind of neuron then has the thresholds
-        model = (
-            entry.model(self, timesteps, negative_spikes)
-            if entry.model is not None
-            else self.prepared_
-        )
-        scales = self.scales(method, timesteps)
-        module = build_spiking_module(
-            model,
-            scales,
-            reset,
-            initial_potential,
-            self.maxpool,
-            method,
-            negative_spikes,
-            entry.max_pool_rule,
-        )
-        if own_potentials:
-            set_initial_potentials(module, entry.potentials(self, timesteps, negative_spikes))
-        return SpikingNetwork(module, make_encoder(encoding, self.seed), chunk_size).to(self.device)
+        out = self.output(method, target, negative_spikes, settings)
+        potentials = out.potentials if initial_potential is None else None
+        return spiking_network(
+            out.model if out.model is not None else self.prepared_,
+            out.thresholds,
+            reset=reset,
+            initial_potential=entry.initial_potential
+            if initial_potential is None
+            else initial_potential,
+            maxpool=self.maxpool,
+            method=method,
+            negative_spikes=negative_spikes,
+            max_pool_rule=entry.max_pool_rule,
+            potentials=potentials,
+            encoding=encoding,
+            seed=self.seed,
+            chunk_size=chunk_size,
+        ).to(self.device)
 
 
 def convert_model(
@@ -180,40 +205,29 @@ def convert_model(
     calibration: Iterable | Tensor | None = None,
     method: str = "channel",
     *,
-    reset: str = "subtract",
-    encoding: str = "analog",
-    percentile: float = 99.9,
+    reset: str = _CONVERSION.reset,
+    encoding: str = _SIMULATION.encoding,
     initial_potential: float | None = None,
-    maxpool: str = "spiking",
+    maxpool: str = _CONVERSION.maxpool,
     seed: int = 0,
     device: torch.device | str = "cpu",
     chunk_size: int | None = None,
-    spike_norm_window: int = 256,
-    spike_norm_samples: int | None = 256,
     negative_spikes: bool | None = None,
-    timesteps: int | None = None,
+    target: int | None = None,
+    settings: MethodSettings | None = None,
 ) -> SpikingNetwork:
     """Convert a trained ANN into a :class:`SpikingNetwork` in one call.
 
-    ``method`` is one of :data:`METHODS`; ``spike_norm_window``/``spike_norm_samples`` configure
-    Spike-Norm (see :class:`Converter`); ``timesteps`` is the target T of a ``per_timesteps``
-    method.
+    ``method`` is one of :data:`METHODS`; ``settings`` its settings (e.g.
+    ``PercentileSettings(percentile=99.99)``, ``SpikeNormSettings(window=64)``; default: the
+    method's defaults); ``target`` is the target T of a ``per_timesteps`` method.
 
     Example:
         >>> snn = convert_model(ann, calib_loader, method="channel")       # doctest: +SKIP
         >>> sim = snn.simulate(images, timesteps=32)                 # doctest: +SKIP
         >>> sim.accuracy(labels)  # [32] accuracy after every step    # doctest: +SKIP
     """
-    converter = Converter(
-        model,
-        calibration,
-        maxpool,
-        percentile,
-        device,
-        seed=seed,
-        spike_norm_window=spike_norm_window,
-        spike_norm_samples=spike_norm_samples,
-    )
+    converter = Converter(model, calibration, maxpool, device, seed=seed)
     return converter.build(
-        method, reset, encoding, initial_potential, chunk_size, negative_spikes, timesteps
-    )
+        method, reset, encoding, initial_potential, chunk_size, negative_spikes, target, settings,
+    )  # fmt: skip

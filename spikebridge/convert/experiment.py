@@ -4,7 +4,7 @@ its files (what ``spikebridge convert`` runs)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data import DatasetInfo, calibration_loader, dataset_info, make_loaders
+from ..data import DatasetInfo, dataset_info, make_loaders
 from ..io import output_dir, save_figure, save_torch, write_csv, write_json
 from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
@@ -26,7 +26,8 @@ from ..settings import (
 )
 from ..training import train_ann
 from .loop import ConversionResult, run_conversion
-from .tuning import held_out_loader
+from .methods import MethodSettings, flat_settings
+from .tuning import conversion_loaders
 
 
 @dataclass
@@ -53,12 +54,14 @@ def run_conversion_experiment(
     device: torch.device | str = "cpu",
     progress: bool = False,
     on_start: Callable[[], None] | None = None,
+    method_settings: Mapping[str, MethodSettings] | None = None,
 ) -> ConversionRun:
     """Load the data, build the ANN (from ``checkpoint`` when given: a .pt2 or .onnx file with
     its own graph, the architecture settings unused; a state dict for the architecture; or,
     with ``trust_checkpoint``, a pickled module), train it for
     ``training.epochs`` epochs, and run the conversion loop on the test set..
 
+    ``method_settings``: method name -> its settings (default: each method's defaults).
     ``on_start`` is called once the data and the ANN are loaded, before any compute (the CLI
     records its run there: a failure before it leaves the output directory untouched)."""
     start = time.perf_counter()
@@ -96,15 +99,10 @@ def run_conversion_experiment(
             model, train_loader, training.epochs, training.lr, device, e.seed, progress
         )
     model.eval()
-    calib = calibration_loader(
-        train_loader.dataset, conversion.calibration_samples, e.batch_size, e.seed
-    )
-    validation = None
-    if conversion.percentile == "auto":
-        validation = held_out_loader(train_loader.dataset, conversion, e.batch_size, e.seed)
+    calib, validation = conversion_loaders(train_loader.dataset, conversion, e.batch_size, e.seed)
     result = run_conversion(
         model, calib, test_loader, conversion, simulation, device=device, seed=e.seed,
-        progress=progress, validation=validation,
+        progress=progress, validation=validation, method_settings=method_settings,
     )  # fmt: skip
     label = Path(checkpoint).name if checkpoint and is_graph_file(checkpoint) else e.arch
     return ConversionRun(result, model, info, history, time.perf_counter() - start, label)
@@ -116,6 +114,7 @@ def conversion_settings(
     conversion: ConversionSettings,
     simulation: SimulationSettings,
     checkpoint: str | None = None,
+    method_settings: Mapping[str, MethodSettings] | None = None,
 ) -> dict[str, Any]:
     """The settings that determine a conversion experiment's results, named as ``spikebridge
     convert``'s flags: what ``run.json`` records (the direct route's settings and where data
@@ -125,6 +124,7 @@ def conversion_settings(
         skip = set(runtime_keys(type(group)))
         values.update({k: v for k, v in asdict(group).items() if k not in skip})
     values = {k: v for k, v in values.items() if not k.startswith("direct_")}
+    values.update(flat_settings(method_settings or {}))
     values["checkpoint"] = None if checkpoint is None else str(checkpoint)
     return values
 
@@ -144,11 +144,12 @@ def write_conversion_outputs(
     experiment: ExperimentSettings,
     conversion: ConversionSettings,
     simulation: SimulationSettings,
+    method_settings: Mapping[str, MethodSettings] | None = None,
 ) -> Path:
     """``accuracy_vs_timesteps.csv``, ``snn_<network>.pt``, ``latency_accuracy.png`` and
     ``summary.json`` in ``out`` (each written atomically); with ``experiment.export_nir`` also
     ``snn_<network>.nir`` (docs/nir.md)."""
-    from ..compare.plots import latency_accuracy_figure
+    from ..plots import latency_accuracy_figure
 
     out = output_dir(out)
     result = run.result
@@ -187,7 +188,12 @@ def write_conversion_outputs(
             "initial_potential": conversion.initial_potential,
             "negative_spikes": conversion.negative_spikes,
             "seed": experiment.seed,
-            "settings": {**asdict(experiment), **asdict(conversion), **asdict(simulation)},
+            "settings": {
+                **asdict(experiment),
+                **asdict(conversion),
+                **flat_settings(method_settings or {}),
+                **asdict(simulation),
+            },  # fmt: skip
             "ann_training": run.history,
             "simulation_seconds": result.seconds,
             # building each network; for calibrated (one network per T) its calibration time

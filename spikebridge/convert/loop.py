@@ -1,4 +1,6 @@
-"""The one conversion loop: every requested method -> its spiking network(s) -> their scores.
+"""The one conversion pipeline: a converter with every method's settings and the percentile
+resolved (:func:`conversion_converter`), then every requested method -> its spiking network(s)
+(:func:`converted_networks`) -> their scores (:func:`run_conversion`).
 
 Used by ``spikebridge convert``, the comparison (:mod:`spikebridge.compare.routes.conversion`)
 and benchmarks/methods_table.py. A method built for one T at a time (``per_timesteps`` in its
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -22,15 +24,43 @@ from ..engine.network import SpikingNetwork
 from ..evaluation import evaluate
 from ..settings import ConversionSettings, SimulationSettings, parse_targets
 from ..validation import check_positive_int
-from .calibration import low_latency_settings
 from .converter import Converter
-from .methods import get_method, method_list
+from .methods import MethodSettings, get_method, method_list
 from .tuning import PercentileChoice, resolve_percentile
 
-ACCURACY_COLUMNS = ["route", "method", "timesteps", "accuracy"]
+SCORE_COLUMNS = ["route", "method", "timesteps", "accuracy"]
+"""The columns of the conversion loop's accuracy table (the comparison's ``ACCURACY_COLUMNS``,
+:mod:`spikebridge.compare.energy`, add the cost columns to these)."""
 
 
-def target_timesteps(timesteps: int) -> list[int]:
+def conversion_converter(
+    model: nn.Module,
+    calibration: Iterable | None,
+    conversion: ConversionSettings,
+    method_settings: Mapping[str, MethodSettings] | None = None,
+    *,
+    timesteps: int,
+    encoding: str = "analog",
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    progress: bool = False,
+    validation: Iterable | None = None,
+) -> tuple[Converter, PercentileChoice | None]:
+    """The :class:`Converter` of ``model`` with each method's settings (``method_settings``:
+    method name -> settings; defaults otherwise) and the percentile methods' p resolved from
+    ``conversion.percentile`` (``"auto"``: chosen on ``validation`` at
+    ``conversion.selection_timesteps`` or ``timesteps``; the choice is returned)."""
+    converter = Converter(
+        model, calibration, conversion.maxpool, device, progress=progress, seed=seed,
+        settings=method_settings,
+    )  # fmt: skip
+    choice = resolve_percentile(
+        converter, conversion, method_list(conversion.methods), validation, timesteps, encoding
+    )
+    return converter, choice
+
+
+def default_targets(timesteps: int) -> list[int]:
     """The targets T of a per-T method simulated up to ``timesteps``: 1, 2, 4, ... and T itself."""
     check_positive_int(timesteps, "timesteps")
     targets = [2**k for k in range(timesteps.bit_length()) if 2**k <= timesteps]
@@ -93,14 +123,14 @@ def converted_networks(
             targets = (
                 parse_targets(conversion.targets)
                 if conversion.targets
-                else target_timesteps(timesteps)
+                else default_targets(timesteps)
             )
         for target in targets:
             start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 network = converter.build(
                     name, conversion.reset, encoding, conversion.initial_potential,
-                    negative_spikes=conversion.negative_spikes, timesteps=target,
+                    negative_spikes=conversion.negative_spikes, target=target,
                 )  # fmt: skip
             except (MethodNotApplicable, ConversionError) as err:
                 if strict and explicit and isinstance(err, MethodNotApplicable):
@@ -143,33 +173,29 @@ def run_conversion(
     progress: bool = False,
     validation: Iterable | None = None,
     strict: bool = True,
+    method_settings: Mapping[str, MethodSettings] | None = None,
 ) -> ConversionResult:
     """Convert ``model`` with each method and evaluate every t <= T in one simulation each.
 
     ``conversion`` and ``simulation`` hold the settings (methods, percentile, neurons; T and
-    encoding). With ``conversion.percentile == "auto"`` p is chosen on ``validation`` (held-out
+    encoding), ``method_settings`` each method's own (method name -> its settings). With ``conversion.percentile == "auto"`` p is chosen on ``validation`` (held-out
     training images, never the test set). Under ``methods="all"`` a method that does not apply
     is skipped and recorded in ``skipped``; a method named explicitly that does not apply raises
     :class:`MethodNotApplicable` (unless ``strict=False``).
     """
     conversion = conversion or ConversionSettings()
     simulation = simulation or SimulationSettings()
-    names = method_list(conversion.methods)
     explicit = not (isinstance(conversion.methods, str) and conversion.methods.strip() == "all")
     ann_accuracy = float(evaluate(model, test_loader, device=device).accuracy[0])
     with warnings.catch_warnings():
         warnings.simplefilter(
             "ignore" if conversion.maxpool == "avg" and not explicit else "default"
         )
-        converter = Converter(
-            model, calibration, conversion.maxpool, 99.9, device, progress=progress, seed=seed,
-            spike_norm_window=conversion.spike_norm_window,
-            spike_norm_samples=conversion.spike_norm_samples,
-            low_latency=low_latency_settings(conversion, seed=seed, progress=progress),
+        converter, choice = conversion_converter(
+            model, calibration, conversion, method_settings, timesteps=simulation.timesteps,
+            encoding=simulation.encoding, device=device, seed=seed, progress=progress,
+            validation=validation,
         )  # fmt: skip
-    converter, choice = resolve_percentile(
-        converter, conversion, names, validation, simulation.timesteps, simulation.encoding
-    )
     rows, networks, skipped, seconds, conversion_seconds, cpu_seconds = [], {}, {}, {}, {}, {}
     for item in converted_networks(
         converter, conversion.methods, simulation.timesteps, conversion, simulation.encoding,
@@ -183,7 +209,7 @@ def run_conversion(
         networks[item.key] = item.network
         steps = item.report_steps or range(1, item.timesteps + 1)
         rows += [("conversion", item.method, t, float(result.accuracy[t - 1])) for t in steps]
-    frame = pd.DataFrame(rows, columns=ACCURACY_COLUMNS)
+    frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     return ConversionResult(
         frame, ann_accuracy, networks, skipped, seconds, choice, conversion_seconds, cpu_seconds
     )

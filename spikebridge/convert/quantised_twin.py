@@ -12,7 +12,7 @@ BN, residual addition, concatenation, flatten) and a signed neuron's net spike c
 steps is clamp(floor(S/theta + 1/2), 0, T) for its summed input S, as long as its potential ends
 *settled* (:func:`settled_samples`): no spike is still owed at step T (a late burst of input
 worth more than one threshold per step can leave one owed). The twin runs as one ANN pass, which
-is what makes searching thresholds for a target T cheap (:mod:`spikebridge.convert.low_latency`).
+is what makes searching thresholds for a target T cheap (:mod:`spikebridge.convert.calibration`).
 
 Tensor shapes: the twin takes and returns what the prepared ANN does ([B, C, H, W] -> [B, K]);
 a quantiser's threshold is 0-d or [C] (channel dimension 1).

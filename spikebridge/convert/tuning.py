@@ -8,14 +8,16 @@ images (never the test set) at the latency the user targets.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ..data import calibration_loader
 from ..evaluation import evaluate
 from ..settings import ConversionSettings
 from ..validation import check_positive_int
 from .converter import Converter
-from .methods import PERCENTILE_METHODS
+from .methods import PERCENTILE_METHODS, get_method, method_names
 
 DEFAULT_CANDIDATES: tuple[float, ...] = (99.0, 99.5, 99.9, 99.99)
 
@@ -60,14 +62,34 @@ def select_percentile(
     if not batches:
         raise ValueError("select_percentile: the validation data is empty")
     accuracy: dict[float, float] = {}
+    own = converter.settings_of(method)
     for p in sorted(float(c) for c in candidates):
-        network = converter.with_percentile(p).build(
-            method, reset, encoding, initial_potential, negative_spikes=negative_spikes
-        )
+        network = converter.build(
+            method, reset, encoding, initial_potential, negative_spikes=negative_spikes,
+            settings=dataclasses.replace(own, percentile=p),
+        )  # fmt: skip
         result = evaluate(network, batches, timesteps, device=converter.device)
         accuracy[p] = float(result.accuracy[timesteps - 1])
     best = max(accuracy, key=lambda p: (accuracy[p], p))
     return PercentileChoice(best, timesteps, accuracy, method)
+
+
+def use_percentile(converter: Converter, percentile: float) -> None:
+    """Give every method that uses a percentile (:data:`PERCENTILE_METHODS`) p = ``percentile``
+    in ``converter``'s settings."""
+    for name in method_names():
+        if get_method(name).uses_percentile:
+            own = converter.settings_of(name)
+            converter.settings[name] = dataclasses.replace(own, percentile=float(percentile))
+
+
+def percentile_note(choice: PercentileChoice) -> str:
+    """One line on how ``percentile auto`` chose p (for the command line and reports)."""
+    tried = ", ".join(f"p={p:g}: {100 * a:.2f}%" for p, a in choice.accuracy.items())
+    return (
+        f"percentile auto ({choice.method}, T={choice.timesteps}, validation): {tried} -> "
+        f"p={choice.percentile:g}"
+    )
 
 
 def resolve_percentile(
@@ -77,12 +99,14 @@ def resolve_percentile(
     validation: Iterable | None,
     timesteps: int,
     encoding: str = "analog",
-) -> tuple[Converter, PercentileChoice | None]:
-    """The converter for ``conversion.percentile``: a number as it is; ``"auto"`` selects p on
-    ``validation`` at ``conversion.selection_timesteps`` (default ``timesteps``), judged on
-    ``channel`` when it is among ``methods``, else ``percentile``; used by both."""
+) -> PercentileChoice | None:
+    """Set the percentile methods' p in ``converter`` to ``conversion.percentile``: a number as
+    it is; ``"auto"`` selects p on ``validation`` at ``conversion.selection_timesteps`` (default
+    ``timesteps``), judged on ``channel`` when it is among ``methods``, else ``percentile``, and
+    returns the choice."""
     if conversion.percentile != "auto":
-        return converter.with_percentile(float(conversion.percentile)), None
+        use_percentile(converter, float(conversion.percentile))
+        return None
     method = next((m for m in ("channel", "percentile") if m in methods), None)
     if method is None:
         raise ValueError(
@@ -101,14 +125,25 @@ def resolve_percentile(
         reset=conversion.reset,
         encoding=encoding,
     )
-    return converter.with_percentile(choice.percentile), choice
+    use_percentile(converter, choice.percentile)
+    return choice
+
+
+def conversion_loaders(train_dataset, conversion: ConversionSettings, batch_size: int, seed: int):
+    """The calibration images (``conversion.calibration_samples`` training images) and, for
+    ``percentile="auto"``, the held-out validation images (else None)."""
+    calibration = calibration_loader(
+        train_dataset, conversion.calibration_samples, batch_size, seed
+    )
+    validation = None
+    if conversion.percentile == "auto":
+        validation = held_out_loader(train_dataset, conversion, batch_size, seed)
+    return calibration, validation
 
 
 def held_out_loader(train_dataset, conversion: ConversionSettings, batch_size: int, seed: int):
     """``conversion.validation_samples`` training images disjoint from the calibration ones
     (for ``percentile="auto"``; never the test set)."""
-    from ..data import calibration_loader
-
     if conversion.calibration_samples >= len(train_dataset):
         raise ValueError(
             f"percentile auto: the {len(train_dataset)} training images are all calibration "

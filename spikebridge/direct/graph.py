@@ -33,8 +33,8 @@ from torch import fx, nn
 
 from ..engine import graph as g
 from ..engine.encoding import ENCODINGS, make_encoder
+from ..engine.lif import LIFNeuron
 from ..models import JUNCTION_ALPHA
-from .lif import LIFNeuron
 from .snn import DirectSNN
 from .tdbn import tdbn
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine.encoding import ENCODINGS, make_encoder
+from ..engine.lif import LIFNeuron
 from ..engine.network import SpikingNetwork
 from ..models import MODEL_NAMES, build_model, no_norm
-from .lif import LIFNeuron
 from .tdbn import tdbn_factory
 
 

@@ -26,6 +26,7 @@ from ..engine.network import SpikingNetwork
 from ..evaluation import Evaluation, evaluate
 from ..progress import progress_bar
 from ..runtime import seed_everything
+from ..settings import DEFAULT_LR, OPTIMIZERS, SCHEDULES, TrainingSettings
 from ..validation import check_positive_int
 from .checkpoint import (
     FORMAT,
@@ -46,8 +47,7 @@ from .distributed import (
 )
 from .snn import DirectSNN, build_direct_snn
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
-SCHEDULES: tuple[str, ...] = ("cosine", "step")
+_SETTINGS = TrainingSettings()  # the one home of the defaults below
 
 
 class TrainingDiverged(RuntimeError):
@@ -111,13 +111,13 @@ def train_direct(
     network: SpikingNetwork | str,
     train_loader: Iterable,
     test_loader: Iterable | None = None,
-    timesteps: int = 4,
-    epochs: int = 10,
-    optimizer: str = "sgd",
-    lr: float = 0.1,
-    momentum: float = 0.9,
-    weight_decay: float = 0.0,
-    schedule: str = "cosine",
+    timesteps: int = _SETTINGS.direct_timesteps,
+    epochs: int = _SETTINGS.epochs,
+    optimizer: str = _SETTINGS.direct_optimizer,
+    lr: float | None = None,
+    momentum: float = _SETTINGS.direct_momentum,
+    weight_decay: float = _SETTINGS.direct_weight_decay,
+    schedule: str = _SETTINGS.direct_schedule,
     step_size: int | None = None,
     gamma: float = 0.1,
     seed: int = 0,
@@ -138,6 +138,10 @@ def train_direct(
         test_loader: simulated after every epoch for ``test_accuracy`` (accuracy at step T).
         optimizer: ``sgd`` (with ``momentum``) or ``adam``; ``schedule``: ``cosine`` over the
             epochs or ``step`` (every ``step_size`` epochs times ``gamma``).
+        lr: the learning rate (None: the optimizer's default,
+            :data:`~spikebridge.settings.DEFAULT_LR`). The defaults of ``timesteps``, ``epochs``,
+            ``optimizer``, ``momentum``, ``weight_decay`` and ``schedule`` are
+            :class:`~spikebridge.settings.TrainingSettings`' ``direct_*`` ones.
         checkpoint_path: written atomically after every epoch (on rank 0 only).
         resume: continue from ``checkpoint_path``; the final weights equal an uninterrupted run's.
         device: ``auto``, ``cpu``, ``cuda`` or a torch.device. Under torchrun this becomes
@@ -148,9 +152,10 @@ def train_direct(
         ValueError for bad arguments, CheckpointError for an unreadable or mismatched checkpoint,
         TrainingDiverged when the loss becomes NaN/inf (naming the step and last good checkpoint).
     """
-    _check_arguments(timesteps, epochs, lr, weight_decay)
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
+    lr = DEFAULT_LR[optimizer] if lr is None else lr
+    _check_arguments(timesteps, epochs, lr, weight_decay)
     if schedule not in SCHEDULES:
         raise ValueError(f"unknown schedule {schedule!r}: choose one of {', '.join(SCHEDULES)}")
     if resume and checkpoint_path is None:

@@ -13,6 +13,7 @@ output directly.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
@@ -182,6 +183,14 @@ class SpikingNetwork(nn.Module):
         self.module = module
         self.encoder = encoder if encoder is not None else AnalogEncoder()
         self.chunk_size = chunk_size
+
+    def with_module(self, module: nn.Module) -> SpikingNetwork:
+        """A shallow copy (same class, encoder and settings) that runs ``module`` instead (e.g.
+        an instrumented copy of :attr:`module`); this network is left as it is."""
+        clone = copy.copy(self)
+        clone._modules = dict(self._modules)
+        clone._modules["module"] = module
+        return clone
 
     def neurons(self) -> dict[str, SpikingNeuron]:
         """Layer name -> neuron module, in execution order of definition."""

@@ -9,7 +9,6 @@ MACs); with a ``shard`` of several processes each simulates its share and the co
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Iterable, Iterator
 
@@ -115,21 +114,13 @@ def _run_ann(
     return Evaluation(correct_t, total, {}, {}, layers, seconds, notes, types)
 
 
-def _with_module(network: SpikingNetwork, module: nn.Module) -> SpikingNetwork:
-    """A shallow copy of ``network`` (same class, encoder, settings) running ``module``."""
-    clone = copy.copy(network)
-    clone._modules = dict(network._modules)
-    clone._modules["module"] = module
-    return clone
-
-
 def _counting_runner(network: SpikingNetwork, notes: list[str]):
     """(network to simulate, module to hook, counter) for counting ``network``'s operations."""
     analog = bool(getattr(network.encoder, "static", False))
     try:
         counted = instrument(network.module)
         counter = SnnOpCounter(static_modules(counted) if analog else set())
-        runner = _with_module(network, counted)
+        runner = network.with_module(counted)
     except Exception as err:  # untraceable custom module: hooks on the modules it has
         counted = network.module
         counter = SnnOpCounter(dynamic_static=analog)

@@ -1,4 +1,4 @@
-"""Export a :class:`~spikebridge.network.SpikingNetwork` to NIR (Pedersen et al. 2024).
+"""Export a :class:`~spikebridge.engine.network.SpikingNetwork` to NIR (Pedersen et al. 2024).
 
 The network's fx graph is walked node by node; every value is tracked with the factor that turns
 what the NIR graph carries into what spikebridge computes ("amplitude"):

@@ -1,4 +1,4 @@
-"""Layers of a :class:`~spikebridge.network.SpikingNetwork` as NIR nodes: Conv1d/Conv2d, Linear
+"""Layers of a :class:`~spikebridge.engine.network.SpikingNetwork` as NIR nodes: Conv1d/Conv2d, Linear
 (Affine), pooling (max-pooling as an AvgPool2d stand-in named in metadata) and Flatten.
 
 Each function adds the node for one layer to the :class:`~.nir_export_graph.ExportGraph`, folds the

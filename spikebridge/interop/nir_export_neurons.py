@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..direct.lif import LIFNeuron
+from ..engine.lif import LIFNeuron
 from ..engine.neurons import SignedIFNeuron
 from .nir_export_graph import ExportGraph, ExportValue, full_amplitude
 from .nir_metadata import node_metadata

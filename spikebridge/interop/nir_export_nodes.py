@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
-from ..direct.lif import LIFNeuron
+from ..engine.lif import LIFNeuron
 from ..engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool
 from .nir_export_graph import ExportGraph, ExportValue, NIRExportError
 from .nir_export_layers import export_conv, export_flatten, export_linear, export_pool

@@ -1,11 +1,11 @@
-"""Read a NIR graph (Pedersen et al. 2024) into a :class:`~spikebridge.network.SpikingNetwork`.
+"""Read a NIR graph (Pedersen et al. 2024) into a :class:`~spikebridge.engine.network.SpikingNetwork`.
 
 Graphs written by :func:`~spikebridge.interop.export_nir` carry ``metadata["spikebridge"]``; it is
 honoured, which rebuilds the exported network exactly: IF neurons with their reset, initial
 potential, signed spikes and amplitude theta (the weights are divided back by the amplitude that
 the export folded into them, bit for bit), LIF neurons with tau_decay, spiking max-pool gates and
 the input encoder. Graphs from other tools (or ``use_metadata=False``) are read by NIR's own
-definitions (:mod:`.nir_neurons`): IF, LIF, CubaLIF, Affine, Linear, Conv1d, Conv2d, SumPool2d,
+definitions (:mod:`spikebridge.engine.nir_neurons`): IF, LIF, CubaLIF, Affine, Linear, Conv1d, Conv2d, SumPool2d,
 AvgPool2d, Flatten, Scale, Input and Output. A node with several incoming edges sums them, in edge
 order. The result runs [T, B, ...] tensors like any SpikingNetwork; neuron layers keep the NIR node
 names, so spike counts line up with the exported network's layer by layer.
@@ -26,19 +26,19 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from ..direct.lif import LIFNeuron
 from ..engine.encoding import AnalogEncoder, EventEncoder, PoissonEncoder
+from ..engine.lif import LIFNeuron
 from ..engine.network import SpikingNetwork
 from ..engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool
-from .nir_export_graph import amplitude_factor
-from .nir_metadata import DEFAULT_DT, FORMAT, KEY, read_facts, require_nir
-from .nir_neurons import (
+from ..engine.nir_neurons import (
     ElementwiseScale,
     NIRCubaLIFNeuron,
     NIRIFNeuron,
     NIRLIFNeuron,
     SumPool2d,
 )
+from .nir_export_graph import amplitude_factor
+from .nir_metadata import DEFAULT_DT, FORMAT, KEY, read_facts, require_nir
 
 SUPPORTED = (
     "IF, LIF, CubaLIF, Affine, Linear, Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, "

@@ -197,7 +197,9 @@ def activation_layers(gm: fx.GraphModule) -> dict[str, nn.Module]:
     }
 
 
-def _batches(data: Iterable | Tensor) -> Iterable[Tensor]:
+def input_batches(data: Iterable | Tensor) -> Iterable[Tensor]:
+    """The input batches of ``data``: a tensor [N, ...] is one batch; a loader's (x, y) batches
+    give x."""
     if isinstance(data, Tensor):
         yield data
         return
@@ -277,7 +279,7 @@ def calibrate(
     model.to(device).eval()
     samples = 0
     try:
-        for x in progress_bar(_batches(data), progress, "calibrate"):
+        for x in progress_bar(input_batches(data), progress, "calibrate"):
             try:
                 model(x.to(device))
             except RuntimeError as err:

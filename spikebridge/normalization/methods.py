@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, fx
 
 from ..engine import graph as g
+from ..settings import DEFAULT_PERCENTILE, check_percentile
 from .calibrate import CalibrationStatistics
 
 Scales = dict[str, Tensor]
@@ -46,7 +47,7 @@ def max_norm(stats: CalibrationStatistics, model: fx.GraphModule) -> Scales:
     }
 
 
-def percentile_norm(stats: CalibrationStatistics, p: float = 99.9) -> Scales:
+def percentile_norm(stats: CalibrationStatistics, p: float = DEFAULT_PERCENTILE) -> Scales:
     """Robust normalisation (Rueckauer et al. 2017): lambda_l = p-th percentile of a_l > 0."""
     _check_p(p)
     return {
@@ -54,7 +55,7 @@ def percentile_norm(stats: CalibrationStatistics, p: float = 99.9) -> Scales:
     }
 
 
-def channel_norm(stats: CalibrationStatistics, p: float = 99.9) -> Scales:
+def channel_norm(stats: CalibrationStatistics, p: float = DEFAULT_PERCENTILE) -> Scales:
     """Channel-wise normalisation (Kim et al. 2020, Spiking-YOLO): lambda_l[j] = p-th percentile of channel j.
 
     Channels that never fired during calibration take the layer's percentile.
@@ -68,5 +69,4 @@ def channel_norm(stats: CalibrationStatistics, p: float = 99.9) -> Scales:
 
 
 def _check_p(p: float) -> None:
-    if not 0 < p <= 100:
-        raise ValueError(f"percentile must be in (0, 100], got {p}")
+    check_percentile(p)

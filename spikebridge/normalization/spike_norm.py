@@ -31,7 +31,7 @@ from ..engine.neurons import SpikingMaxPool
 from ..engine.substitution import neuron_for
 from ..progress import progress_bar
 from ..validation import check_positive_int
-from .calibrate import _batches, activation_layers
+from .calibrate import activation_layers, input_batches
 from .methods import Scales
 
 DEFAULT_WINDOW = 256
@@ -57,7 +57,7 @@ def _prefix(work: fx.GraphModule, layer: str) -> fx.GraphModule:
 
 def _limited(data: Iterable | Tensor, samples: int | None) -> Iterable[Tensor]:
     seen = 0
-    for x in _batches(data):
+    for x in input_batches(data):
         if samples is not None:
             if seen >= samples:
                 return
@@ -72,7 +72,7 @@ def spike_norm(
     calibration: Iterable | Tensor,
     device: torch.device | str = "cpu",
     seed: int = 0,
-    timesteps: int = DEFAULT_WINDOW,
+    window: int = DEFAULT_WINDOW,
     samples: int | None = None,
     reset: str = "subtract",
     maxpool: str = "spiking",
@@ -87,7 +87,7 @@ def spike_norm(
         calibration: a loader of (x, y) batches or a tensor [N, ...] of inputs in [0, 1] (or
             [-1, 1]), rate-coded by a :class:`~spikebridge.engine.encoding.PoissonEncoder`.
         seed: seed of the Poisson spike trains (every layer's pass sees the same trains).
-        timesteps: the balancing window n (Sengupta: about the inference window).
+        window: the balancing window n in steps (Sengupta: about the inference window).
         samples: use at most this many calibration inputs (all by default).
         reset: reset of the already balanced layers while later layers are balanced.
         maxpool: ``spiking`` turns the prepared network's max-pools into spiking max-pool gates,
@@ -101,7 +101,7 @@ def spike_norm(
         layer name -> 0-d threshold theta_i = the largest weighted spike input (input current per
         step, bias included) that layer i received over the window and the calibration inputs.
     """
-    check_positive_int(timesteps, "spike-norm: timesteps (the window)")
+    check_positive_int(window, "spike-norm: window")
     check_positive_int(samples, "spike-norm: samples", allow_none=True)
     check_positive_int(chunk_size, "spike-norm: chunk_size")
     device = torch.device(device)
@@ -117,7 +117,7 @@ def spike_norm(
     for name, activation in progress_bar(list(layers.items()), progress, "spike-norm"):
         encoder = PoissonEncoder(max_rate=max_rate, seed=seed)
         network = SpikingNetwork(_prefix(work, name), encoder).to(device)
-        peak = _max_input(network, encoder, calibration, samples, timesteps, chunk_size, device)
+        peak = _max_input(network, encoder, calibration, samples, window, chunk_size, device)
         if peak is None:
             raise ValueError("spike-norm: the calibration data is empty: give at least one batch")
         theta = torch.tensor(peak if peak > 0 else 1.0)  # never driven: any threshold will do
@@ -135,7 +135,7 @@ def _max_input(
     encoder: PoissonEncoder,
     calibration: Iterable | Tensor,
     samples: int | None,
-    timesteps: int,
+    window: int,
     chunk_size: int,
     device: torch.device,
 ) -> float | None:
@@ -143,8 +143,8 @@ def _max_input(
     for x in _limited(calibration, samples):
         x = x.to(device)
         network.reset()
-        for start in range(0, timesteps, chunk_size):
-            steps = min(chunk_size, timesteps - start)
+        for start in range(0, window, chunk_size):
+            steps = min(chunk_size, window - start)
             current = network(encoder(x, steps))  # [steps, B, ...]
             value = float(current.max())
             peak = value if peak is None else max(peak, value)

@@ -2,9 +2,10 @@
 
 A sparse spiking auto-encoder learns the convolutional kernels, probabilistic STDP learns the
 feature discovery layer of WTA-thresholded LIF neurons, and a linear classifier reads the
-features. The result is a :class:`~spikebridge.network.SpikingNetwork`. See docs/stdp.md.
+features. The result is a :class:`~spikebridge.engine.network.SpikingNetwork`. See docs/stdp.md.
 """
 
+from ..engine.wta_lif import WTALIFNeuron
 from .model import (
     SUPPORTED_ARCHITECTURES,
     StdpConfig,
@@ -13,7 +14,6 @@ from .model import (
     build_network,
     config_for,
 )
-from .neurons import WTALIFNeuron
 from .rules import autoencoder_update, probabilistic_stdp_update
 from .training import (
     StdpResult,

@@ -12,11 +12,11 @@ import torch
 from torch import Tensor, nn
 
 from ..engine.network import SpikingNetwork
+from ..engine.wta_lif import WTALIFNeuron
 from ..progress import progress_bar
 from .epochs import HistoryCallback, SilenceWatch, check_finite, record_epoch
 from .inputs import image_batches, poisson_spikes, sample_patches, seeded_generator
 from .model import LAYER_NAMES, StdpConfig
-from .neurons import WTALIFNeuron
 from .rules import autoencoder_update
 
 

@@ -12,11 +12,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..engine.network import SpikingNetwork
+from ..engine.wta_lif import WTALIFNeuron
 from ..progress import progress_bar
 from .epochs import HistoryCallback, SilenceWatch, check_finite, record_epoch
 from .inputs import image_batches, poisson_spikes, seeded_generator
 from .model import StdpConfig
-from .neurons import WTALIFNeuron
 from .rules import probabilistic_stdp_update
 
 

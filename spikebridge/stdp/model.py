@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from ..engine.encoding import PoissonEncoder
 from ..engine.network import SpikingNetwork
-from .neurons import WTALIFNeuron
+from ..engine.wta_lif import WTALIFNeuron
+from ..settings import StdpSettings
 
 LAYER_NAMES = {
     "conv1": "conv1 (spiking auto-encoder kernels)",
@@ -54,6 +55,21 @@ class StdpDivergenceError(RuntimeError):
     """Unsupervised training diverged (weights not finite, or a layer never fires)."""
 
 
+_SETTINGS = StdpSettings()  # the one home of the defaults the command line also shows
+
+
+def settings_options(settings: StdpSettings) -> dict[str, int]:
+    """The :class:`StdpConfig` fields that :class:`~spikebridge.settings.StdpSettings` sets
+    (``stdp_conv_channels`` -> ``conv_channels``, ...), for :func:`config_for`."""
+    return dict(
+        conv_channels=settings.stdp_conv_channels,
+        feature_channels=settings.stdp_feature_channels,
+        ae_epochs=settings.stdp_ae_epochs,
+        stdp_epochs=settings.stdp_epochs,
+        timesteps=settings.stdp_timesteps,
+    )
+
+
 @dataclass
 class StdpConfig:
     """Architecture and learning constants of the unsupervised route (docs/stdp.md, table 1).
@@ -66,13 +82,13 @@ class StdpConfig:
     in_channels: int = 1
     image_size: int = 28
     num_classes: int = 10
-    conv_channels: int = 32
+    conv_channels: int = _SETTINGS.stdp_conv_channels
     conv_kernel: int = 5
     pool: int = 2
-    feature_channels: int = 64
+    feature_channels: int = _SETTINGS.stdp_feature_channels
     feature_kernel: int = 5
     feature_pool: int = 2
-    timesteps: int = 16
+    timesteps: int = _SETTINGS.stdp_timesteps
     # neurons (eq. 1-3)
     leak: float = 0.9
     conv_threshold: float = 1.0
@@ -82,11 +98,11 @@ class StdpConfig:
     temperature: float = 1.0
     feature_temperature: float = 1.0
     # sparse spiking auto-encoder (eq. 4-5)
-    ae_epochs: int = 1
+    ae_epochs: int = _SETTINGS.stdp_ae_epochs
     ae_learning_rate: float = 0.05
     ae_patches_per_image: int = 8
     # probabilistic STDP (eq. 6)
-    stdp_epochs: int = 1
+    stdp_epochs: int = max(_SETTINGS.stdp_epochs, 1)
     stdp_learning_rate: float = 0.05
     a_plus: float = 1.0
     a_minus: float = 1.0

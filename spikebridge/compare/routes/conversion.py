@@ -4,47 +4,34 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from dataclasses import asdict
 
-from ...convert import ConversionError, Converter, converted_networks, method_list
-from ...convert.calibration import low_latency_settings
-from ...convert.tuning import held_out_loader, resolve_percentile
-from ...data import calibration_loader
+from ...convert import ConversionError, converted_networks, resolve_settings
+from ...convert.loop import conversion_converter
+from ...convert.tuning import conversion_loaders, percentile_note
 from ..context import ComparisonContext
 from . import Candidate, Route, register
 
 
 def conversion_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
-    """Calibrate once, then build and yield each method's network(s) (see
-    :func:`spikebridge.convert.converted_networks`); methods that do not apply become notes."""
+    """Calibrate once, then build and yield each method's network(s) (the one conversion
+    pipeline, :mod:`spikebridge.convert.loop`); methods that do not apply become notes."""
     s = ctx.settings
-    calib = calibration_loader(
-        ctx.train_loader.dataset, s.calibration_samples, s.batch_size, s.seed
-    )
-    names = method_list(s.methods)
     skipped: dict[str, str] = {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        calib, validation = conversion_loaders(ctx.train_loader.dataset, s, s.batch_size, s.seed)
         try:
-            converter = Converter(
-                ctx.ann, calib, s.maxpool, 99.9, ctx.device, progress=ctx.progress, seed=s.seed,
-                spike_norm_window=s.spike_norm_window, spike_norm_samples=s.spike_norm_samples,
-                low_latency=low_latency_settings(s, seed=s.seed, progress=ctx.progress),
+            converter, choice = conversion_converter(
+                ctx.ann, calib, s, resolve_settings(asdict(s)), timesteps=s.timesteps,
+                encoding=s.encoding, device=ctx.device, seed=s.seed, progress=ctx.progress,
+                validation=validation,
             )  # fmt: skip
         except ConversionError as err:
             ctx.notes.append(f"the ANN cannot be converted, so no conversion method ran: {err}")
             return
-        validation = None
-        if s.percentile == "auto":
-            validation = held_out_loader(ctx.train_loader.dataset, s, s.batch_size, s.seed)
-        converter, choice = resolve_percentile(
-            converter, s, names, validation, s.timesteps, s.encoding
-        )
         if choice is not None:
-            tried = ", ".join(f"p={p:g}: {100 * a:.2f}%" for p, a in choice.accuracy.items())
-            ctx.notes.append(
-                f"percentile auto ({choice.method}, T={choice.timesteps}, validation): {tried} -> "
-                f"p={choice.percentile:g}"
-            )
+            ctx.notes.append(percentile_note(choice))
         for item in converted_networks(
             converter, s.methods, s.timesteps, s, s.encoding, skipped=skipped
         ):

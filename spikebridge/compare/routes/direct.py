@@ -18,11 +18,13 @@ from ...direct.checkpoint import CheckpointError, load_training_checkpoint
 from ...direct.graph import NotDirectlyTrainable, direct_from_graph
 from ...direct.trainer import load_trained, train_direct
 from ...models import MODEL_NAMES
+from ...plots import register_label
 from ..checkpoint_cache import matching_checkpoint, start_training
 from ..context import ComparisonContext
 from . import Candidate, Route, register
 
 DIRECT_METHOD = "stbp-tdbn"
+register_label(DIRECT_METHOD, "STBP-tdBN (Zheng 2021)")
 DIRECT_KEYS = (
     "arch", "dataset", "width", "pool", "encoding", "direct_epochs", "direct_timesteps",
     "direct_lr", "direct_optimizer", "direct_momentum", "direct_weight_decay", "direct_schedule",

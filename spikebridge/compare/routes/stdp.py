@@ -13,9 +13,11 @@ import time
 from collections.abc import Iterator
 
 from ...loading import is_graph_file
+from ...plots import register_label
 from ...stdp import UnsupportedArchitectureError, config_for
 from ...stdp import train as train_stdp_layers
 from ...stdp.checkpoint import StdpCheckpointError, load_network, read_checkpoint
+from ...stdp.model import settings_options
 from ...stdp.run import METHOD
 from ..checkpoint_cache import matching_checkpoint, start_training
 from ..context import ComparisonContext
@@ -27,16 +29,16 @@ STDP_KEYS = (
 )  # fmt: skip
 """The settings that define the trained STDP network."""
 
+register_label(METHOD, "auto-encoder + STDP (Tavanaei 2017)")
+
 
 def stdp_config(ctx: ComparisonContext):
     """The route's configuration for the comparison's dataset (UnsupportedArchitectureError
     for an architecture it has no form of)."""
     s, info = ctx.settings, ctx.info
     return config_for(
-        s.arch, info.in_channels, info.image_size, info.num_classes,
-        conv_channels=s.stdp_conv_channels, feature_channels=s.stdp_feature_channels,
-        ae_epochs=s.stdp_ae_epochs, stdp_epochs=s.stdp_epochs, timesteps=s.stdp_timesteps,
-    )  # fmt: skip
+        s.arch, info.in_channels, info.image_size, info.num_classes, **settings_options(s)
+    )
 
 
 def stdp_networks(ctx: ComparisonContext) -> Iterator[Candidate]:

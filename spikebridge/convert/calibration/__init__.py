@@ -21,7 +21,7 @@ never a T-step simulation), from calibration images alone (no labels, no end-to-
    residual addition; not through a concatenation or a flatten).
 3. **Reconstruction** (optional; AdaRound, Nagel 2020; BRECQ, Li 2021; Li et al. 2021's
    advanced pipeline): a unit of ``block`` consecutive activation layers at a time, Adam on the
-   unit's thresholds and the biases (``reconstruct_weights``: and the weights) of the layers
+   unit's thresholds and the biases (``weights``: and the weights) of the layers
    after it, to minimise the reconstruction error of the unit's outputs on calibration batches,
    the rounding passed straight through (STE). A unit whose error does not fall is rolled back;
    a loss that becomes NaN stops everything, naming the layers.
@@ -36,28 +36,18 @@ never a T-step simulation), from calibration images alone (no labels, no end-to-
 Shapes: calibration images [N, C, H, W] (or any [N, ...] the ANN takes); thresholds 0-d or [C].
 """
 
+from .errors import ReconstructionDiverged
 from .graph import calibration_images
 from .guard import CalibrationWarning
-from .pipeline import calibrate_low_latency, for_neurons
-from .result import LayerCalibration, LowLatencyCalibration
-from .settings import (
-    ALPHAS,
-    BETAS,
-    LowLatencySettings,
-    ReconstructionDiverged,
-    low_latency_settings,
-)
+from .pipeline import calibrate_target, for_neurons
+from .result import CalibratedResult, LayerCalibration
 
 __all__ = [
-    "ALPHAS",
-    "BETAS",
     "CalibrationWarning",
     "LayerCalibration",
-    "LowLatencyCalibration",
-    "LowLatencySettings",
+    "CalibratedResult",
     "ReconstructionDiverged",
-    "calibrate_low_latency",
+    "calibrate_target",
     "calibration_images",
     "for_neurons",
-    "low_latency_settings",
 ]

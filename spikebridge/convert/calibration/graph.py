@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from ...engine import graph as g
-from ...normalization.calibrate import _batches
+from ...normalization.calibrate import input_batches
 
 OUTPUT = "<output>"
 
@@ -25,7 +25,7 @@ def calibration_images(data: Iterable | Tensor, samples: int) -> Tensor:
     are dropped: the method never sees them)."""
     taken: list[Tensor] = []
     count = 0
-    for x in _batches(data):
+    for x in input_batches(data):
         taken.append(x[: samples - count])
         count += taken[-1].shape[0]
         if count >= samples:

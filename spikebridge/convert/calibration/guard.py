@@ -18,10 +18,9 @@ from torch import Tensor, fx, nn
 
 from ...normalization import channel_norm, percentile_norm
 from ...normalization.calibrate import calibrate
+from ...settings import DEFAULT_PERCENTILE
 from ..quantised_twin import quantised_twin, snn_threshold
 from .graph import OUTPUT, FloatReference
-
-PERCENTILE = 99.9
 
 
 class CalibrationWarning(UserWarning):
@@ -34,7 +33,7 @@ def percentile_thresholds(
     x: Tensor,
     searched: dict[str, Tensor],
     batch_size: int,
-    percentile: float = PERCENTILE,
+    percentile: float = DEFAULT_PERCENTILE,
 ) -> dict[str, Tensor]:
     """The thresholds of methods ``channel`` (where the searched threshold of a layer is [C])
     and ``percentile`` (where it is 0-d): the ``percentile``-th percentile of the float ANN's

@@ -1,4 +1,4 @@
-"""calibrate_low_latency: the whole method ``calibrated`` for one target T."""
+"""calibrate_target: the whole method ``calibrated`` for one target T."""
 
 from __future__ import annotations
 
@@ -7,49 +7,52 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, fx
 
 from ...normalization.calibrate import activation_layers
 from ...progress import progress_bar
+from ...settings import DEFAULT_PERCENTILE
 from ..quantised_twin import check_calibratable, check_timesteps, quantisers, restore_activations
 from .graph import CalibrationGraph, FloatReference, calibration_images
-from .guard import PERCENTILE, CalibrationWarning, check_against_percentile
+from .guard import CalibrationWarning, check_against_percentile
 from .reconstruction import reconstruct
-from .result import LayerCalibration, LowLatencyCalibration
+from .result import CalibratedResult, LayerCalibration
 from .search import calibrate_layer
-from .settings import LowLatencySettings
 from .snn_correction import copy_biases, correct_snn_biases
 
+if TYPE_CHECKING:
+    from ..methods.calibrated import CalibratedSettings
 
-def calibrate_low_latency(
+
+def calibrate_target(
     prepared: fx.GraphModule,
     calibration: Iterable | Tensor,
-    timesteps: int,
-    settings: LowLatencySettings | None = None,
+    target: int,
+    settings: CalibratedSettings,
     negative_spikes: bool = True,
-) -> LowLatencyCalibration:
-    """Thresholds and corrected biases that make the IF network accurate at T = ``timesteps``.
+) -> CalibratedResult:
+    """Thresholds and corrected biases that make the IF network accurate at T = ``target``.
 
     Args:
         prepared: the ANN after :func:`~spikebridge.convert.prepare`, left untouched. Its
             max-pools stay (the network pools spikes by their running count, which keeps it
             equal to the twin; see :func:`quantised_twin`).
         calibration: a loader of (x, y) batches or a tensor [N, ...]; only the images are used.
-        timesteps: the target T (the network is built for this T, not for every T).
-        settings: :class:`LowLatencySettings`.
+        target: the target T (the network is built for this T, not for every T).
+        settings: :class:`CalibratedSettings`.
         negative_spikes: the neurons the network will have (signed IF: it equals its twin
             wherever no spike is owed at T; plain IF: not exact). The search on the twin is the
             same for both; the SNN correction simulates the network with these neurons
             (:func:`for_neurons` redoes only that for the other kind).
 
-    Returns a :class:`LowLatencyCalibration` (``.build()`` gives the network).
+    Returns a :class:`CalibratedResult` (``.build()`` gives the network).
     """
-    settings = settings or LowLatencySettings()
-    settings.validate()
-    check_timesteps(timesteps)
+    check_timesteps(target)
     check_calibratable(prepared)
+    settings = _seeded(settings)
     start, cpu_start = time.perf_counter(), time.process_time()
     x = _images(prepared, calibration, settings.samples)
     if settings.iterations and x.shape[0] < settings.batch_size:
@@ -65,11 +68,9 @@ def calibrate_low_latency(
     graph = CalibrationGraph(twin, names)
     layers: list[LayerCalibration] = []
     unit: list[str] = []
-    bar = progress_bar(names, settings.progress, f"calibrate T={timesteps}")
+    bar = progress_bar(names, settings.progress, f"calibrate T={target}")
     for index, name in enumerate(bar):
-        layers.append(
-            calibrate_layer(twin, floats, graph, name, acts[name], x, timesteps, settings)
-        )
+        layers.append(calibrate_layer(twin, floats, graph, name, acts[name], x, target, settings))
         unit.append(name)
         if settings.iterations and (len(unit) == settings.block or index == len(names) - 1):
             error = reconstruct(twin, floats, graph, unit, x, settings)
@@ -85,14 +86,14 @@ def calibrate_low_latency(
     divergence: dict[str, float] = {}
     if settings.output_check:
         percentile, divergence["search"], divergence["percentile"] = check_against_percentile(
-            twin, reference, acts, floats, x, timesteps, thresholds, settings.batch_size
+            twin, reference, acts, floats, x, target, thresholds, settings.batch_size
         )
         if percentile is not None:
             warnings.warn(
-                f"calibrated T={timesteps}: the layer-wise search's twin is further from the "
+                f"calibrated T={target}: the layer-wise search's twin is further from the "
                 f"float ANN (KL {divergence['search']:.4g} on the calibration images) than the "
-                f"channel-wise {PERCENTILE:g}th-percentile twin ({divergence['percentile']:.4g}); "
-                "starting from the percentile thresholds (LowLatencySettings.output_check)",
+                f"channel-wise {DEFAULT_PERCENTILE:g}th-percentile twin ({divergence['percentile']:.4g}); "
+                "starting from the percentile thresholds (CalibratedSettings.output_check)",
                 CalibrationWarning,
                 stacklevel=2,
             )
@@ -101,8 +102,8 @@ def calibrate_low_latency(
             result = copy.deepcopy(
                 reference
             )  # the ANN's own (frozen) biases: the SNN correction's start
-    searched = LowLatencyCalibration(
-        timesteps,
+    searched = CalibratedResult(
+        target,
         result,
         thresholds,
         layers,
@@ -121,12 +122,12 @@ def calibrate_low_latency(
 
 
 def for_neurons(
-    calibration: LowLatencyCalibration,
+    calibration: CalibratedResult,
     prepared: fx.GraphModule,
     data: Iterable | Tensor,
     negative_spikes: bool,
-    settings: LowLatencySettings | None = None,
-) -> LowLatencyCalibration:
+    settings: CalibratedSettings,
+) -> CalibratedResult:
     """The same calibration for the other kind of neuron: the twin search is shared, the SNN
     correction is redone on a simulation with ``negative_spikes`` neurons (plain IF neurons
     cannot take back an early spike, so their mean error differs from the signed network's).
@@ -134,9 +135,9 @@ def for_neurons(
     ``prepared`` and ``data`` are what the calibration was made from (the float ANN and the
     calibration images); a calibration without SNN correction is the same for both kinds.
     """
-    settings = settings or LowLatencySettings()
     if calibration.negative_spikes == negative_spikes:
         return calibration
+    settings = _seeded(settings)
     searched = calibration.searched
     if searched is None:
         return dataclasses.replace(calibration, negative_spikes=negative_spikes)
@@ -151,6 +152,11 @@ def for_neurons(
     return redone
 
 
+def _seeded(settings: CalibratedSettings) -> CalibratedSettings:
+    """``settings`` with seed 0 where it names none (the method gives the conversion's)."""
+    return settings if settings.seed is not None else dataclasses.replace(settings, seed=0)
+
+
 def _images(prepared: fx.GraphModule, data: Iterable | Tensor, count: int) -> Tensor:
     """The first ``count`` calibration images [N, ...], on the ANN's device."""
     device = next((p.device for p in prepared.parameters()), torch.device("cpu"))
@@ -158,7 +164,7 @@ def _images(prepared: fx.GraphModule, data: Iterable | Tensor, count: int) -> Te
 
 
 def _float_reference(
-    prepared: fx.GraphModule, x: Tensor, settings: LowLatencySettings
+    prepared: fx.GraphModule, x: Tensor, settings: CalibratedSettings
 ) -> tuple[fx.GraphModule, FloatReference]:
     """A frozen copy of the float ANN (in eval mode; ``prepared`` is left as it is) and its
     activations' inputs on x."""
@@ -170,13 +176,13 @@ def _float_reference(
 
 
 def _correct_simulated(
-    searched: LowLatencyCalibration,
+    searched: CalibratedResult,
     graph: CalibrationGraph,
     reference: FloatReference,
     images: Tensor,
-    settings: LowLatencySettings,
+    settings: CalibratedSettings,
     negative_spikes: bool,
-) -> LowLatencyCalibration:
+) -> CalibratedResult:
     """A copy of ``searched`` whose biases (and potentials) are corrected for the mean error of
     its simulated network with ``negative_spikes`` neurons; ``searched`` is kept as is."""
     start, cpu_start = time.perf_counter(), time.process_time()

@@ -4,13 +4,18 @@ rounding passed straight through. Shapes: calibration images [N, ...]."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, fx
 
 from ...progress import progress_bar
+from .errors import ReconstructionDiverged
 from .graph import CalibrationGraph, FloatReference, PartialGraph
-from .settings import LowLatencySettings, ReconstructionDiverged
 from .stats import relative_error
+
+if TYPE_CHECKING:
+    from ..methods.calibrated import CalibratedSettings
 
 
 def reconstruct(
@@ -19,7 +24,7 @@ def reconstruct(
     graph: CalibrationGraph,
     unit: list[str],
     x: Tensor,
-    settings: LowLatencySettings,
+    settings: CalibratedSettings,
 ) -> float:
     """Adam on the unit's thresholds (and initial potentials) and the next layers' biases (and
     weights); returns the relative error of the unit's outputs after it (rolled back if it did
@@ -43,7 +48,7 @@ def reconstruct(
         layer = twin.get_submodule(p)
         if layer.bias is not None:
             params[0]["params"].append(layer.bias)
-        if settings.reconstruct_weights:
+        if settings.weights:
             params.append(
                 {"params": [layer.weight], "lr": settings.learning_rate * settings.weight_lr_scale}
             )

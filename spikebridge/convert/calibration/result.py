@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
-from torch import Tensor, fx, nn
+from torch import Tensor, fx
 
-from ...engine.encoding import AnalogEncoder
 from ...engine.network import SpikingNetwork
-from ...engine.neurons import IFNeuron
-from ..build import build_spiking_module
+from ..build import spiking_network
 from ..quantised_twin import METHOD
 
 
@@ -39,8 +36,8 @@ class LayerCalibration:
 
 
 @dataclass
-class LowLatencyCalibration:
-    """The result of :func:`calibrate_low_latency` for one target T.
+class CalibratedResult:
+    """The result of :func:`calibrate_target` for one target T.
 
     Attributes:
         timesteps: the target T.
@@ -70,7 +67,7 @@ class LowLatencyCalibration:
     cpu_seconds: float = 0.0
     initial_potentials: dict[str, Tensor] = field(default_factory=dict)
     negative_spikes: bool = True
-    searched: LowLatencyCalibration | None = field(default=None, repr=False)
+    searched: CalibratedResult | None = field(default=None, repr=False)
     start: str = "search"
     divergence: dict[str, float] = field(default_factory=dict)
 
@@ -93,27 +90,8 @@ class LowLatencyCalibration:
         (:attr:`initial_potentials`, else theta/2), reset by subtraction, analog input."""
         if negative_spikes is None:
             negative_spikes = self.negative_spikes
-        module = build_spiking_module(
-            self.prepared,
-            self.thresholds,
-            "subtract",
-            0.5,
-            "spiking",
-            METHOD,
-            negative_spikes,
-            "running",
-        )
-        set_initial_potentials(module, self.initial_potentials)
-        return SpikingNetwork(module, AnalogEncoder(), chunk_size)
-
-
-def set_initial_potentials(module: nn.Module, potentials: dict[str, Tensor]) -> None:
-    """Give the named IF neurons of a built module their u[0] / theta (0-d or [C]; a [C] tensor
-    of equal values is stored as one float, as a layer-wise potential always was)."""
-    for name, phi in potentials.items():
-        neuron = module.get_submodule(name)
-        if not isinstance(neuron, IFNeuron):
-            raise TypeError(f"{name}: not an IF neuron ({type(neuron).__name__})")
-        phi = torch.as_tensor(phi).detach().float().cpu()
-        uniform = phi.numel() > 0 and bool((phi == phi.reshape(-1)[0]).all())
-        neuron.set_initial_potential(float(phi.reshape(-1)[0]) if uniform else phi)
+        return spiking_network(
+            self.prepared, self.thresholds, initial_potential=0.5, method=METHOD,
+            negative_spikes=negative_spikes, max_pool_rule="running",
+            potentials=self.initial_potentials, chunk_size=chunk_size,
+        )  # fmt: skip

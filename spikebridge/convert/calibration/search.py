@@ -8,6 +8,8 @@ candidate). Shapes: activation inputs [N, C, ...] or [N, F]; thresholds 0-d or [
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, fx, nn
 
@@ -18,8 +20,10 @@ from .bias import correct_biases
 from .graph import CalibrationGraph, FloatReference, PartialGraph, capture
 from .refine import refine_channels
 from .result import LayerCalibration
-from .settings import LowLatencySettings
 from .stats import channel_columns, relative_error
+
+if TYPE_CHECKING:
+    from ..methods.calibrated import CalibratedSettings
 
 
 def per_channel_allowed(gm: fx.GraphModule, graph: CalibrationGraph, name: str, x: Tensor) -> bool:
@@ -87,7 +91,7 @@ def calibrate_layer(
     act: nn.Module,
     x: Tensor,
     timesteps: int,
-    settings: LowLatencySettings,
+    settings: CalibratedSettings,
 ) -> LayerCalibration:
     """Search the layer's thresholds on the twin (a partial pass per candidate), then correct
     the next layers' biases."""

@@ -3,66 +3,132 @@
 Thresholds and biases for a target T from unlabelled calibration images (layer-wise per-channel
 search, bias correction, optional reconstruction; Nagel 2019, Li et al. 2021 "A free lunch from
 ANN"); signed IF neurons with u0 = theta/2 by default, where the network equals the T-level
-quantised ANN it was calibrated on. See :mod:`spikebridge.convert.low_latency` and
-docs/normalization.md.
+quantised ANN it was calibrated on. The machinery is :mod:`spikebridge.convert.calibration`;
+docs/normalization.md explains it.
 """
 
 from __future__ import annotations
 
-from ..calibration import LowLatencyCalibration, calibrate_low_latency, for_neurons
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ...settings import SettingsError, setting
+from ..calibration import calibrate_target, for_neurons
 from ..quantised_twin import check_calibratable
-from . import ThresholdMethod, register
+from . import MethodOutput, MethodSettings, ThresholdMethod, register
+
+ALPHAS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 21))  # 0.05 .. 1.0
+"""The per-channel search grid: fractions of a channel's largest input."""
+BETAS: tuple[float, ...] = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4)
+"""The layer-wise factors tried on the next layer's reconstruction error."""
 
 
-def calibration_for(
-    converter, timesteps: int, negative_spikes: bool = True
-) -> LowLatencyCalibration:
-    """The converter's calibration for target T and the given neurons (computed once per T and
-    kind, kept on the converter as ``low_latency_[(T, negative_spikes)]``; the second kind of
-    neuron reuses the first one's search and redoes only its SNN correction)."""
-    cache = converter.__dict__.setdefault("low_latency_", {})
-    key = (timesteps, negative_spikes)
-    if key in cache:
-        return cache[key]
-    if converter.calibration is None:
-        raise ValueError("method 'calibrated' needs calibration images: pass `calibration`")
-    check_calibratable(converter.prepared_)
-    other = cache.get((timesteps, not negative_spikes))
-    if other is None:
-        cache[key] = calibrate_low_latency(
-            converter.prepared_,
-            converter.calibration,
-            timesteps,
-            converter.low_latency,
-            negative_spikes,
+@dataclass(frozen=True)
+class CalibratedSettings(MethodSettings):
+    """Settings of method ``calibrated`` (defaults: the documented recipe). Flags and config
+    keys: ``--calibrated-samples``, ``--calibrated-iterations``, ``--calibrated-weights``; the
+    others are Python-only.
+
+    Attributes:
+        samples: calibration images used (the first ``samples`` of the calibration data).
+        iterations: reconstruction steps per unit (0: no reconstruction).
+        weights: let reconstruction change the weights too (else thresholds, initial potentials
+            and biases only).
+        batch_size: images per twin pass (and per reconstruction step).
+        per_channel: one threshold per channel (else one per layer).
+        alphas: per-channel grid, fractions of the channel's largest input.
+        potentials: per-channel grid of initial potentials phi = u[0] / theta, searched jointly
+            with alpha ((0.5,): rounding to nearest, no potential calibration).
+        search_values: at most this many entries per channel (a fixed random subset) in the
+            per-channel search (None: all).
+        betas: layer-wise factors tried on the next layer's reconstruction error.
+        refine_passes: passes refining each channel's (theta, phi) against the next layer's
+            actual error after the search (0: none; :mod:`~spikebridge.convert.calibration.refine`).
+        bias_correction: correct the next layers' biases for the mean shift.
+        snn_correction: after the search, correct the biases again layer by layer for the mean
+            shift of the *simulated* network's inputs (its burst error; Li et al. 2021).
+        snn_samples: calibration images the SNN correction simulates (the first ones).
+        output_check: compare the searched twin with the twin of method ``channel``'s
+            thresholds by their outputs' KL divergence from the float ANN on the calibration
+            images, and keep the closer (:mod:`~spikebridge.convert.calibration.guard`).
+        reconstruct_potentials: let reconstruction change the initial potentials u[0] / theta.
+        block: activation layers per reconstruction unit (1: layer-wise).
+        learning_rate: Adam's step for thresholds, initial potentials and biases.
+        weight_lr_scale: the weights' step as a multiple of ``learning_rate`` (resnet20 on
+            MNIST at T = 2, 100 steps per layer: 85.35 % at 0.1, 91.70 % at 1.0).
+        seed: order of the reconstruction batches and the search's subsets (None: the
+            conversion's seed; 0 when calibrating directly).
+        progress: tqdm progress bars.
+        cache_bytes: keep the float ANN's activation inputs for all calibration images when they
+            fit in this many bytes (one pass instead of one per layer).
+    """
+
+    prefix: ClassVar[str] = "calibrated_"
+    samples: int = setting(
+        512, "calibrated: calibration images its search uses (of --calibration-samples)",
+        positive=True,
+    )  # fmt: skip
+    iterations: int = setting(
+        0, "calibrated: reconstruction steps per layer (0: search and bias correction only)",
+        non_negative=True,
+    )  # fmt: skip
+    weights: bool = setting(
+        False, "calibrated: reconstruction also changes weights (else thresholds and biases)"
+    )
+    batch_size: int = setting(128, "images per twin pass", positive=True, flag=False)
+    per_channel: bool = setting(True, "one threshold per channel", flag=False)
+    alphas: tuple[float, ...] = setting(ALPHAS, "per-channel search grid", flag=False)
+    potentials: tuple[float, ...] = setting((0.5,), "initial-potential grid", flag=False)
+    search_values: int | None = setting(
+        32768, "entries per channel in the search", positive=True, flag=False
+    )
+    betas: tuple[float, ...] = setting(BETAS, "layer-wise factors", flag=False)
+    refine_passes: int = setting(3, "refinement passes", non_negative=True, flag=False)
+    bias_correction: bool = setting(True, "bias correction", flag=False)
+    snn_correction: bool = setting(True, "SNN correction", flag=False)
+    snn_samples: int = setting(256, "images the SNN correction simulates", positive=True,
+                               flag=False)  # fmt: skip
+    output_check: bool = setting(True, "output check against the percentile twin", flag=False)
+    reconstruct_potentials: bool = setting(True, "reconstruct u[0] / theta", flag=False)
+    block: int = setting(1, "activation layers per reconstruction unit", positive=True,
+                         flag=False)  # fmt: skip
+    learning_rate: float = setting(1e-3, "reconstruction step", positive=True, flag=False)
+    weight_lr_scale: float = setting(1.0, "weights' step factor", positive=True, flag=False)
+    seed: int | None = setting(None, "seed (None: the conversion's)", flag=False)
+    progress: bool = setting(False, "progress bars", runtime=True, flag=False)
+    cache_bytes: int = setting(512 * 2**20, "activation cache", non_negative=True, flag=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.alphas or not self.betas or min(*self.alphas, *self.betas) <= 0:
+            raise SettingsError("alphas and betas must be non-empty and positive")
+        if not self.potentials or not all(0 <= p < 1 for p in self.potentials):
+            raise SettingsError(
+                f"potentials (u[0] / theta) must be non-empty and in [0, 1), got {self.potentials}"
+            )
+
+
+def calibrate(source, settings: CalibratedSettings) -> MethodOutput:
+    """The calibration for ``source.target`` and ``source.negative_spikes`` neurons; with the
+    other kind's already done (``source.other``), its search is reused and only the SNN
+    correction is redone."""
+    data = source.require_calibration("calibrated")
+    check_calibratable(source.prepared)
+    settings = dataclasses.replace(
+        settings,
+        seed=source.seed if settings.seed is None else settings.seed,
+        progress=settings.progress or source.progress,
+    )
+    if source.other is None:
+        result = calibrate_target(
+            source.prepared, data, source.target, settings, source.negative_spikes
         )
     else:
-        cache[key] = for_neurons(
-            other,
-            converter.prepared_,
-            converter.calibration,
-            negative_spikes,
-            converter.low_latency,
+        result = for_neurons(
+            source.other.detail, source.prepared, data, source.negative_spikes, settings
         )
-    return cache[key]
-
-
-def _thresholds(converter, timesteps):
-    # the same for both kinds of neuron: whichever was calibrated (plain-only users never pay
-    # for a signed network's correction)
-    cache = converter.__dict__.get("low_latency_", {})
-    for signed in (True, False):
-        if (timesteps, signed) in cache:
-            return cache[(timesteps, signed)].thresholds
-    return calibration_for(converter, timesteps).thresholds
-
-
-def _model(converter, timesteps, negative_spikes):
-    return calibration_for(converter, timesteps, negative_spikes).prepared
-
-
-def _potentials(converter, timesteps, negative_spikes):
-    return calibration_for(converter, timesteps, negative_spikes).initial_potentials
+    return MethodOutput(result.thresholds, result.prepared, result.initial_potentials, result)
 
 
 register(
@@ -71,11 +137,11 @@ register(
         paper="Li 2021",
         help="one network per target T: thresholds and biases calibrated on the T-level "
         "quantised twin from unlabelled images; signed IF neurons, u0 calibrated per channel",
-        build=_thresholds,
-        model=_model,
-        potentials=_potentials,
+        plot_label="calibrated, one network per T (Li 2021)",
+        build=calibrate,
+        settings=CalibratedSettings,
         per_timesteps=True,
-        calibrates=False,
+        per_neuron=True,
         initial_potential=0.5,
         negative_spikes=True,
         max_pool_rule="running",

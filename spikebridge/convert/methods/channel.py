@@ -7,13 +7,15 @@ from torch import nn
 
 from ...engine.graph import MethodNotApplicable, feeding_synaptic_layers
 from ...normalization import activation_layers, channel_norm
-from ...normalization.calibrate import _batches
+from ...normalization.calibrate import input_batches
 from . import ThresholdMethod, register
+from .percentile import PercentileSettings
 
 
-def _thresholds(converter, timesteps):
-    check_channel_axes(converter.prepared_, converter.calibration, converter.device)
-    return channel_norm(converter.statistics(), converter.percentile)
+def thresholds(source, settings: PercentileSettings):
+    """The p-th percentile of each channel's positive calibration activations."""
+    check_channel_axes(source.prepared, source.calibration, source.device)
+    return channel_norm(source.statistics(), settings.percentile)
 
 
 @torch.no_grad()
@@ -37,7 +39,7 @@ def check_channel_axes(gm, calibration, device) -> None:
 
     handles = [gm.get_submodule(name).register_forward_hook(record(name)) for name in acts]
     try:
-        batch = next(iter(_batches(calibration)), None)
+        batch = next(iter(input_batches(calibration)), None)
         if batch is None:
             return
         gm(batch[:1].to(device))
@@ -67,7 +69,9 @@ register(
         name="channel",
         paper="Kim 2020",
         help="p-th percentile of each channel's calibration activations (--percentile)",
-        build=_thresholds,
+        plot_label="channel-wise (Kim 2020)",
+        build=thresholds,
+        settings=PercentileSettings,
         calibrates=True,
         uses_percentile=True,
         order=40,

@@ -6,8 +6,9 @@ from ...normalization import max_norm
 from . import ThresholdMethod, register
 
 
-def _thresholds(converter, timesteps):
-    return max_norm(converter.statistics(), converter.prepared_)
+def thresholds(source, settings):
+    """Each layer's largest calibration activation (or weight, where it is larger)."""
+    return max_norm(source.statistics(), source.prepared)
 
 
 register(
@@ -15,7 +16,8 @@ register(
         name="max",
         paper="Diehl 2015",
         help="largest calibration activation (or weight) per layer",
-        build=_thresholds,
+        plot_label="data-based max (Diehl 2015)",
+        build=thresholds,
         calibrates=True,
         order=20,
     )

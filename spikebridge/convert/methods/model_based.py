@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ...normalization.model_based import model_based_norm
-from . import ThresholdMethod, register
+from ...settings import setting
+from . import MethodSettings, ThresholdMethod, register
 
 
-def _thresholds(converter, timesteps):
-    return model_based_norm(converter.prepared_, converter.input_bound)
+@dataclass(frozen=True)
+class ModelBasedSettings(MethodSettings):
+    """Settings of method ``model``."""
+
+    input_bound: float = setting(
+        1.0, "model: largest input value (1 for images in [0, 1])", positive=True, flag=False
+    )
+
+
+def thresholds(source, settings: ModelBasedSettings):
+    """Worst-case bound of each layer's input, propagated from ``settings.input_bound``."""
+    return model_based_norm(source.prepared, settings.input_bound)
 
 
 register(
@@ -15,7 +28,9 @@ register(
         name="model",
         paper="Diehl 2015",
         help="worst-case input bound per layer from the weights; needs no data, slow to fire",
-        build=_thresholds,
+        plot_label="model-based (Diehl 2015)",
+        build=thresholds,
+        settings=ModelBasedSettings,
         needs_data=False,
         order=10,
     )

@@ -7,8 +7,9 @@ from ...normalization import activation_layers
 from . import ThresholdMethod, register
 
 
-def _thresholds(converter, timesteps):
-    acts = activation_layers(converter.prepared_)
+def thresholds(source, settings):
+    """Each QCFS layer's trained lambda."""
+    acts = activation_layers(source.prepared)
     return {name: act.lambda_.detach().abs().clone() for name, act in acts.items()}
 
 
@@ -17,7 +18,8 @@ register(
         name="qcfs",
         paper="Bu 2022",
         help="theta = the trained lambda of a QCFS network, u0 = theta/2, signed IF neurons",
-        build=_thresholds,
+        plot_label="QCFS (Bu 2022)",
+        build=thresholds,
         needs_data=False,
         activations=(QCFS,),
         requirement="needs an ANN trained with QCFS activations",

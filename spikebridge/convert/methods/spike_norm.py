@@ -2,22 +2,40 @@
 
 from __future__ import annotations
 
-from ...normalization.spike_norm import spike_norm
-from . import ThresholdMethod, register
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ...normalization.spike_norm import DEFAULT_WINDOW, spike_norm
+from ...settings import setting
+from . import MethodSettings, ThresholdMethod, register
 
 
-def _thresholds(converter, timesteps):
-    if converter.calibration is None:
-        raise ValueError("spike-norm needs calibration data: pass `calibration` (a data loader)")
+@dataclass(frozen=True)
+class SpikeNormSettings(MethodSettings):
+    """Settings of method ``spike-norm`` (flags ``--spike-norm-window``, ``--spike-norm-samples``).
+
+    Attributes:
+        window: the balancing window n in steps (Sengupta 2019: about the inference window).
+        samples: calibration inputs it simulates (it runs the SNN once per layer, so it uses
+            fewer than the statistics pass); None: all of them.
+    """
+
+    prefix: ClassVar[str] = "spike_norm_"
+    window: int = setting(DEFAULT_WINDOW, "Spike-Norm's balancing window in steps", positive=True)
+    samples: int | None = setting(256, "calibration inputs Spike-Norm simulates", positive=True)
+
+
+def thresholds(source, settings: SpikeNormSettings):
+    """Each layer's largest weighted spike input, balanced layer by layer."""
     return spike_norm(
-        converter.prepared_,
-        converter.calibration,
-        device=converter.device,
-        seed=converter.seed,
-        timesteps=converter.spike_norm_window,
-        samples=converter.spike_norm_samples,
-        maxpool=converter.maxpool,
-        progress=converter.progress,
+        source.prepared,
+        source.require_calibration("spike-norm"),
+        device=source.device,
+        seed=source.seed,
+        window=settings.window,
+        samples=settings.samples,
+        maxpool=source.maxpool,
+        progress=source.progress,
     )
 
 
@@ -26,7 +44,9 @@ register(
         name="spike-norm",
         paper="Sengupta 2019",
         help="largest weighted spike input per layer, balanced layer by layer on Poisson input",
-        build=_thresholds,
+        plot_label="Spike-Norm (Sengupta 2019)",
+        build=thresholds,
+        settings=SpikeNormSettings,
         order=50,
     )
 )

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..engine.neurons import SpikingNeuron, empty_steps
+from .neurons import SpikingNeuron, empty_steps
 
 
 def _buffer(module: nn.Module, name: str, value: np.ndarray | float) -> None:

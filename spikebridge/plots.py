@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from ..io import save_figure
+from .io import save_figure
 
 MARKERS = ["s", "^", "D", "v", "P", "X", "h", "<", ">", "p"]
 LINESTYLES = ["--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 2, 1, 2, 1, 2))]
@@ -24,17 +24,14 @@ COLORS = ["#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#99
 DIRECT_STYLE = {"color": "black", "marker": "o", "linestyle": "-", "linewidth": 2.0}
 ANN_STYLE = {"color": "0.35", "linestyle": (0, (8, 3)), "linewidth": 1.4}
 ROUTE_NAMES = {"conversion": "conversion", "direct": "direct", "stdp": "unsupervised", "ann": "ANN"}
-METHOD_NAMES = {
-    "model": "model-based (Diehl 2015)",
-    "max": "data-based max (Diehl 2015)",
-    "percentile": "percentile (Rueckauer 2017)",
-    "channel": "channel-wise (Kim 2020)",
-    "spike-norm": "Spike-Norm (Sengupta 2019)",
-    "qcfs": "QCFS (Bu 2022)",
-    "calibrated": "calibrated, one network per T (Li 2021)",
-    "stbp-tdbn": "STBP-tdBN (Zheng 2021)",
-    "ae-stdp": "auto-encoder + STDP (Tavanaei 2017)",
-}
+METHOD_NAMES: dict[str, str] = {}
+"""Method -> how plots and reports name it; each threshold method and route registers its own
+label where it is defined (:func:`register_label`), so a label is written once."""
+
+
+def register_label(method: str, label: str) -> None:
+    """Name ``method`` ``label`` in legends and tables (e.g. ``channel-wise (Kim 2020)``)."""
+    METHOD_NAMES[method] = label
 
 
 def network_label(route: str, method: str) -> str:
@@ -258,6 +255,7 @@ __all__ = [
     "firing_rate_figure",
     "latency_accuracy_figure",
     "network_label",
+    "register_label",
     "network_styles",
     "save_plots",
 ]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..engine.neurons import SpikingNeuron
+from .neurons import SpikingNeuron
 
 
 class WTALIFNeuron(SpikingNeuron):

@@ -47,7 +47,7 @@ def surrogate_gradient(name: str, delta: Tensor, width: float = 1.0) -> Tensor:
 class SpikeFunction(torch.autograd.Function):
     """o = H(u - V_th) forward (strict ``>``, as in the tdBN paper's code), surrogate backward.
 
-    One step; used by the unrolled reference LIF (:func:`spikebridge.direct.lif.lif_reference`).
+    One step; used by the unrolled reference LIF (:func:`spikebridge.engine.lif.lif_reference`).
     """
 
     @staticmethod

@@ -24,7 +24,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..engine.neurons import SpikingNeuron
+from .neurons import SpikingNeuron
 from .surrogate import check_surrogate, spike, surrogate_gradient
 
 
