@@ -146,7 +146,9 @@ class TrainingSettings(_Checked):
                                     positive=True, maximum=1000)  # fmt: skip
     direct_optimizer: str = setting("sgd", "direct SNN optimizer: sgd or adam", choices=OPTIMIZERS)
     direct_lr: float | None = setting(
-        None, "direct SNN learning rate (default 0.1 for sgd, 1e-3 for adam)", positive=True,
+        None,
+        "direct SNN learning rate (default 0.1 for sgd, 1e-3 for adam)",
+        positive=True,
         maximum=MAX_LR,
     )
     direct_momentum: float = setting(0.9, "direct SNN SGD momentum", non_negative=True, below=1)
@@ -183,7 +185,9 @@ class ConversionSettings(_Checked):
         "99.99 on --validation-samples held-out training images",
     )  # fmt: skip
     calibration_samples: int = setting(
-        2000, "training images for the conversion's calibration pass", positive=True,
+        2000,
+        "training images for the conversion's calibration pass",
+        positive=True,
         maximum=MAX_SAMPLES,
     )
     validation_samples: int = setting(
@@ -348,7 +352,9 @@ def check_value(f, value: Any) -> Any:
     bad_bool = isinstance(value, bool) and bool not in kinds
     accepted = kinds + ((int,) if float in kinds else ())
     if bad_bool or not isinstance(value, accepted):
-        raise SettingsError(f"{name} must be {_type_name(f)}, got {type(value).__name__} {shown(value)}")
+        raise SettingsError(
+            f"{name} must be {_type_name(f)}, got {type(value).__name__} {shown(value)}"
+        )
     if name == "methods":
         return _check_methods(value)
     if name == "noise":

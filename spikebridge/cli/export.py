@@ -16,8 +16,12 @@ import torch
 
 from ..data import dataset_info
 from ..engine.network import SpikingNetwork
+from ..settings import shown
+from .flags import bounded_float
 
 FORMATS = ("nir",)
+MAX_SIZE = 65_536
+"""The largest size of one dimension of --input-shape."""
 
 
 def shape_arg(text: str) -> tuple[int, ...]:
@@ -30,6 +34,10 @@ def shape_arg(text: str) -> tuple[int, ...]:
         ) from None
     if not shape or any(s <= 0 for s in shape):
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    if len(shape) > 4 or max(shape) > MAX_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"expected at most 4 sizes, each at most {MAX_SIZE}, got {shown(text)}"
+        )
     return shape
 
 
@@ -60,8 +68,9 @@ def add_parser(sub) -> None:
         "--lif-node", default="LIF", choices=("LIF", "CubaLIF"), help="NIR node for LIF neurons"
     )
     p.add_argument(
-        "--dt", type=float, default=None, help="seconds per step for LIF constants (1e-4)"
-    )
+        "--dt", type=bounded_float(0, 1, open_minimum=True), default=None,
+        help="seconds per step for LIF constants (1e-4; in (0, 1])",
+    )  # fmt: skip
     p.add_argument(
         "--trust-checkpoint",
         action="store_true",
@@ -77,7 +86,13 @@ def load_network(path: str, trust: bool) -> SpikingNetwork:
         raise FileNotFoundError(f"{path!r}: no such file")
     try:
         data = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, ValueError) as err:
+    except (EOFError, pickle.UnpicklingError, RuntimeError, AttributeError, TypeError,
+            ValueError) as err:  # fmt: skip
+        if isinstance(err, EOFError):  # an empty file, or a pickle cut short
+            raise ValueError(
+                f"{path!r} ends early ({file.stat().st_size} bytes): it is empty or truncated, "
+                "not a network; export a train checkpoint or a snn_METHOD.pt"
+            ) from None
         if not trust:
             raise ValueError(
                 f"{path!r} is a pickled network (as `spikebridge convert` writes), and loading it "
