@@ -73,12 +73,28 @@ def _checked_number(f):
             raise argparse.ArgumentTypeError(f"expected a number, got {shown(text)}") from None
         try:
             return check_value(f, value)
-        except SettingsError as err:  # "lr must be ..." -> "argument --lr: must be ..."
-            text = str(err)
-            text = text[len(f.name) + 1 :] if text.startswith(f"{f.name} ") else text
-            raise argparse.ArgumentTypeError(text) from None
+        except SettingsError as err:
+            raise argparse.ArgumentTypeError(_without_name(f, err)) from None
 
     return number
+
+
+def _checked_text(f):
+    """A text flag checked as its setting is (e.g. ``--targets``' values), when parsed."""
+
+    def text(value: str) -> str:
+        try:
+            return check_value(f, value)
+        except SettingsError as err:
+            raise argparse.ArgumentTypeError(_without_name(f, err)) from None
+
+    return text
+
+
+def _without_name(f, err: SettingsError) -> str:
+    """``"lr must be ..."`` -> ``"must be ..."`` (argparse names the flag: "argument --lr: ")."""
+    text = str(err)
+    return text[len(f.name) + 1 :] if text.startswith(f"{f.name} ") else text
 
 
 def bounded_int(minimum: int, maximum: int):
@@ -130,6 +146,8 @@ def flag_type(f):
         return _checked_int(f)
     if kind is float:
         return _checked_number(f)
+    if kind is str and not f.metadata.get("choices"):
+        return _checked_text(f)
     return kind
 
 
