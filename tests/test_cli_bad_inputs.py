@@ -571,3 +571,28 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch, tmp_path):
     monkeypatch.setattr(training_experiment, "dataset_info", broken)
     with pytest.raises(KeyError):
         main([*TRAIN, "--out", str(tmp_path / "o")])
+
+
+def test_every_number_setting_has_an_upper_bound_that_is_itself_accepted():
+    """Each int or float setting (flags and config keys alike) takes its bound and refuses the
+    next value up, by name; percentile and initial_potential have their own ranges."""
+    from spikebridge.compare.config import Settings
+    from spikebridge.settings import SettingsError, check_value, setting_fields
+
+    checked = 0
+    for name, f in setting_fields(Settings).items():
+        kind = f.type.replace(" | None", "")
+        if kind not in ("int", "float") or name in ("percentile", "initial_potential"):
+            continue
+        maximum, below = f.metadata.get("maximum"), f.metadata.get("below")
+        assert (maximum is None) != (below is None), f"{name} has no upper bound"
+        if maximum is not None:
+            assert check_value(f, maximum) == maximum
+            over = maximum + 1 if kind == "int" else maximum * 1.5
+        else:
+            assert check_value(f, below * 0.99) == below * 0.99
+            over = below
+        with pytest.raises(SettingsError, match=rf"^{name} must be (at most|below) "):
+            check_value(f, over)
+        checked += 1
+    assert checked >= 30

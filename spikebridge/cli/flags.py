@@ -173,10 +173,13 @@ def add_flags(
             continue
         text = (help_overrides or {}).get(f.name, f.metadata.get("help", f.name))
         kind = flag_type(f)
+        notes = []
         if f.default is not None and f.default is not MISSING and kind is not None:
-            text += f" (default {f.default})"
+            notes.append(f"default {f.default}")
         if kind is not None and bound_text(f):
-            text += f" ({bound_text(f)})"
+            notes.append(bound_text(f))
+        if notes:
+            text += f" ({', '.join(notes)})"
         option_strings = [flag_name(f.name, prefix), *f.metadata.get("aliases", ())]
         if kind is None:
             parser.add_argument(*option_strings, dest=f.name, default=None, help=text,
