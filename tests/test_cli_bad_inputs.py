@@ -596,3 +596,19 @@ def test_every_number_setting_has_an_upper_bound_that_is_itself_accepted():
             check_value(f, over)
         checked += 1
     assert checked >= 30
+
+
+def test_a_last_training_batch_of_one_image_is_left_out_so_batch_norm_trains(tmp_path, capsys):
+    """--train-limit 129 with --batch-size 128 once failed after training started ("Expected more
+    than 1 value per channel"): the lone last image is left out of each epoch instead."""
+    from spikebridge.data import make_loaders
+
+    train, _ = make_loaders("digits", batch_size=128, train_limit=129, seed=0)
+    sizes = [len(y) for _, y in train]
+    assert sizes == [128]  # a different image is left out each epoch (reshuffled)
+    train, _ = make_loaders("digits", batch_size=128, train_limit=130, seed=0)
+    assert [len(y) for _, y in train] == [128, 2]  # nothing left out otherwise
+    out = tmp_path / "out"
+    argv = [*CONVERT, "--train-limit", "129", "--batch-size", "128", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "ANN accuracy" in capsys.readouterr().out
