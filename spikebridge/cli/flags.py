@@ -146,8 +146,8 @@ def flag_type(f):
         return _checked_int(f)
     if kind is float:
         return _checked_number(f)
-    if kind is str and not f.metadata.get("choices"):
-        return _checked_text(f)
+    if kind is str and not f.metadata.get("choices") and f.name != "methods":
+        return _checked_text(f)  # (methods: checked with the settings, its message names it)
     return kind
 
 
