@@ -172,8 +172,10 @@ def make_loaders(
 
     Batches are ``(x [B, C, H, W], y [B])`` for static images and ``(x [B, T, 2, 34, 34], y [B])``
     for event data. The train loader reshuffles every epoch from a generator seeded with
-    ``seed`` (its state is ``loader.generator``: save it to resume exactly); the test loader
-    keeps the dataset order.
+    ``seed`` (its state is ``loader.generator``: save it to resume exactly); when its last batch
+    would hold one image, that image is left out of the epoch (batch normalisation cannot train
+    on one image; a different image each epoch). The test loader keeps the dataset order. An
+    empty split is a ValueError naming the dataset.
 
     Args:
         limit: use only the first ``limit`` test samples (all when larger than the test set).
@@ -196,13 +198,25 @@ def make_loaders(
         train_set = _subset(train_set, chosen.sort().values.tolist())
     if limit is not None and limit < len(test_set):
         test_set = _subset(test_set, list(range(limit)))
+    for split, samples in (("training", train_set), ("test", test_set)):
+        if len(samples) == 0:
+            where = f" in {root}" if root is not None else ""
+            raise ValueError(
+                f"{name}: the {split} split{where} holds no samples; point --data-root at a "
+                "complete copy of the dataset"
+            )
     common = {
         "batch_size": batch_size,
         "num_workers": num_workers,
         "persistent_workers": num_workers > 0,
         "pin_memory": pin_memory,
     }
-    train_loader = DataLoader(train_set, shuffle=True, generator=_seeded_generator(seed), **common)
+    # a last batch of one image is left out (another one each epoch, as the order is reshuffled):
+    # batch normalisation cannot train on one image (e.g. --train-limit 129, --batch-size 128)
+    lone_last = batch_size > 1 and len(train_set) % batch_size == 1 and len(train_set) > 1
+    train_loader = DataLoader(
+        train_set, shuffle=True, generator=_seeded_generator(seed), drop_last=lone_last, **common
+    )
     test_loader = DataLoader(test_set, shuffle=False, **common)
     return train_loader, test_loader
 

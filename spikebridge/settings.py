@@ -41,6 +41,17 @@ OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "step")
 SURROGATES = ("rectangular", "polynomial", "sigmoid", "gaussian")
 DEVICES = ("auto", "cpu", "cuda")
+MAX_TIMESTEPS = 100_000
+"""The most timesteps T a simulation (and a target T, a selection T) may take."""
+MAX_EPOCHS = 100_000
+MAX_SAMPLES = 10_000_000
+"""The most images a count of samples (limits, calibration, validation) may name."""
+MAX_BATCH_SIZE = 65_536
+MAX_SEED = 2**63 - 1
+"""Seeds are 0 <= seed <= 2**63 - 1 (torch's generators take 64 bits; offsets are added)."""
+MAX_LR = 10.0
+MAX_TARGETS = 64
+"""The most target T's of a per-T method (each builds and calibrates a network)."""
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
 """The direct SNN's learning rate by optimizer when ``direct_lr`` is not given."""
 DEFAULT_PERCENTILE = 99.9
@@ -59,6 +70,8 @@ def setting(
     positive: bool = False,
     non_negative: bool = False,
     fraction: bool = False,
+    maximum: float | None = None,
+    below: float | None = None,
     runtime: bool = False,
     aliases: tuple[str, ...] = (),
     flag: bool = True,
@@ -68,6 +81,8 @@ def setting(
     Args:
         choices: the allowed strings.
         positive / non_negative / fraction: a number > 0, >= 0, or in [0, 1).
+        maximum / below: the largest value allowed / a bound the value must stay under; every
+            number setting has one, so a huge value is refused when parsed, before any work.
         runtime: does not change the results (where data lives, which device); a re-run of an
             experiment may change it freely.
         aliases: other flag spellings (e.g. ``("--method",)`` for ``methods``).
@@ -75,7 +90,8 @@ def setting(
     """
     metadata = dict(
         help=help, choices=choices, positive=positive, non_negative=non_negative,
-        fraction=fraction, runtime=runtime, aliases=aliases, flag=flag,
+        fraction=fraction, maximum=maximum, below=below, runtime=runtime, aliases=aliases,
+        flag=flag,
     )  # fmt: skip
     return field(default=default, metadata=metadata)
 
@@ -97,20 +113,24 @@ class ExperimentSettings(_Checked):
         None, "folder holding the dataset files (or torchvision's root)", runtime=True
     )
     download: bool = setting(False, "let torchvision download a missing dataset", runtime=True)
-    width: float = setting(1.0, "channel width multiplier (both routes)", positive=True)
+    width: float = setting(1.0, "channel width multiplier (both routes)", positive=True,
+                           maximum=64)  # fmt: skip
     activation: str = setting(
         "relu", "ANN activation: relu, leaky-relu (signed neurons) or qcfs (Bu 2022)",
         choices=ACTIVATIONS,
     )  # fmt: skip
-    alpha: float = setting(0.1, "LeakyReLU slope of the ANN", positive=True)
-    levels: int = setting(4, "QCFS quantisation levels L", positive=True)
+    alpha: float = setting(0.1, "LeakyReLU slope of the ANN", positive=True, maximum=1)
+    levels: int = setting(4, "QCFS quantisation levels L", positive=True, maximum=1024)
     pool: str = setting("avg", "pooling of the architecture: avg or max", choices=POOLS)
-    batch_size: int = setting(128, "batch size for training and simulation", positive=True)
-    limit: int | None = setting(None, "use only the first N test images", positive=True)
+    batch_size: int = setting(128, "batch size for training and simulation", positive=True,
+                              maximum=MAX_BATCH_SIZE)  # fmt: skip
+    limit: int | None = setting(None, "use only the first N test images", positive=True,
+                                maximum=MAX_SAMPLES)  # fmt: skip
     train_limit: int | None = setting(
-        None, "train on a fixed random subset of N images", positive=True
+        None, "train on a fixed random subset of N images", positive=True, maximum=MAX_SAMPLES
     )
-    seed: int = setting(0, "random seed (weights, data order, calibration subset)")
+    seed: int = setting(0, "random seed (weights, data order, calibration subset)",
+                        non_negative=True, maximum=MAX_SEED)  # fmt: skip
     device: str = setting("auto", "auto, cpu or cuda", choices=DEVICES, runtime=True)
     export_nir: bool = setting(
         False, "also write every spiking network as NIR (needs the nir extra; docs/nir.md)",
@@ -124,28 +144,33 @@ class TrainingSettings(_Checked):
 
     epochs: int = setting(
         5, "ANN training epochs (0: none, e.g. for a loaded checkpoint)", non_negative=True,
-        aliases=("--train-epochs",),
+        maximum=MAX_EPOCHS, aliases=("--train-epochs",),
     )  # fmt: skip
-    lr: float = setting(1e-3, "ANN learning rate (Adam)", positive=True)
+    lr: float = setting(1e-3, "ANN learning rate (Adam)", positive=True, maximum=MAX_LR)
     direct_epochs: int | None = setting(
         None, "direct SNN training epochs (default: --epochs; 0 skips the direct route)",
-        non_negative=True,
+        non_negative=True, maximum=MAX_EPOCHS,
     )  # fmt: skip
     direct_timesteps: int = setting(4, "timesteps per sample when training the direct SNN",
-                                    positive=True)  # fmt: skip
+                                    positive=True, maximum=1000)  # fmt: skip
     direct_optimizer: str = setting("sgd", "direct SNN optimizer: sgd or adam", choices=OPTIMIZERS)
     direct_lr: float | None = setting(
-        None, "direct SNN learning rate (default 0.1 for sgd, 1e-3 for adam)", positive=True
+        None,
+        "direct SNN learning rate (default 0.1 for sgd, 1e-3 for adam)",
+        positive=True,
+        maximum=MAX_LR,
     )
-    direct_momentum: float = setting(0.9, "direct SNN SGD momentum", non_negative=True)
-    direct_weight_decay: float = setting(0.0, "direct SNN weight decay", non_negative=True)
+    direct_momentum: float = setting(0.9, "direct SNN SGD momentum", non_negative=True, below=1)
+    direct_weight_decay: float = setting(0.0, "direct SNN weight decay", non_negative=True,
+                                         maximum=1)  # fmt: skip
     direct_schedule: str = setting("cosine", "direct SNN learning-rate schedule", choices=SCHEDULES)
-    direct_threshold: float = setting(0.5, "LIF threshold V_th of the direct SNN", positive=True)
+    direct_threshold: float = setting(0.5, "LIF threshold V_th of the direct SNN", positive=True,
+                                     maximum=1000)  # fmt: skip
     direct_tau_decay: float = setting(0.25, "LIF leak factor per step of the direct SNN",
-                                      positive=True)  # fmt: skip
+                                      positive=True, maximum=1)  # fmt: skip
     direct_surrogate: str = setting("rectangular", "surrogate gradient of the LIF spike",
                                     choices=SURROGATES)  # fmt: skip
-    direct_surrogate_width: float = setting(1.0, "surrogate width a", positive=True)
+    direct_surrogate_width: float = setting(1.0, "surrogate width a", positive=True, maximum=100)
 
     def direct_learning_rate(self) -> float:
         """``direct_lr``, or the optimizer's default (:data:`DEFAULT_LR`)."""
@@ -169,15 +194,18 @@ class ConversionSettings(_Checked):
         "99.5, 99.9, 99.99 on --validation-samples held-out training images",
     )  # fmt: skip
     calibration_samples: int = setting(
-        2000, "training images for the conversion's calibration pass", positive=True
+        2000,
+        "training images for the conversion's calibration pass",
+        positive=True,
+        maximum=MAX_SAMPLES,
     )
     validation_samples: int = setting(
         1000, "held-out training images (not the calibration ones) for --percentile auto",
-        positive=True,
+        positive=True, maximum=MAX_SAMPLES,
     )  # fmt: skip
     selection_timesteps: int | None = setting(
         None, "the latency T at which --percentile auto compares p (default --timesteps)",
-        positive=True,
+        positive=True, maximum=MAX_TIMESTEPS,
     )  # fmt: skip
     reset: str = setting("subtract", "IF reset of converted networks: subtract or zero",
                          choices=RESETS)  # fmt: skip
@@ -203,13 +231,13 @@ class SimulationSettings(_Checked):
     """How long networks are simulated, their input encoding and the energy per operation."""
 
     timesteps: int = setting(32, "simulate T steps; accuracy is reported after every t <= T",
-                             positive=True)  # fmt: skip
+                             positive=True, maximum=MAX_TIMESTEPS)  # fmt: skip
     encoding: str = setting("analog", "input encoding: analog or poisson",
                             choices=STATIC_ENCODINGS)  # fmt: skip
     e_mac: float = setting(4.6, "energy per multiply-accumulate, pJ (Horowitz 2014: 4.6)",
-                           non_negative=True)  # fmt: skip
+                           non_negative=True, maximum=1e6)  # fmt: skip
     e_ac: float = setting(0.9, "energy per accumulate / synaptic operation, pJ (Horowitz 2014: "
-                          "0.9)", non_negative=True)  # fmt: skip
+                          "0.9)", non_negative=True, maximum=1e6)  # fmt: skip
 
 
 @dataclass
@@ -232,16 +260,16 @@ class StdpSettings(_Checked):
 
     stdp_epochs: int = setting(
         1, "STDP epochs of the feature discovery layer (0 skips the stdp route in compare)",
-        non_negative=True,
+        non_negative=True, maximum=MAX_EPOCHS,
     )  # fmt: skip
     stdp_ae_epochs: int = setting(1, "epochs of the spiking auto-encoder (conv1 kernels)",
-                                  positive=True)  # fmt: skip
+                                  positive=True, maximum=MAX_EPOCHS)  # fmt: skip
     stdp_conv_channels: int = setting(32, "conv1 kernels learned by the auto-encoder",
-                                      positive=True)  # fmt: skip
+                                      positive=True, maximum=4096)  # fmt: skip
     stdp_feature_channels: int = setting(64, "features of the STDP feature discovery layer",
-                                         positive=True)  # fmt: skip
+                                         positive=True, maximum=4096)  # fmt: skip
     stdp_timesteps: int = setting(16, "timesteps per image while training the STDP route",
-                                  positive=True)  # fmt: skip
+                                  positive=True, maximum=10_000)  # fmt: skip
 
 
 @dataclass
@@ -337,31 +365,38 @@ def check_value(f, value: Any) -> Any:
     bad_bool = isinstance(value, bool) and bool not in kinds
     accepted = kinds + ((int,) if float in kinds else ())
     if bad_bool or not isinstance(value, accepted):
-        raise SettingsError(f"{name} must be {_type_name(f)}, got {type(value).__name__} {value!r}")
+        raise SettingsError(
+            f"{name} must be {_type_name(f)}, got {type(value).__name__} {shown(value)}"
+        )
     if name in VALUE_CHECKS:  # a value only a higher layer can judge (method names, noise specs)
         return VALUE_CHECKS[name](value)
     if isinstance(value, str) and float in kinds:  # a number or a keyword (percentile: 'auto')
         if value != "auto":
-            raise SettingsError(f"{name} must be {_type_name(f)}, got {value!r}")
+            raise SettingsError(f"{name} must be {_type_name(f)}, got {shown(value)}")
         return value
     if float in kinds and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer too large for a float
+            limit = bound_text(f) or "finite"
+            raise SettingsError(f"{name} must be {limit}, got {shown(value)}") from None
         if not math.isfinite(value):
-            raise SettingsError(f"{name} must be finite, got {value!r}")
+            raise SettingsError(f"{name} must be finite, got {shown(value)}")
     if meta.get("positive") and value <= 0:
         what = "a positive integer" if int in kinds and float not in kinds else "positive"
-        raise SettingsError(f"{name} must be {what}, got {value!r}")
+        raise SettingsError(f"{name} must be {what}, got {shown(value)}")
     if meta.get("non_negative") and value < 0:
-        raise SettingsError(f"{name} must be >= 0, got {value!r}")
+        raise SettingsError(f"{name} must be >= 0, got {shown(value)}")
     if meta.get("fraction") and not 0 <= value < 1:
-        raise SettingsError(f"{name} is a fraction of the threshold in [0, 1), got {value!r}")
+        raise SettingsError(f"{name} is a fraction of the threshold in [0, 1), got {shown(value)}")
+    check_bounds(f, value)
     if name == "targets":
         parse_targets(value)
     if name == "percentile":
         check_percentile(value)
     choices = meta.get("choices")
     if choices and value not in choices:
-        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {shown(value)}")
     return value
 
 
@@ -369,8 +404,35 @@ def check_percentile(value: float) -> float:
     """``value`` if it is a percentile p in (0, 100]; SettingsError otherwise (the one check of p,
     for the settings, the flags and the percentile functions)."""
     if not 0 < value <= 100:
-        raise SettingsError(f"percentile must be in (0, 100], got {value!r}")
+        raise SettingsError(f"percentile must be in (0, 100], got {shown(value)}")
     return value
+
+
+def shown(value: Any, width: int = 40) -> str:
+    """``repr(value)`` cut to ``width`` characters (a huge number in a message stays short)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's digit limit for str()
+        return f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= width else f"{text[: width - 3]}..."
+
+
+def bound_text(f) -> str:
+    """The upper bound of a number setting for messages and help texts ("" when it has none):
+    ``"at most 100000"`` or ``"below 1"``."""
+    maximum, below = f.metadata.get("maximum"), f.metadata.get("below")
+    if maximum is not None:
+        return f"at most {maximum:g}" if isinstance(maximum, float) else f"at most {maximum}"
+    if below is not None:
+        return f"below {below:g}"
+    return ""
+
+
+def check_bounds(f, value: Any) -> None:
+    """SettingsError naming ``f`` when the number ``value`` is past its ``maximum`` / ``below``."""
+    maximum, below = f.metadata.get("maximum"), f.metadata.get("below")
+    if (maximum is not None and value > maximum) or (below is not None and value >= below):
+        raise SettingsError(f"{f.name} must be {bound_text(f)}, got {shown(value)}")
 
 
 def parse_targets(text: str) -> list[int]:
@@ -381,8 +443,14 @@ def parse_targets(text: str) -> list[int]:
         values = []
     if not values or values[0] <= 0:
         raise SettingsError(
-            f"targets must be positive integers separated by commas (e.g. 1,2,4), got {text!r}"
+            f"targets must be positive integers separated by commas (e.g. 1,2,4), got {shown(text)}"
         )
+    if values[-1] > MAX_TIMESTEPS:
+        raise SettingsError(
+            f"targets must be at most {MAX_TIMESTEPS} (the most timesteps), got {shown(values[-1])}"
+        )
+    if len(values) > MAX_TARGETS:
+        raise SettingsError(f"targets: at most {MAX_TARGETS} target T's, got {len(values)}")
     return values
 
 

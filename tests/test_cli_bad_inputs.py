@@ -3,8 +3,10 @@
 Each case runs ``spikebridge.cli.main`` in-process and asserts what a user relies on: exit status
 2, a one-line message on stderr naming the argument or file at fault, no traceback, and no file
 created, changed or removed in a pre-existing output directory (hashes before and after), or no
-output directory at all when there was none. The cases fail before any compute; the few that need
-a finished run to start from copy one made once per session with tiny digits settings.
+output directory at all when there was none. The cases fail before any compute: every training
+function (ANN, direct SNN, STDP) is replaced by one that fails the test if called. The few that
+need a finished run to start from copy one made once per session with tiny digits settings.
+``export`` cases give their own arguments; ``{out}`` is the output directory there.
 """
 
 from __future__ import annotations
@@ -46,7 +48,16 @@ COMPARE = [
     "--direct-timesteps", "2", "--methods", "max", "--device", "cpu", "--quiet",
 ]  # fmt: skip
 DEMO = ["demo", "--device", "cpu", "--quiet"]
-BASE = {"convert": CONVERT, "train": TRAIN, "compare": COMPARE, "demo": DEMO}
+BASE = {"convert": CONVERT, "train": TRAIN, "compare": COMPARE, "demo": DEMO, "export": ["export"]}
+HUGE = "99999999999999999999"  # past 64 bits: once an OverflowError after the ANN had trained
+TRAINING_FUNCTIONS = [
+    ("spikebridge.convert.experiment", "train_ann"),
+    ("spikebridge.compare.ann", "train_ann"),
+    ("spikebridge.direct.experiment", "train_direct"),
+    ("spikebridge.compare.routes.direct", "train_direct"),
+    ("spikebridge.stdp.run", "train"),
+    ("spikebridge.compare.routes.stdp", "train_stdp_layers"),
+]
 
 
 @dataclass
@@ -125,11 +136,11 @@ CASES: list[Case] = [
             ("timesteps-0", ["--timesteps", "0"], POSITIVE.format("--timesteps")),
             ("epochs-negative", ["--epochs", "-2"], r"argument --epochs(/--train-epochs)?: expected an integer >= 0"),
             ("direct-epochs-negative", ["--direct-epochs", "-1"], r"argument --direct-epochs: expected an integer >= 0"),
-            ("width-0", ["--width", "0"], r"width must be positive"),
-            ("width-negative", ["--width", "-1"], r"width must be positive"),
-            ("lr-0", ["--lr", "0"], r"lr must be positive"),
+            ("width-0", ["--width", "0"], r"argument --width: must be positive"),
+            ("width-negative", ["--width", "-1"], r"argument --width: must be positive"),
+            ("lr-0", ["--lr", "0"], r"argument --lr: must be positive"),
             ("percentile-200", ["--percentile", "200"], r"percentile must be in"),
-            ("e-mac-negative", ["--e-mac", "-1"], r"e_mac"),
+            ("e-mac-negative", ["--e-mac", "-1"], r"argument --e-mac: must be >= 0"),
             ("methods-unknown", ["--methods", "bogus"], r"methods: unknown method.*bogus"),
             ("dataset-events", ["--dataset", "nmnist"], r"nmnist"),
             ("arch-unknown", ["--arch", "bogus"], r"bogus"),
@@ -217,6 +228,96 @@ CASES: list[Case] = [
     Case("convert-other-experiment", "convert", ["--timesteps", "8"], r"--timesteps: 4 in DIR, 8 now", out="convert-run"),
     Case("demo-into-train-directory", "demo", [], r"`spikebridge train`|not empty", out="train-run"),
     Case("convert-into-unrecorded-files", "convert", [], r"--out .* is not empty \(notes.txt\)", out="foreign"),
+    # --- every number bounded when parsed, naming the flag (issue 19, items 10 and 14) ----------
+    *_numbers(
+        "convert",
+        [
+            ("timesteps-huge", ["--timesteps", HUGE], r"argument --timesteps: expected a positive integer <= 100000, got 9999"),
+            ("timesteps-past-maximum", ["--timesteps", "100001"], r"argument --timesteps: .*<= 100000"),
+            ("targets-huge", ["--targets", f"2,{HUGE}"], r"argument --targets: must be at most 100000"),
+            ("targets-zero", ["--targets", "0,2"], r"argument --targets: must be positive integers"),
+            ("levels-huge", ["--levels", HUGE], r"argument --levels: expected a positive integer <= 1024"),
+            ("batch-size-float-notation", ["--batch-size", "1e20"], r"argument --batch-size: expected a positive integer <= 65536, got '1e20'"),
+            ("batch-size-huge", ["--batch-size", "100000"], r"argument --batch-size: .*<= 65536"),
+            ("width-huge", ["--width", "1e9"], r"argument --width: must be at most 64"),
+            ("width-inf", ["--width", "inf"], r"argument --width: must be finite"),
+            ("seed-2-to-the-70", ["--seed", str(2**70)], r"argument --seed: expected an integer >= 0 and <= 9223372036854775807"),
+            ("seed-negative", ["--seed", "-1"], r"argument --seed: expected an integer >= 0"),
+            ("lr-huge", ["--lr", "1e30"], r"argument --lr: must be at most 10"),
+            ("epochs-huge", ["--epochs", "1000000000"], r"argument --epochs(/--train-epochs)?: .*<= 100000"),
+            ("limit-huge", ["--limit", HUGE], r"argument --limit: .*<= 10000000"),
+            ("train-limit-huge", ["--train-limit", HUGE], r"argument --train-limit: .*<= 10000000"),
+            ("calibration-huge", ["--calibration-samples", HUGE], r"argument --calibration-samples: .*<= 10000000"),
+            ("selection-timesteps-huge", ["--selection-timesteps", HUGE], r"argument --selection-timesteps: .*<= 100000"),
+            ("spike-norm-window-huge", ["--spike-norm-window", HUGE], r"argument --spike-norm-window: .*<= 100000"),
+            ("alpha-huge", ["--alpha", "5"], r"argument --alpha: must be at most 1"),
+            ("e-ac-huge", ["--e-ac", "1e300"], r"argument --e-ac: must be at most 1e\+06"),
+            ("initial-potential-1", ["--initial-potential", "1"], r"argument --initial-potential: is a fraction of the threshold in \[0, 1\)"),
+            ("digits-past-python-limit", ["--timesteps", "9" * 5000], r"argument --timesteps: expected a positive integer <= 100000, got '9999"),
+        ],
+    ),
+    *_numbers(
+        "train",
+        [
+            ("timesteps-huge", ["--timesteps", HUGE], r"argument --timesteps: expected a positive integer <= 1000"),
+            ("momentum-2", ["--momentum", "2"], r"argument --momentum: must be below 1, got 2.0"),
+            ("momentum-1", ["--momentum", "1"], r"argument --momentum: must be below 1"),
+            ("lr-huge", ["--lr", "1e30"], r"argument --lr: must be at most 10"),
+            ("batch-size-float-notation", ["--batch-size", "1e20"], r"argument --batch-size: expected a positive integer <= 65536"),
+            ("width-huge", ["--width", "1e9"], r"argument --width: must be at most 64"),
+            ("seed-2-to-the-70", ["--seed", str(2**70)], r"argument --seed: expected an integer >= 0 and <= 9223372036854775807"),
+            ("epochs-huge", ["--epochs", "1000000000"], r"argument --epochs: .*<= 100000"),
+            ("threshold-huge", ["--threshold", "1e9"], r"argument --threshold: must be at most 1000"),
+            ("tau-decay-above-1", ["--tau-decay", "2"], r"argument --tau-decay: must be at most 1"),
+            ("weight-decay-huge", ["--weight-decay", "1e9"], r"argument --weight-decay: must be at most 1"),
+            ("surrogate-width-nan", ["--surrogate-width", "nan"], r"argument --surrogate-width: must be finite"),
+            ("workers-huge", ["--workers", "100000"], r"argument --workers: expected an integer from 0 to 256"),
+            ("stdp-timesteps-huge", ["--route", "stdp", "--stdp-timesteps", HUGE], r"argument --stdp-timesteps: .*<= 10000"),
+            ("stdp-channels-huge", ["--route", "stdp", "--stdp-feature-channels", "100000"], r"argument --stdp-feature-channels: .*<= 4096"),
+            ("stdp-epochs-huge", ["--route", "stdp", "--stdp-epochs", HUGE], r"argument --stdp-epochs: .*<= 100000"),
+        ],
+    ),
+    *_numbers(
+        "compare",
+        [
+            ("timesteps-huge", ["--timesteps", HUGE], r"argument --timesteps: expected a positive integer <= 100000"),
+            ("targets-huge", ["--targets", f"2,{HUGE}"], r"argument --targets: must be at most 100000"),
+            ("levels-huge", ["--levels", HUGE], r"argument --levels: .*<= 1024"),
+            ("direct-momentum-2", ["--direct-momentum", "2"], r"argument --direct-momentum: must be below 1"),
+            ("direct-lr-huge", ["--direct-lr", "1e30"], r"argument --direct-lr: must be at most 10"),
+            ("direct-timesteps-huge", ["--direct-timesteps", HUGE], r"argument --direct-timesteps: .*<= 1000"),
+            ("seed-2-to-the-70", ["--seed", str(2**70)], r"argument --seed: .*<= 9223372036854775807"),
+            ("noise-level-inf", ["--noise", "gaussian:inf"], r"noise gaussian: level inf is out of range"),
+            ("config-dev-zero", ["--config", "/dev/zero"], r"config file '/dev/zero' is not a regular file"),
+            ("config-too-big", ["--config", "{data}/big.toml"], r"config file .*big.toml' is larger than 1 MiB"),
+            ("config-huge-timesteps", ["--config", "{data}/huge.toml"], r"huge.toml, line 1: key 'timesteps': timesteps must be at most 100000"),
+            ("config-epochs-10-to-the-9", ["--config", "{data}/epochs.toml"], r"epochs.toml, line 1: key 'epochs': epochs must be at most 100000"),
+            ("config-momentum-2", ["--config", "{data}/momentum.toml"], r"momentum.toml, line 1: key 'direct_momentum': direct_momentum must be below 1"),
+            ("config-width-past-float", ["--config", "{data}/wide.toml"], r"wide.toml, line 1: key 'width': width must be at most 64, got 1000"),
+            ("config-seed-negative", ["--config", "{data}/seed.toml"], r"seed.toml, line 1: key 'seed': seed must be >= 0"),
+        ],
+    ),
+    # --- checks that need the data or the ANN, made before it trains ---------------------------
+    Case("convert-methods-none-fits-the-ann", "convert", ["--methods", "qcfs"], r"--methods qcfs: method 'qcfs' needs an ANN trained with QCFS activations \(this ANN has ReLU activations\); train with --activation qcfs"),
+    Case("compare-methods-none-fits-the-ann", "compare", ["--methods", "qcfs"], r"--methods qcfs: .*--activation qcfs"),
+    Case("convert-percentile-auto-no-held-out-images", "convert", ["--percentile", "auto", "--calibration-samples", "128"], r"--percentile auto .*--calibration-samples 128 takes all 128 training images; lower --calibration-samples"),
+    Case("convert-percentile-auto-defaults-on-digits", "convert", ["--percentile", "auto", "--calibration-samples", "2000", "--train-limit", "1438"], r"--calibration-samples 2000 takes all 1438 training images"),
+    Case("compare-percentile-auto-no-held-out-images", "compare", ["--percentile", "auto", "--calibration-samples", "64"], r"--percentile auto .*--calibration-samples 64 takes all 64"),
+    Case("convert-one-training-image", "convert", ["--train-limit", "1"], r"training the ANN needs at least 2 training images, got 1 \(raise --train-limit"),
+    Case("compare-one-training-image", "compare", ["--train-limit", "1"], r"at least 2 training images"),
+    Case("convert-batch-size-1-with-batch-norm", "convert", ["--batch-size", "1"], r"--batch-size 1: the ANN has batch normalisation"),
+    *[
+        Case(f"{command}-mnist-empty-{split}-split", command, ["--dataset", "mnist", "--data-root", f"{{data}}/mnist-no-{split}"], rf"mnist: the {split} split in .*mnist-no-{split} holds no samples")
+        for command in ("convert", "train", "compare")
+        for split in ("training", "test")
+    ],
+    # --- export ----------------------------------------------------------------------------------
+    Case("export-empty-file", "export", ["{data}/empty.pt", "{out}/net.nir"], r"empty.pt' ends early \(0 bytes\): it is empty or truncated"),
+    Case("export-empty-file-trusted", "export", ["{data}/empty.pt", "{out}/net.nir", "--trust-checkpoint"], r"empty.pt' ends early"),
+    Case("export-missing-file", "export", ["{data}/absent.pt", "{out}/net.nir"], r"absent.pt'?: no such file"),
+    Case("export-dt-nan", "export", ["{data}/empty.pt", "{out}/net.nir", "--dt", "nan"], r"argument --dt: expected a number in \(0, 1\]"),
+    Case("export-dt-0", "export", ["{data}/empty.pt", "{out}/net.nir", "--dt", "0"], r"argument --dt: expected a number in \(0, 1\]"),
+    Case("export-input-shape-huge", "export", ["{data}/empty.pt", "{out}/net.nir", "--input-shape", f"1,{HUGE},3"], r"argument --input-shape: expected at most 4 sizes, each at most 65536"),
 ]  # fmt: skip
 
 
@@ -299,6 +400,24 @@ def bad_files(tmp_path_factory) -> Path:
     (data / "wrong_type.toml").write_text('timesteps = "four"\n')
     (data / "bad_value.toml").write_text("percentile = 150.0\n")
     (data / "latin1.toml").write_bytes("arch = 'caf\xe9'\n".encode("latin-1"))
+    (data / "big.toml").write_bytes(b"# padding\n" * 200_000)  # 2 MB of comments
+    (data / "huge.toml").write_text("timesteps = 99999999999999\n")
+    (data / "epochs.toml").write_text("epochs = 1000000000\n")
+    (data / "momentum.toml").write_text("direct_momentum = 2.0\n")
+    (data / "wide.toml").write_text(f"width = {'1' + '0' * 400}\n")
+    (data / "seed.toml").write_text("seed = -5\n")
+    for split in ("training", "test"):  # one split of no samples, the other of 4
+        folder = data / f"mnist-no-{split}"
+        folder.mkdir()
+        for prefix in ("train", "t10k"):
+            empty = (prefix == "train") == (split == "training")
+            count = 0 if empty else n
+            (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+                gzip.compress(_idx((count, 28, 28), bytes(count * 28 * 28)))
+            )
+            (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+                gzip.compress(_idx((count,), bytes(count)))
+            )
     return data
 
 
@@ -378,6 +497,14 @@ def _snapshot(path: Path) -> dict[str, str] | None:
     }
 
 
+class TrainingStarted(Exception):
+    """A bad input reached training: it should have been refused before."""
+
+
+def _training_started(*_args, **_kwargs):
+    raise TrainingStarted("training started: the bad input was not refused before it")
+
+
 def _run(argv: list[str]) -> int:
     try:
         return main(argv)
@@ -386,7 +513,7 @@ def _run(argv: list[str]) -> int:
 
 
 def test_the_table_covers_every_command_and_kind():
-    assert len(CASES) >= 68
+    assert len(CASES) >= 175
     assert len({c.id for c in CASES}) == len(CASES)
     commands = {c.command for c in CASES}
     assert commands == set(BASE)
@@ -394,13 +521,16 @@ def test_the_table_covers_every_command_and_kind():
 
 @pytest.mark.parametrize("case", [c.param() for c in CASES])
 def test_bad_input_is_one_named_message_with_status_2_and_no_file_touched(
-    case: Case, bad_files, request, tmp_path, capsys, read_only
+    case: Case, bad_files, request, tmp_path, capsys, read_only, monkeypatch
 ):
     out = _prepare_out(
         case.out, tmp_path, lambda: request.getfixturevalue("finished_runs"), read_only
     )
-    argv = [*BASE[case.command], *(a.format(data=bad_files) for a in case.args), "--out", str(out)]
+    args = [a.format(data=bad_files, out=out) for a in case.args]
+    argv = [*BASE[case.command], *args] + ([] if case.command == "export" else ["--out", str(out)])
     holder = claim(out, "other", {}) if case.out == "busy" else None
+    for module, name in TRAINING_FUNCTIONS:  # refused before any training, or the test fails
+        monkeypatch.setattr(f"{module}.{name}", _training_started)
     capsys.readouterr()
     before = _snapshot(out)
     try:
@@ -441,3 +571,44 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch, tmp_path):
     monkeypatch.setattr(training_experiment, "dataset_info", broken)
     with pytest.raises(KeyError):
         main([*TRAIN, "--out", str(tmp_path / "o")])
+
+
+def test_every_number_setting_has_an_upper_bound_that_is_itself_accepted():
+    """Each int or float setting (flags and config keys alike) takes its bound and refuses the
+    next value up, by name; percentile and initial_potential have their own ranges."""
+    from spikebridge.compare.config import Settings
+    from spikebridge.settings import SettingsError, check_value, setting_fields
+
+    checked = 0
+    for name, f in setting_fields(Settings).items():
+        kind = f.type.replace(" | None", "")
+        if kind not in ("int", "float") or name in ("percentile", "initial_potential"):
+            continue
+        maximum, below = f.metadata.get("maximum"), f.metadata.get("below")
+        assert (maximum is None) != (below is None), f"{name} has no upper bound"
+        if maximum is not None:
+            assert check_value(f, maximum) == maximum
+            over = maximum + 1 if kind == "int" else maximum * 1.5
+        else:
+            assert check_value(f, below * 0.99) == below * 0.99
+            over = below
+        with pytest.raises(SettingsError, match=rf"^{name} must be (at most|below) "):
+            check_value(f, over)
+        checked += 1
+    assert checked >= 30
+
+
+def test_a_last_training_batch_of_one_image_is_left_out_so_batch_norm_trains(tmp_path, capsys):
+    """--train-limit 129 with --batch-size 128 once failed after training started ("Expected more
+    than 1 value per channel"): the lone last image is left out of each epoch instead."""
+    from spikebridge.data import make_loaders
+
+    train, _ = make_loaders("digits", batch_size=128, train_limit=129, seed=0)
+    sizes = [len(y) for _, y in train]
+    assert sizes == [128]  # a different image is left out each epoch (reshuffled)
+    train, _ = make_loaders("digits", batch_size=128, train_limit=130, seed=0)
+    assert [len(y) for _, y in train] == [128, 2]  # nothing left out otherwise
+    out = tmp_path / "out"
+    argv = [*CONVERT, "--train-limit", "129", "--batch-size", "128", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "ANN accuracy" in capsys.readouterr().out

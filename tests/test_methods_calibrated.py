@@ -228,8 +228,10 @@ def test_cli_builds_one_network_per_target_and_records_calibration_time(tmp_path
     other = tmp_path / "other"
     assert main([*CLI, "--timesteps", "8", "--targets", "3,6", "--out", str(other)]) == 0
     assert sorted(pd.read_csv(other / "accuracy_vs_timesteps.csv")["timesteps"]) == [3, 6]
-    assert main([*CLI, "--targets", "0,2", "--out", str(tmp_path / "bad")]) == 2
-    assert "targets must be positive integers" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # refused when parsed, naming the flag
+        main([*CLI, "--targets", "0,2", "--out", str(tmp_path / "bad")])
+    assert refused.value.code == 2
+    assert "argument --targets: must be positive integers" in capsys.readouterr().err
 
 
 def test_cli_reconstruction_nan_stops_naming_the_layer_and_writes_nothing(

@@ -234,3 +234,107 @@ def test_a_subtractive_reset_export_read_without_metadata_is_another_network(tmp
     exact = import_nir(path).simulate(x, 16, record_spikes=True)
     assert any(not torch.equal(a.spikes[k], plain.spikes[k]) for k in a.spikes)
     assert all(torch.equal(a.spikes[k], exact.spikes[k]) for k in a.spikes)
+
+
+def small_graph(**changes):
+    """Input [4] -> Linear [3, 4] -> IF [3] -> Output, with ``changes`` replacing nodes."""
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([4])}),
+        "lin": nir.Linear(weight=f32(3, 4)),
+        "if": nir.IF(r=np.ones(3), v_threshold=np.full(3, 0.5), v_reset=np.zeros(3)),
+        "output": nir.Output(output_type={"output": np.array([3])}),
+    }
+    nodes.update(changes)
+    order = list(nodes)
+    return nir.NIRGraph(nodes=nodes, edges=list(zip(order[:-1], order[1:])), type_check=False)
+
+
+def test_the_small_graph_imports_and_runs():
+    network = import_nir(small_graph())
+    assert network(torch.ones(3, 2, 4)).shape == (3, 2, 3)
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(lin=nir.Linear(weight=f32(3, 5))), r"node 'lin' \(Linear\) does not fit its input of shape \[4\]"),
+        (dict(lin=nir.Affine(weight=f32(3, 4), bias=f32(2))), r"node 'lin' \(Affine\): .*size of tensor"),
+        (dict(**{"if": nir.IF(r=np.ones(5), v_threshold=np.ones(5), v_reset=np.zeros(5))}), r"node 'if' \(IF\) does not fit its input of shape \[3\]"),
+        (dict(**{"if": nir.IF(r=np.ones(3), v_threshold=np.array([0.5, np.nan, 0.5]), v_reset=np.zeros(3))}), r"node 'if' \(IF\): v_threshold must be finite and >= 0.*1 of its 3"),
+        (dict(**{"if": nir.IF(r=np.ones(3), v_threshold=np.array([0.5, -1.0, 0.5]), v_reset=np.zeros(3))}), r"node 'if' \(IF\): v_threshold must be finite and >= 0"),
+        (dict(lin=nir.Linear(weight=np.full((3, 4), np.nan, dtype=np.float32))), r"node 'lin' \(Linear\): weight must be finite numbers.*12 of its 12"),
+        (dict(lin=nir.Affine(weight=f32(3, 4), bias=np.array([0, np.inf, 0], dtype=np.float32))), r"node 'lin' \(Affine\): bias must be finite"),
+        (dict(**{"if": nir.LIF(tau=np.array([1e-3, 0.0, 1e-3]), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3), v_reset=np.zeros(3))}), r"node 'if' \(LIF\): tau must be finite and > 0"),
+        (dict(**{"if": nir.CubaLIF(tau_syn=np.full(3, -1e-3), tau_mem=np.full(3, 1e-3), r=np.ones(3), v_leak=np.zeros(3), v_threshold=np.ones(3), v_reset=np.zeros(3), w_in=np.ones(3))}), r"node 'if' \(CubaLIF\): tau_syn must be finite and > 0"),
+    ],
+    ids=["linear-in-features", "affine-bias-size", "neuron-parameters-size", "nan-threshold",
+         "negative-threshold", "nan-weights", "inf-bias", "tau-zero", "tau-syn-negative"],
+)  # fmt: skip
+def test_a_node_that_cannot_run_is_refused_at_import_naming_it_and_the_field(changes, message):
+    with pytest.raises(NIRImportError, match=message):
+        import_nir(small_graph(**changes))
+
+
+def test_inputs_of_different_shapes_summed_are_refused_naming_the_node():
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([4])}),
+        "a": nir.Linear(weight=f32(3, 4)),
+        "b": nir.Linear(weight=f32(2, 4)),
+        "output": nir.Output(output_type={"output": np.array([3])}),
+    }
+    edges = [("input", "a"), ("input", "b"), ("a", "output"), ("b", "output")]
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    with pytest.raises(NIRImportError, match=r"node 'output' \(Output\) sums inputs of different "
+                       r"shapes: 'a' \[3\], 'b' \[2\]"):  # fmt: skip
+        import_nir(graph)
+
+
+def _with_facts(node, **facts):
+    node.metadata = {"spikebridge": facts}
+    return node
+
+
+@pytest.mark.parametrize(
+    "facts, message",
+    [
+        (dict(neuron="SignedIFNeuron"), r"node 'if': its spikebridge metadata lacks 'alpha'"),
+        (dict(neuron="LIFNeuron", threshold=0.5), r"node 'if': its spikebridge metadata lacks 'tau_decay'"),
+        (dict(neuron="LIFNeuron", threshold=0.5, tau_decay=0.0), r"node 'if': spikebridge metadata 'tau_decay' must be finite and > 0"),
+        (dict(neuron="LIFNeuron", threshold="high", tau_decay=0.5), r"node 'if': spikebridge metadata 'threshold' must be a number"),
+        (dict(neuron="IFNeuron", initial_potential=float("nan")), r"node 'if' \(IF\): spikebridge metadata 'initial_potential' must be finite"),
+        (dict(neuron="IFNeuron", reset="sideways"), r"node 'if' \(IF\): reset must be one of"),
+    ],
+    ids=["signed-if-no-alpha", "lif-no-tau", "lif-tau-zero", "lif-threshold-text", "nan-initial-potential", "unknown-reset"],
+)  # fmt: skip
+def test_bad_spikebridge_metadata_is_a_named_error_not_a_key_error(facts, message):
+    neuron = _with_facts(
+        nir.IF(r=np.ones(3), v_threshold=np.full(3, 0.5), v_reset=np.zeros(3)), **facts
+    )
+    graph = small_graph(**{"if": neuron})
+    with pytest.raises(NIRImportError, match=message):
+        import_nir(graph)
+    import_nir(graph, use_metadata=False)  # NIR's own reading ignores the metadata
+
+
+def test_missing_adaptive_pool_size_is_named_and_checks_hold_for_a_file(tmp_path):
+    pool = _with_facts(
+        nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
+        op="adaptive_avg_pool",
+    )  # fmt: skip
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([1, 4, 4])}),
+        "pool": pool,
+        "output": nir.Output(output_type={"output": np.array([1, 2, 2])}),
+    }
+    graph = nir.NIRGraph(
+        nodes=nodes, edges=[("input", "pool"), ("pool", "output")], type_check=False
+    )
+    with pytest.raises(
+        NIRImportError, match=r"node 'pool': its spikebridge metadata lacks 'output_size'"
+    ):
+        import_nir(graph)
+    path = tmp_path / "nan.nir"
+    bad = nir.IF(r=np.ones(3), v_threshold=np.array([np.nan, 1, 1]), v_reset=np.zeros(3))
+    nir.write(path, small_graph(**{"if": bad}))
+    with pytest.raises(NIRImportError, match=r"node 'if' \(IF\): v_threshold"):
+        import_nir(path)

@@ -19,8 +19,12 @@ from pathlib import Path
 from ..data import dataset_info
 from ..engine.network import SpikingNetwork
 from ..loading.load import read_torch_file
+from ..settings import shown
+from .flags import bounded_float
 
 FORMATS = ("nir",)
+MAX_SIZE = 65_536
+"""The largest size of one dimension of --input-shape."""
 
 
 def shape_arg(text: str) -> tuple[int, ...]:
@@ -33,6 +37,10 @@ def shape_arg(text: str) -> tuple[int, ...]:
         ) from None
     if not shape or any(s <= 0 for s in shape):
         raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    if len(shape) > 4 or max(shape) > MAX_SIZE:
+        raise argparse.ArgumentTypeError(
+            f"expected at most 4 sizes, each at most {MAX_SIZE}, got {shown(text)}"
+        )
     return shape
 
 
@@ -63,8 +71,9 @@ def add_parser(sub) -> None:
         "--lif-node", default="LIF", choices=("LIF", "CubaLIF"), help="NIR node for LIF neurons"
     )
     p.add_argument(
-        "--dt", type=float, default=None, help="seconds per step for LIF constants (1e-4)"
-    )
+        "--dt", type=bounded_float(0, 1, open_minimum=True), default=None,
+        help="seconds per step for LIF constants (1e-4; in (0, 1])",
+    )  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument(
         "--trust-checkpoint",

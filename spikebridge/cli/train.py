@@ -25,7 +25,10 @@ from ..settings import ExperimentSettings, StdpSettings, TrainingSettings
 from ..stdp import StdpDivergenceError, UnsupportedArchitectureError
 from ..stdp.checkpoint import StdpCheckpointError
 from .common import add_quiet, add_settings, settings_from
+from .flags import bounded_int
 from .outdir import add_output_flags
+
+MAX_WORKERS = 256
 
 
 def add_parser(sub) -> None:
@@ -50,7 +53,10 @@ def add_parser(sub) -> None:
                         "direct_timesteps": "simulation steps T per sample"},
     )  # fmt: skip
     names += add_settings(p, StdpSettings)
-    p.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    p.add_argument(
+        "--workers", type=bounded_int(0, MAX_WORKERS), default=0,
+        help=f"data loader worker processes (at most {MAX_WORKERS})",
+    )  # fmt: skip
     add_output_flags(
         p,
         "spikebridge-train",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,42 @@ def check_value(name: str, value: Any) -> Any:
     return check_field(_FIELDS[name], value)
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""The largest config file read (1 MiB; a config is a few lines of TOML)."""
+
+
+def read_config_text(path: Path) -> str:
+    """The text of config file ``path``: a regular UTF-8 file of at most
+    :data:`MAX_CONFIG_BYTES` (at most that much is read); else an error naming the file."""
+    name = repr(str(path))
+    try:
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError(f"config file {name} is a directory, not a TOML file")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(
+                f"config file {name} is not a regular file (a device, pipe or socket); "
+                "give a TOML file"
+            )
+        with path.open("rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced since stat()
+                raise ConfigError(f"config file {name} is not a regular file; give a TOML file")
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {name} does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"config file {name} cannot be read: {err.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"config file {name} is larger than {MAX_CONFIG_BYTES >> 20} MiB; a config is a "
+            "few lines of TOML"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({err})") from None
+
+
 def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
     try:
         import tomllib  # type: ignore[import-not-found]
@@ -123,16 +160,7 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
                 f"reading {path} needs a TOML parser: Python 3.11+ has one built in; on Python "
                 "3.10 install the 'tomli' package (pip install tomli)"
             ) from None
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file {str(path)!r} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file") from None
-    except OSError as err:
-        raise ConfigError(f"config file {str(path)!r} cannot be read: {err.strerror}") from None
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({err})") from None
+    text = read_config_text(path)
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as err:

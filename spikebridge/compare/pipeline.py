@@ -29,6 +29,7 @@ from ..direct.distributed import setup_distributed
 from ..evaluation import current_shard, evaluate, launched_distributed
 from ..io import output_dir, write_json
 from ..rundir import RunDirectory, claim
+from ..validation import check_before_training
 from .ann import build_ann, trained_ann
 from .config import KEYS, ConfigError, Settings
 from .context import ComparisonContext
@@ -177,6 +178,7 @@ def _start(
         log if shard.rank == 0 else None, notes,
     )  # fmt: skip
     ctx.ann = build_ann(ctx)
+    check_before_training(ctx.ann, len(train_loader.dataset), s.batch_size, s, s)
     ctx.barrier()
     if shard.rank == 0:
         run_dir.begin(

@@ -25,6 +25,7 @@ from ..settings import (
     runtime_keys,
 )
 from ..training import train_ann
+from ..validation import check_before_training
 from .loop import ConversionResult, run_conversion
 from .methods import MethodSettings, flat_settings
 from .tuning import conversion_loaders
@@ -91,6 +92,7 @@ def run_conversion_experiment(
         )  # fmt: skip
         if checkpoint:
             model = load_ann(checkpoint, model, trust_checkpoint)
+    check_before_training(model, len(train_loader.dataset), e.batch_size, training, conversion)
     if on_start is not None:
         on_start()
     history = []

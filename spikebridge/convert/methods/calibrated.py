@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...settings import SettingsError, setting
+from ...settings import MAX_BATCH_SIZE, MAX_LR, MAX_SAMPLES, MAX_SEED, SettingsError, setting
 from ..calibration import calibrate_target, for_neurons
 from ..quantised_twin import check_calibratable
 from . import MethodOutput, MethodSettings, ThresholdMethod, register
@@ -67,37 +67,44 @@ class CalibratedSettings(MethodSettings):
     prefix: ClassVar[str] = "calibrated_"
     samples: int = setting(
         512, "calibrated: calibration images its search uses (of --calibration-samples)",
-        positive=True,
+        positive=True, maximum=MAX_SAMPLES,
     )  # fmt: skip
     iterations: int = setting(
         0, "calibrated: reconstruction steps per layer (0: search and bias correction only)",
-        non_negative=True,
+        non_negative=True, maximum=1_000_000,
     )  # fmt: skip
     weights: bool = setting(
         False, "calibrated: reconstruction also changes weights (else thresholds and biases)"
     )
-    batch_size: int = setting(128, "images per twin pass", positive=True, flag=False)
+    batch_size: int = setting(128, "images per twin pass", positive=True, maximum=MAX_BATCH_SIZE,
+                          flag=False)  # fmt: skip
     per_channel: bool = setting(True, "one threshold per channel", flag=False)
     alphas: tuple[float, ...] = setting(ALPHAS, "per-channel search grid", flag=False)
     potentials: tuple[float, ...] = setting((0.5,), "initial-potential grid", flag=False)
     search_values: int | None = setting(
-        32768, "entries per channel in the search", positive=True, flag=False
+        32768, "entries per channel in the search", positive=True, maximum=2**31, flag=False
     )
     betas: tuple[float, ...] = setting(BETAS, "layer-wise factors", flag=False)
-    refine_passes: int = setting(3, "refinement passes", non_negative=True, flag=False)
+    refine_passes: int = setting(3, "refinement passes", non_negative=True, maximum=1000,
+                                flag=False)  # fmt: skip
     bias_correction: bool = setting(True, "bias correction", flag=False)
     snn_correction: bool = setting(True, "SNN correction", flag=False)
     snn_samples: int = setting(256, "images the SNN correction simulates", positive=True,
+                               maximum=MAX_SAMPLES,
                                flag=False)  # fmt: skip
     output_check: bool = setting(True, "output check against the percentile twin", flag=False)
     reconstruct_potentials: bool = setting(True, "reconstruct u[0] / theta", flag=False)
-    block: int = setting(1, "activation layers per reconstruction unit", positive=True,
+    block: int = setting(1, "activation layers per reconstruction unit", positive=True, maximum=1000,
                          flag=False)  # fmt: skip
-    learning_rate: float = setting(1e-3, "reconstruction step", positive=True, flag=False)
-    weight_lr_scale: float = setting(1.0, "weights' step factor", positive=True, flag=False)
-    seed: int | None = setting(None, "seed (None: the conversion's)", flag=False)
+    learning_rate: float = setting(1e-3, "reconstruction step", positive=True, maximum=MAX_LR,
+                                    flag=False)  # fmt: skip
+    weight_lr_scale: float = setting(1.0, "weights' step factor", positive=True, maximum=1e6,
+                                      flag=False)  # fmt: skip
+    seed: int | None = setting(None, "seed (None: the conversion's)", non_negative=True,
+                              maximum=MAX_SEED, flag=False)  # fmt: skip
     progress: bool = setting(False, "progress bars", runtime=True, flag=False)
-    cache_bytes: int = setting(512 * 2**20, "activation cache", non_negative=True, flag=False)
+    cache_bytes: int = setting(512 * 2**20, "activation cache", non_negative=True,
+                               maximum=2**40, flag=False)  # fmt: skip
 
     def __post_init__(self) -> None:
         super().__post_init__()

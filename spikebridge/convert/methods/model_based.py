@@ -14,7 +14,11 @@ class ModelBasedSettings(MethodSettings):
     """Settings of method ``model``."""
 
     input_bound: float = setting(
-        1.0, "model: largest input value (1 for images in [0, 1])", positive=True, flag=False
+        1.0,
+        "model: largest input value (1 for images in [0, 1])",
+        positive=True,
+        maximum=1e6,
+        flag=False,
     )
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ...normalization.spike_norm import DEFAULT_WINDOW, spike_norm
-from ...settings import setting
+from ...settings import MAX_SAMPLES, MAX_TIMESTEPS, setting
 from . import MethodSettings, ThresholdMethod, register
 
 
@@ -21,8 +21,10 @@ class SpikeNormSettings(MethodSettings):
     """
 
     prefix: ClassVar[str] = "spike_norm_"
-    window: int = setting(DEFAULT_WINDOW, "Spike-Norm's balancing window in steps", positive=True)
-    samples: int | None = setting(256, "calibration inputs Spike-Norm simulates", positive=True)
+    window: int = setting(DEFAULT_WINDOW, "Spike-Norm's balancing window in steps", positive=True,
+                         maximum=MAX_TIMESTEPS)  # fmt: skip
+    samples: int | None = setting(256, "calibration inputs Spike-Norm simulates",
+                                  positive=True, maximum=MAX_SAMPLES)  # fmt: skip
 
 
 def thresholds(source, settings: SpikeNormSettings):
