@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikebridge.cli import main
+from spikebridge.data import make_loaders
 from spikebridge.evaluation import evaluate
 from spikebridge.loading import load_model
 from spikebridge.training import train_ann
@@ -107,10 +108,12 @@ def export_files(model: nn.Module, folder, name: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def user_nets(digits_loaders, tmp_path_factory):
-    """Each net trained briefly on digits, its test accuracy, and its two files."""
+def user_nets(tmp_path_factory):
+    """Each net trained briefly on digits, its test accuracy, and its two files (fresh loaders:
+    the session's shared one reshuffles with the tests run before, so the nets would depend on
+    which tests ran)."""
     folder = tmp_path_factory.mktemp("user_nets")
-    train, test = digits_loaders
+    train, test = make_loaders("digits", batch_size=64, seed=0)
     nets = {}
     for name, cls in NETS.items():
         torch.manual_seed(0)
@@ -123,13 +126,17 @@ def user_nets(digits_loaders, tmp_path_factory):
 
 
 def convert_file(path, out) -> tuple[float, float]:
-    """(ANN accuracy, SNN accuracy at T = 64) from ``spikebridge convert --checkpoint path``."""
+    """(ANN accuracy, SNN accuracy settled at T = 64) from ``spikebridge convert --checkpoint
+    path``: the mean over the last quarter of the steps (t = 49..64), since on digits' 359 test
+    images one step's accuracy moves by whole images (0.28 points each) from step to step."""
     args = ["convert", "--checkpoint", str(path), "--timesteps", str(TIMESTEPS)]
     assert main([*args, "--method", "channel", "--out", str(out), "--quiet"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["arch"] == path.name
     frame = pd.read_csv(out / "accuracy_vs_timesteps.csv")
-    snn = frame[frame["timesteps"] == TIMESTEPS]["accuracy"].iloc[0]
+    settled = frame[frame["timesteps"] > TIMESTEPS * 3 // 4]["accuracy"]
+    assert len(settled) == TIMESTEPS // 4
+    snn = settled.mean()
     return summary["ann_accuracy"], float(snn)
 
 
@@ -143,7 +150,7 @@ def test_user_net_converts_within_one_point_of_its_ann(user_nets, tmp_path, name
     assert accuracy > 0.85, f"{name} did not train ({accuracy:.3f})"
     ann, snn = convert_file(files[kind], tmp_path / "out")
     assert ann == pytest.approx(accuracy, abs=0.003)  # the same function (float round-off)
-    assert abs(snn - ann) <= 0.01, f"{name} ({kind}): ANN {ann:.4f}, SNN at T=64 {snn:.4f}"
+    assert abs(snn - ann) <= 0.01, f"{name} ({kind}): ANN {ann:.4f}, SNN settled at T=64 {snn:.4f}"
 
 
 @pytest.mark.parametrize("kind", ["pt2", "onnx"])
