@@ -22,10 +22,17 @@ from .base import (
     register_energy_model,
     sram_pj_per_byte,
 )
+from .breakeven import BreakEven, break_even
 from .counts import LayerCounts, NetworkCounts, NeuronCounts, ann_counts, snn_counts
 from .estimate import EnergyReport, count_energy_inputs, estimate_energy, price
+from .fair_ann import activation_bits, network_twin, quantised_ann
 
 __all__ = [
+    "BreakEven",
+    "activation_bits",
+    "break_even",
+    "network_twin",
+    "quantised_ann",
     "ENERGY_MODELS",
     "EXTRA_COMPONENTS",
     "EnergyModel",

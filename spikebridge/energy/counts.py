@@ -120,7 +120,9 @@ class NetworkCounts:
         energy is affine in the activity, which is what break-even rates are read from."""
         return replace(
             self,
-            layers=[replace(c, events=c.events * factor, sops=c.sops * factor) for c in self.layers],
+            layers=[
+                replace(c, events=c.events * factor, sops=c.sops * factor) for c in self.layers
+            ],
             neurons=[replace(n, spikes=n.spikes * factor) for n in self.neurons],
         )
 
@@ -162,9 +164,16 @@ def snn_counts(ev: Evaluation, network: nn.Module | None = None) -> NetworkCount
         sops = float(op.sops.sum()) / n if op.sops is not None else 0.0
         layers.append(
             LayerCounts(
-                name, op.kind, op.module, mode, op.shape, executions,
-                events, sops,
-                op.macs_per_sample, op.acs_per_sample,
+                name,
+                op.kind,
+                op.module,
+                mode,
+                op.shape,
+                executions,
+                events,
+                sops,
+                op.macs_per_sample,
+                op.acs_per_sample,
             )  # fmt: skip
         )
     neurons = []
@@ -185,8 +194,16 @@ def ann_counts(ev: Evaluation, bits: int = 32) -> NetworkCounts:
     ``bits`` is the width of its activations (a quantised ANN: ceil(log2(T+1)))."""
     layers = [
         LayerCounts(
-            name, op.kind, op.module, "static", op.shape, 1, 0.0, 0.0,
-            op.macs_per_sample, op.acs_per_sample,
+            name,
+            op.kind,
+            op.module,
+            "static",
+            op.shape,
+            1,
+            0.0,
+            0.0,
+            op.macs_per_sample,
+            op.acs_per_sample,
         )  # fmt: skip
         for name, op in ev.layers.items()
     ]

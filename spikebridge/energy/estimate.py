@@ -68,13 +68,13 @@ def price(model: EnergyModel | str, counts: NetworkCounts) -> EnergyReport:
 
 
 def count_energy_inputs(
-    network: nn.Module, inputs: Tensor, timesteps: int | None = None
+    network: nn.Module, inputs: Tensor, timesteps: int | None = None, bits: int = 32
 ) -> tuple[NetworkCounts, Evaluation]:
     """Counts of one inference of ``network`` on ``inputs`` (mean over the batch).
 
     A :class:`SpikingNetwork` takes a [B, ...] batch with ``timesteps`` (its encoder applied) or
     a [T, B, ...] sequence fed as it is (``timesteps`` None); any other module is an ANN and
-    takes [B, ...].
+    takes [B, ...]; ``bits`` is an ANN's activation width (a quantised ANN: fewer than 32).
     """
     if not isinstance(inputs, Tensor):
         raise TypeError(f"inputs must be a tensor, got {type(inputs).__name__}")
@@ -102,7 +102,7 @@ def count_energy_inputs(
         )
     labels = torch.zeros(inputs.shape[0], dtype=torch.long)
     ev = evaluate(network, [(inputs, labels)], None, count_ops=True)
-    return ann_counts(ev), ev
+    return ann_counts(ev, bits), ev
 
 
 def estimate_energy(
@@ -110,6 +110,7 @@ def estimate_energy(
     inputs: Tensor,
     energy_model: EnergyModel | str = "lemaire",
     timesteps: int | None = None,
+    bits: int = 32,
 ) -> EnergyReport:
     """Energy of one inference of ``network`` under ``energy_model``, the mean over ``inputs``.
 
@@ -121,6 +122,8 @@ def estimate_energy(
         energy_model: a name of :data:`~spikebridge.energy.ENERGY_MODELS` (``ops``,
             ``lemaire``, ``reuse``, ``loihi``) or an instance with its own constants.
         timesteps: T for a [B, ...] batch given to a spiking network (its encoder applied).
+        bits: an ANN's activation width: a quantised ANN (:mod:`.fair_ann`) is priced with
+            integer operations and buffers of that width.
 
     Returns:
         :class:`EnergyReport` with ``total_pj``, ``breakdown_pj`` and the per-layer ``layers``
@@ -131,7 +134,7 @@ def estimate_energy(
         >>> report.total_pj, report.breakdown_pj["memory_potential"]             # doctest: +SKIP
     """
     model = get_energy_model(energy_model)
-    counts, _ = count_energy_inputs(network, inputs, timesteps)
+    counts, _ = count_energy_inputs(network, inputs, timesteps, bits)
     return price(model, counts)
 
 

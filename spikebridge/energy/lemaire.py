@@ -90,7 +90,9 @@ class Lemaire(EnergyModel):
         for n in counts.neurons:
             steps = n.neurons * counts.timesteps
             terms += [
-                EnergyTerm(n.name, "memory_potential", self.memory(2 * steps * WORD, n.neurons * WORD)),
+                EnergyTerm(
+                    n.name, "memory_potential", self.memory(2 * steps * WORD, n.neurons * WORD)
+                ),
                 EnergyTerm(n.name, "ops", n.spikes * self.e_add_pj),
                 EnergyTerm(n.name, "memory_inout", self.memory(n.spikes * WORD, fifo)),
             ]
@@ -113,7 +115,9 @@ class Lemaire(EnergyModel):
             e, steps = layer.events, counts.timesteps
             fan = e * s.fan_out
             ops = (e * s.fan_out_stride + bias * s.out_elements * steps) * self.e_add_pj
-            addressing = fan * self.e_add_pj + (2 * e * (self.e_mul_pj + self.e_add_pj) if conv else 0.0)
+            addressing = fan * self.e_add_pj + (
+                2 * e * (self.e_mul_pj + self.e_add_pj) if conv else 0.0
+            )
             return [
                 EnergyTerm(name, "ops", ops),
                 EnergyTerm(name, "addressing", addressing),
@@ -127,8 +131,13 @@ class Lemaire(EnergyModel):
         out_bits = WORD_BITS if (counts.spiking or last) else counts.bits
         in_word, out_word = in_bits / 8, out_bits / 8
         e_mul = self.e_mul_pj * in_bits / WORD_BITS
-        ops = x * layer.dense_macs * (e_mul + self.e_add_pj) + x * bias * s.out_elements * self.e_add_pj
-        addressing = x * (s.in_elements + s.out_elements + (s.kernel_entries if conv else 0)) * self.e_add_pj
+        ops = (
+            x * layer.dense_macs * (e_mul + self.e_add_pj)
+            + x * bias * s.out_elements * self.e_add_pj
+        )
+        addressing = (
+            x * (s.in_elements + s.out_elements + (s.kernel_entries if conv else 0)) * self.e_add_pj
+        )
         reads = layer.dense_macs if conv else s.in_elements
         terms = [
             EnergyTerm(name, "ops", ops),

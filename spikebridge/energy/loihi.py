@@ -69,7 +69,9 @@ class Loihi(EnergyModel):
                 terms.append(EnergyTerm(layer.name, "synaptic", ops * self.synop_pj))
                 if layer.kind in SYNAPTIC_KINDS:
                     out = layer.executions * layer.shape.out_elements
-                    terms.append(EnergyTerm(layer.name, "neuron_update", out * self.neuron_update_pj))
+                    terms.append(
+                        EnergyTerm(layer.name, "neuron_update", out * self.neuron_update_pj)
+                    )
                     terms.append(EnergyTerm(layer.name, "routing", out * route))
                 continue
             terms.append(EnergyTerm(layer.name, "analog_input", ops * self.synop_pj))

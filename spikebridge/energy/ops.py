@@ -47,6 +47,8 @@ class Ops(EnergyModel):
                 continue
             # the toolkit's convention: an SNN's analog layers cost MACs at every step
             passes = counts.timesteps if counts.spiking else 1
-            terms.append(EnergyTerm(layer.name, "macs", passes * layer.dense_macs * self.e_mac_pj * scale))
+            terms.append(
+                EnergyTerm(layer.name, "macs", passes * layer.dense_macs * self.e_mac_pj * scale)
+            )
             terms.append(EnergyTerm(layer.name, "acs", passes * layer.dense_acs * self.e_ac_pj))
         return terms

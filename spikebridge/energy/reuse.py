@@ -80,8 +80,10 @@ class Reuse(EnergyModel):
         fifo = self.fifo_words * WORD
         for layer in counts.layers:
             if layer.kind not in SYNAPTIC_KINDS:
-                adds = layer.sops if layer.mode == "events" else layer.executions * (
-                    layer.dense_macs + layer.dense_acs
+                adds = (
+                    layer.sops
+                    if layer.mode == "events"
+                    else layer.executions * (layer.dense_macs + layer.dense_acs)
                 )
                 component = "residual" if layer.kind == "add" else "pooling"
                 terms.append(EnergyTerm(layer.name, component, adds * self.e_add_pj))
@@ -97,7 +99,9 @@ class Reuse(EnergyModel):
             if n.leaky:
                 terms.append(EnergyTerm(n.name, "leak", steps * (self.e_mul_pj + self.e_add_pj)))
             if n.signed:
-                terms.append(EnergyTerm(n.name, "signed", steps * (self.e_add_pj + 2 * self.local_pj)))
+                terms.append(
+                    EnergyTerm(n.name, "signed", steps * (self.e_add_pj + 2 * self.local_pj))
+                )
         if counts.outputs > 1:
             terms.append(EnergyTerm("readout", "readout", (counts.outputs - 1) * self.e_add_pj))
         return terms
