@@ -215,6 +215,10 @@ class SimulationSettings(_Checked):
                            non_negative=True)  # fmt: skip
     e_ac: float = setting(0.9, "energy per accumulate / synaptic operation, pJ (Horowitz 2014: "
                           "0.9)", non_negative=True)  # fmt: skip
+    energy_models: str = setting(
+        "all", "energy models of energy.csv: 'all' or comma-separated names (ops, lemaire, "
+        "reuse, loihi; docs/energy.md)", aliases=("--energy-model",),
+    )  # fmt: skip
 
 
 @dataclass
@@ -328,6 +332,14 @@ def check_value(f, value: Any) -> Any:
         return _check_methods(value)
     if name == "noise":
         return _check_noise(value)
+    if name == "energy_models":
+        from .energy import energy_model_names
+
+        try:
+            energy_model_names(value)
+        except ValueError as err:
+            raise SettingsError(f"energy_models: {err}") from None
+        return value.strip()
     if isinstance(value, str) and float in kinds:  # a number or a keyword (percentile: 'auto')
         if value != "auto":
             raise SettingsError(f"{name} must be {_type_name(f)}, got {value!r}")

@@ -74,13 +74,17 @@ def network_twin(
 
 
 def quantised_ann(
-    ann: nn.Module, calibration: Iterable | Tensor, timesteps: int, percentile: float = 99.9
+    ann: nn.Module,
+    calibration: Iterable | Tensor,
+    timesteps: int,
+    percentile: float = 99.9,
+    device: torch.device | str = "cpu",
 ) -> fx.GraphModule:
     """``ann`` with every activation quantised to T levels (ceil(log2(T+1)) bits), clipped at
     its layer's ``percentile`` of activations on ``calibration`` and rounded to nearest."""
     from ..convert import convert_model
 
-    snn = convert_model(ann, calibration, method="percentile", percentile=percentile)
+    snn = convert_model(ann, calibration, method="percentile", percentile=percentile, device=device)
     return network_twin(snn, timesteps, initial_potential=0.5)
 
 
