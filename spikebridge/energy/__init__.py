@@ -11,7 +11,6 @@ which the SNN wins.
 
 from __future__ import annotations
 
-from . import lemaire, loihi, ops, reuse  # noqa: F401  (each registers its model)
 from .base import (
     ENERGY_MODELS,
     EXTRA_COMPONENTS,
@@ -26,6 +25,8 @@ from .breakeven import BreakEven, break_even
 from .counts import LayerCounts, NetworkCounts, NeuronCounts, ann_counts, snn_counts
 from .estimate import EnergyReport, count_energy_inputs, estimate_energy, price
 from .fair_ann import activation_bits, network_twin, quantised_ann
+
+ENERGY_MODELS.discover(__name__, __path__)  # every module here; each model registers itself
 
 __all__ = [
     "BreakEven",
