@@ -45,3 +45,18 @@ def test_energy_breakdown_sums_to_the_energy_columns(comparison):
 def test_one_energy_model_is_chosen_with_its_setting(tmp_path):
     with pytest.raises(Exception, match="unknown energy model 'joules'"):
         run("cnn", "digits", out=tmp_path / "x", energy_models="lemaire,joules", epochs=1)
+
+
+def test_energy_tables_price_networks_made_outside_a_comparison(trained_digits_cnn, digits_loaders):
+    from spikebridge import convert_model
+    from spikebridge.compare.energy import energy_tables
+
+    train, test = digits_loaders[:2]
+    snn = convert_model(trained_digits_cnn, next(iter(train))[0], method="channel")
+    energy, breakdown, _ = energy_tables(
+        trained_digits_cnn, [("conversion", "channel", snn, 4)], test, train.dataset,
+        models="lemaire", calibration_samples=64,
+    )  # fmt: skip
+    assert energy["route"].tolist() == ["ann", "conversion", "ann-quantised"]
+    assert energy["energy_lemaire_pJ"].notna().all()
+    assert set(breakdown["model"]) == {"lemaire"}

@@ -459,6 +459,7 @@ __all__ = [
     "EnergyBook",
     "QUANTISED_ROUTE",
     "beats_sentences",
+    "energy_tables",
     "model_column",
     "model_columns",
     "ENERGY_COLUMNS",
@@ -474,3 +475,43 @@ __all__ = [
     "snn_energy_row",
     "snn_layer_frame",
 ]
+
+
+def energy_tables(
+    ann,
+    networks: Sequence[tuple[str, str, object, int]],
+    test_loader,
+    calibration_dataset,
+    *,
+    models: str | Sequence[str] = "all",
+    calibration_samples: int = 512,
+    batch_size: int = 128,
+    seed: int = 0,
+    e_mac: float = E_MAC_PJ,
+    e_ac: float = E_AC_PJ,
+    device="cpu",
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """``energy.csv``, ``energy_breakdown.csv`` and notes for networks made outside a comparison
+    (what ``spikebridge convert`` and ``train`` can write): the ANN's row, one row per
+    (route, method, network, T) of ``networks`` evaluated on ``test_loader`` at T, the
+    quantised-ANN rows (calibrated on ``calibration_dataset``) and the break-even columns."""
+    from types import SimpleNamespace
+
+    from ..energy import energy_model_names
+    from ..evaluation import evaluate
+
+    settings = SimpleNamespace(e_mac=e_mac, e_ac=e_ac, calibration_samples=calibration_samples,
+                               batch_size=batch_size, seed=seed)  # fmt: skip
+    ctx = SimpleNamespace(
+        settings=settings, test_loader=test_loader, device=device, ann=ann, notes=[],
+        train_loader=SimpleNamespace(dataset=calibration_dataset),
+    )  # fmt: skip
+    book = EnergyBook(energy_model_names(models), ctx)
+    ann_ev = evaluate(ann, test_loader, count_ops=True, device=device)
+    rows = [book.ann(ann_energy_row("relu", ann_ev, e_mac, e_ac), ann_ev)]
+    for route, method, network, timesteps in networks:
+        ev = evaluate(network, test_loader, timesteps, count_ops=True, device=device)
+        row = snn_energy_row(route, method, ev, e_mac, e_ac, rows[0]["energy_pJ"])
+        rows.append(book.snn(row, ev, network))
+    rows += book.finish()
+    return energy_frame(rows), book.breakdown(), ctx.notes
