@@ -60,3 +60,13 @@ def test_energy_tables_price_networks_made_outside_a_comparison(trained_digits_c
     assert energy["route"].tolist() == ["ann", "conversion", "ann-quantised"]
     assert energy["energy_lemaire_pJ"].notna().all()
     assert set(breakdown["model"]) == {"lemaire"}
+
+
+def test_an_unknown_energy_model_flag_exits_2_naming_the_known_ones(tmp_path, capsys):
+    from spikebridge.cli import main
+
+    out = tmp_path / "cmp"
+    assert main(["compare", "--energy-model", "lemaire,nope", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown energy model 'nope'" in err and "lemaire" in err and "Traceback" not in err
+    assert not out.exists()
