@@ -31,6 +31,8 @@ from spikingjelly.activation_based.op_counter import (  # noqa: E402
     estimate_lemaire_energy,
 )
 
+# SpikingJelly leaves the repeat over T and flatten out of its figure (no energy), as we do
+pytestmark = pytest.mark.filterwarnings("ignore:Lemaire formulas do not support")
 T = 6
 COMPONENTS = {  # SpikingJelly's key -> ours (SpikingJelly's ops include the LIF leak)
     "ops_pj": ("ops", "leak"),
