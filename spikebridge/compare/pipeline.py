@@ -4,7 +4,9 @@
 with each requested method, the directly trained SNN, ...) offer its networks, scores each with
 :func:`spikebridge.evaluation.evaluate` on the same test set (and on the test sets of any extra
 evaluation pass, :mod:`.passes`), and writes ``accuracy_vs_timesteps.csv``, ``energy.csv``,
-``layers.csv``, the plots (PNG and SVG) and ``report.html`` into DIR (:mod:`.outputs`). DIR's
+``layers.csv``, ``energy_breakdown.csv``, the plots (PNG and SVG) and ``report.html`` into DIR
+(:mod:`.outputs`); every network is priced by the energy models of :mod:`spikebridge.energy`
+beside the float ANN and the ANN quantised to its T (:class:`.energy.EnergyBook`). DIR's
 reuse and refusal are :mod:`.directory`'s; the checkpoints those of :mod:`.ann` and the routes.
 
 Under ``torchrun`` each process simulates its share of the test set and the counts are summed
@@ -72,7 +74,9 @@ class Comparison:
         accuracy: route, method, timesteps, accuracy, macs, sops, energy_pJ, spikes: one row per
             network and reported step t (operations per inference, cumulative to t).
         energy: one row per network (the ANN included) at its T: accuracy, MACs, SOPs,
-            energy_pJ, firing rate, training, conversion and inference times.
+            energy_pJ, firing rate, training, conversion and inference times; one
+            ``energy_<model>_pJ`` column per energy model, break-even firing rates, and the
+            quantised ANNs' rows (route ``ann-quantised``).
         layers: per layer of every network: firing rate (neuron layers), SOPs and MACs.
         notes: methods that did not apply, reused checkpoints, anything not counted.
         settings: the experiment's settings.
