@@ -217,7 +217,7 @@ class SimulationSettings(_Checked):
                           "0.9)", non_negative=True)  # fmt: skip
     energy_models: str = setting(
         "all", "energy models of energy.csv: 'all' or comma-separated names (ops, lemaire, "
-        "reuse, loihi; docs/energy.md)", aliases=("--energy-model",),
+        "reuse, loihi; docs/energy.md)", aliases=("--energy-model",), runtime=True,
     )  # fmt: skip
 
 
