@@ -354,22 +354,26 @@ class EnergyBook:
     def finish(self) -> list[dict]:
         """The quantised-ANN rows (one per T of the spiking networks, then the calibrated
         twins) and the break-even columns of every spiking row."""
+        from ..convert import convert_model
         from ..data import calibration_loader
-        from ..energy import quantised_ann
+        from ..energy import network_twin
 
         rows: list[dict] = []
         ctx = self.ctx
-        if ctx is not None and ctx.ann is not None:
+        if ctx is not None and ctx.ann is not None and self._spiking:
             s = ctx.settings
             calib = calibration_loader(
                 ctx.train_loader.dataset, s.calibration_samples, s.batch_size, s.seed
             )
+            try:  # the percentile thresholds, once: quantised_ann's at every T
+                base = convert_model(ctx.ann, calib, "percentile", device=ctx.device)
+            except Exception as err:  # an ANN the converter refuses has no quantised twin
+                ctx.notes.append(f"no quantised ANN: {err}")
+                base = None
             for t in sorted({int(r["timesteps"]) for r, _ in self._spiking}):
-                try:
-                    q = quantised_ann(ctx.ann, calib, t, device=ctx.device)
-                except Exception as err:  # an ANN the converter refuses has no quantised twin
-                    ctx.notes.append(f"no quantised ANN at T={t}: {err}")
-                    continue
+                if base is None:
+                    break
+                q = network_twin(base, t, initial_potential=0.5)
                 self._quantised[t] = self._quantised_row(q, activation_bits_label(t), t)
                 rows.append(self._quantised[t])
         rows += self._twins
