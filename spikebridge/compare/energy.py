@@ -498,7 +498,8 @@ def energy_tables(
     """``energy.csv``, ``energy_breakdown.csv`` and notes for networks made outside a comparison
     (what ``spikebridge convert`` and ``train`` can write): the ANN's row, one row per
     (route, method, network, T) of ``networks`` evaluated on ``test_loader`` at T, the
-    quantised-ANN rows (calibrated on ``calibration_dataset``) and the break-even columns."""
+    quantised-ANN rows (calibrated on ``calibration_dataset``) and the break-even columns.
+    ``ann`` None (``spikebridge train``: no ANN): the spiking rows alone."""
     from types import SimpleNamespace
 
     from ..energy import energy_model_names
@@ -511,11 +512,14 @@ def energy_tables(
         train_loader=SimpleNamespace(dataset=calibration_dataset),
     )  # fmt: skip
     book = EnergyBook(energy_model_names(models), ctx)
-    ann_ev = evaluate(ann, test_loader, count_ops=True, device=device)
-    rows = [book.ann(ann_energy_row("relu", ann_ev, e_mac, e_ac), ann_ev)]
+    rows: list[dict] = []
+    if ann is not None:
+        ann_ev = evaluate(ann, test_loader, count_ops=True, device=device)
+        rows.append(book.ann(ann_energy_row("relu", ann_ev, e_mac, e_ac), ann_ev))
+    ann_pj = rows[0]["energy_pJ"] if rows else None
     for route, method, network, timesteps in networks:
         ev = evaluate(network, test_loader, timesteps, count_ops=True, device=device)
-        row = snn_energy_row(route, method, ev, e_mac, e_ac, rows[0]["energy_pJ"])
+        row = snn_energy_row(route, method, ev, e_mac, e_ac, ann_pj)
         rows.append(book.snn(row, ev, network))
     rows += book.finish()
     return energy_frame(rows), book.breakdown(), ctx.notes
