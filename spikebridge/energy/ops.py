@@ -9,7 +9,7 @@ layers one accumulate per synaptic operation with exact fan-outs (borders includ
 junctions one accumulate per arriving spike; an ANN costs its dense MACs and additions once. A
 quantised ANN of b-bit activations (``counts.bits``) pays E_MAC x b/32 per MAC.
 
-Kept so that tables made before the memory-aware models can be re-made: ``energy_<ops>_pJ``
+Kept so that tables made before the memory-aware models can be re-made: ``energy_ops_pJ``
 equals the old ``energy_pJ`` column. Components: ``macs`` and ``acs``.
 
 Leaves out: every memory access (weights, membrane potentials, spikes), addressing, neuron
