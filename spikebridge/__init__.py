@@ -10,6 +10,9 @@ The two routes end in one :class:`SpikingNetwork` ([T, B, ...] tensors), scored 
 - unsupervised STDP (:mod:`spikebridge.stdp`): :func:`spikebridge.stdp.train` (sparse spiking
   auto-encoder kernels, probabilistic STDP, linear readout; Tavanaei & Maida 2017);
 - evaluation (:mod:`spikebridge.evaluation`): :func:`evaluate` for ANNs and SNNs;
+- energy (:mod:`spikebridge.energy`, docs/energy.md): :func:`estimate_energy` under the models
+  of :data:`ENERGY_MODELS` (``ops``, ``lemaire``, ``reuse``, ``loihi``), the fair quantised ANN
+  (:func:`quantised_ann`, :func:`network_twin`) and :func:`break_even` firing rates;
 - your own CNN from a file (:mod:`spikebridge.loading`): :func:`load_model` for .pt2
   (torch.export) and ONNX graphs, state dicts and trusted pickled modules;
 - comparison (:mod:`spikebridge.compare`): ``compare.run`` -> tables, plots, report; noise
@@ -25,6 +28,7 @@ from . import (
     compare,
     convert,
     direct,
+    energy,
     evaluation,
     interop,
     loading,
@@ -49,6 +53,15 @@ from .convert import (
     select_percentile,
 )
 from .direct import build_direct_snn, fuse_norms, train_direct
+from .energy import (
+    ENERGY_MODELS,
+    EnergyReport,
+    break_even,
+    estimate_energy,
+    get_energy_model,
+    network_twin,
+    quantised_ann,
+)
 from .engine.encoding import AnalogEncoder, EventEncoder, PoissonEncoder, make_encoder
 from .engine.network import Simulation, SpikingNetwork
 from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeuron
@@ -72,13 +85,20 @@ from .training import train_ann
 __version__ = "0.1.0"
 
 __all__ = [
+    "ENERGY_MODELS",
     "METHODS",
     "MODEL_NAMES",
     "AnalogEncoder",
     "CalibratedSettings",
     "ConversionSettings",
+    "EnergyReport",
     "Converter",
     "Evaluation",
+    "break_even",
+    "estimate_energy",
+    "get_energy_model",
+    "network_twin",
+    "quantised_ann",
     "EventEncoder",
     "ExperimentSettings",
     "IFNeuron",
@@ -112,6 +132,7 @@ __all__ = [
     "convert_model",
     "direct",
     "evaluate",
+    "energy",
     "evaluation",
     "export_nir",
     "fuse_norms",

@@ -236,6 +236,45 @@ def firing_rate_figure(
     return fig
 
 
+def energy_models_figure(energy: pd.DataFrame, title: str = "") -> Figure:
+    """Accuracy (%) against energy per inference (µJ, log scale), one panel per energy model
+    (the ``energy_<model>_pJ`` columns): every spiking network at its T, the float ANN as a star,
+    the quantised ANNs (route ``ann-quantised``) as squares labelled by their T."""
+    models = [c for c in energy.columns
+              if c.startswith("energy_") and c.endswith("_pJ") and c != "energy_pJ"]  # fmt: skip
+    cols = max(1, min(len(models), 2))
+    rows_n = max(1, math.ceil(len(models) / cols))
+    fig = Figure(figsize=(6.4 * cols, 4.4 * rows_n), layout="constrained")
+    for i, col in enumerate(models or [None]):
+        ax = fig.add_subplot(rows_n, cols, i + 1)
+        if col is None:
+            break
+        for j, r in enumerate(energy.itertuples(index=False)):
+            e, a = float(getattr(r, col)) / 1e6, 100 * float(r.accuracy)
+            if not (e > 0 and math.isfinite(e)):
+                continue
+            if r.route == "ann":
+                style = dict(marker="*", markersize=14, color="0.2")
+                label = f"ANN, {r.method} (float)"
+            elif r.route == "ann-quantised":
+                style = dict(marker="s", markersize=7, color="0.45", markerfacecolor="white")
+                label = f"quantised ANN, {r.method}, T={int(r.timesteps)}"
+            else:
+                style = dict(marker=MARKERS[j % len(MARKERS)], markersize=8,
+                             color=COLORS[j % len(COLORS)])  # fmt: skip
+                label = f"{network_label(r.route, r.method)}, T={int(r.timesteps)}"
+            ax.plot([e], [a], linestyle="none", label=label, **style)
+        ax.set_xscale("log")
+        ax.set_xlabel("energy per inference (µJ, log scale)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(col[len("energy_") : -len("_pJ")])
+        if i == 0:
+            ax.legend(fontsize=7, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 PLOT_NAMES = ("latency_accuracy", "energy_accuracy", "firing_rates")
 
 
@@ -252,6 +291,7 @@ def save_plots(figures: dict[str, Figure], out: str | Path, dpi: int = 160) -> l
 __all__ = [
     "PLOT_NAMES",
     "energy_accuracy_figure",
+    "energy_models_figure",
     "firing_rate_figure",
     "latency_accuracy_figure",
     "network_label",

@@ -59,7 +59,7 @@ def test_compare_runs_both_routes_on_the_users_graph(digits_loaders, tmp_path):
     accuracy = pd.read_csv(out / "accuracy_vs_timesteps.csv")
     assert set(accuracy["route"]) == {"conversion", "direct"}
     energy = pd.read_csv(out / "energy.csv")
-    assert len(energy) == 3  # the ANN, channel, stbp-tdbn
+    assert len(energy) == 4  # the ANN, channel, stbp-tdbn, the quantised ANN at their T
     results = json.loads((out / "results.json").read_text())
     assert results["settings"]["checkpoint"] == str(path)
     assert len(results["settings"]["checkpoint_sha256"]) == 64

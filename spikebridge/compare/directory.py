@@ -25,8 +25,12 @@ RESULT_FILES = (
     ),
 )
 """The files a comparison writes into DIR (extra evaluation passes add ``<pass>.csv``)."""
-OPTIONAL_RESULT_FILES = ("accuracy_vs_noise.png", "accuracy_vs_noise.svg")
-"""Files only some comparisons write (the noise plot: with ``--noise``)."""
+OPTIONAL_RESULT_FILES = (
+    "accuracy_vs_noise.png", "accuracy_vs_noise.svg",
+    "energy_breakdown.csv", "energy_models.png", "energy_models.svg",
+)  # fmt: skip
+"""Files only some comparisons write (the noise plot: with ``--noise``; the energy models'
+breakdown and figure: with at least one energy model)."""
 
 
 def _differences(old: dict, new: dict) -> list[str]:

@@ -2,7 +2,10 @@
 
 E_ANN = E_MAC * MACs (+ E_AC per residual addition), E_SNN = E_MAC * MACs_analog + E_AC * SOPs,
 with E_MAC = 4.6 pJ (32-bit float multiply-accumulate) and E_AC = 0.9 pJ (32-bit float add) by
-default; both are parameters, since neuromorphic chips quote their own energy per SOP.
+default; both are parameters, since neuromorphic chips quote their own energy per SOP. This is
+the ``energy_pJ`` column; :class:`EnergyBook` adds one ``energy_<model>_pJ`` column per energy
+model of :mod:`spikebridge.energy` (memory, addressing, neuron updates: docs/energy.md), the
+quantised-ANN rows (Yan 2024) and the break-even firing rates.
 Firing rate of a layer = spikes / (neurons * T), spikes per sample.
 """
 
@@ -192,7 +195,11 @@ def ann_energy_row(
 
 
 def energy_frame(rows: Sequence[dict]) -> pd.DataFrame:
-    return pd.DataFrame(list(rows), columns=ENERGY_COLUMNS)
+    """The energy table: :data:`ENERGY_COLUMNS`, then the energy models' columns in order."""
+    extra: list[str] = []
+    for row in rows:
+        extra += [k for k in row if k not in ENERGY_COLUMNS and k not in extra]
+    return pd.DataFrame(list(rows), columns=ENERGY_COLUMNS + extra)
 
 
 def snn_layer_frame(route: str, method: str, ev: Evaluation) -> pd.DataFrame:
@@ -258,8 +265,207 @@ def ann_layer_frame(method: str, ev: Evaluation) -> pd.DataFrame:
     return frame[LAYER_COLUMNS]
 
 
+BREAKDOWN_COLUMNS = [
+    "route", "method", "timesteps", "model", "layer", "module", "kind", "component", "energy_pJ",
+]  # fmt: skip
+QUANTISED_ROUTE = "ann-quantised"
+
+
+def model_column(model: str) -> str:
+    return f"energy_{model}_pJ"
+
+
+class EnergyBook:
+    """The energy models' columns of a comparison's ``energy.csv``, its quantised-ANN rows, the
+    break-even columns and the per network/layer/component breakdown.
+
+    Usage (the pipeline): :meth:`ann` on the ANN's row, :meth:`snn` on every spiking network's
+    row (while its network exists), then :meth:`finish` for the quantised-ANN rows, which also
+    fills the break-even columns of the spiking rows.
+
+    Args:
+        models: energy model names (:func:`spikebridge.energy.energy_model_names`).
+        ctx: the comparison (ANN, data, device); None when only pricing rows.
+    """
+
+    def __init__(self, models: Sequence[str], ctx=None) -> None:
+        self.models = list(models)
+        self.ctx = ctx
+        self.parts: list[pd.DataFrame] = []
+        self._float_row: dict | None = None
+        self._spiking: list[tuple[dict, object]] = []
+        self._quantised: dict[int, dict] = {}
+        self._twins: list[dict] = []
+
+    def _price(self, row: dict, counts, timesteps: float) -> None:
+        from ..energy import price
+
+        for m in self.models:
+            report = price(m, counts)
+            row[model_column(m)] = report.total_pj
+            table = report.layers.assign(
+                route=row["route"], method=row["method"], timesteps=timesteps, model=m
+            )
+            self.parts.append(table[BREAKDOWN_COLUMNS])
+
+    def ann(self, row: dict, ev: Evaluation) -> dict:
+        """Add the models' columns to the float ANN's row."""
+        from ..energy import ann_counts
+
+        self._price(row, ann_counts(ev), float("nan"))
+        self._float_row = row
+        return row
+
+    def snn(self, row: dict, ev: Evaluation, network=None) -> dict:
+        """Add the models' columns to a spiking network's row; a ``calibrated`` network also
+        gets its quantised twin's row (the ANN it was calibrated on)."""
+        from ..energy import snn_counts
+
+        counts = snn_counts(ev, network)
+        self._price(row, counts, ev.timesteps)
+        self._spiking.append((row, counts))
+        if self.ctx is not None and row["method"] == "calibrated" and network is not None:
+            from ..energy import network_twin
+
+            try:
+                twin = network_twin(network, ev.timesteps)
+            except ValueError as err:
+                self.ctx.notes.append(f"no quantised twin of {row['method']}: {err}")
+            else:
+                label = f"calibrated twin ({activation_bits_label(ev.timesteps)})"
+                self._twins.append(self._quantised_row(twin, label, ev.timesteps))
+        return row
+
+    def _quantised_row(self, model, method: str, timesteps: int) -> dict:
+        from ..energy import activation_bits, ann_counts
+        from ..evaluation import evaluate
+
+        ctx = self.ctx
+        ev = evaluate(model, ctx.test_loader, count_ops=True, device=ctx.device)
+        row = ann_energy_row(method, ev, ctx.settings.e_mac, ctx.settings.e_ac)
+        bits = activation_bits(timesteps)
+        counts = ann_counts(ev, bits)
+        row.update(route=QUANTISED_ROUTE, timesteps=timesteps)
+        row["energy_pJ"] = float(energy_pj(row["macs"] * bits / 32, row["adds"],
+                                           ctx.settings.e_mac, ctx.settings.e_ac))  # fmt: skip
+        self._price(row, counts, timesteps)
+        return row
+
+    def finish(self) -> list[dict]:
+        """The quantised-ANN rows (one per T of the spiking networks, then the calibrated
+        twins) and the break-even columns of every spiking row."""
+        from ..convert import convert_model
+        from ..data import calibration_loader
+        from ..energy import network_twin
+
+        rows: list[dict] = []
+        ctx = self.ctx
+        if ctx is not None and ctx.ann is not None and self._spiking:
+            s = ctx.settings
+            calib = calibration_loader(
+                ctx.train_loader.dataset, s.calibration_samples, s.batch_size, s.seed
+            )
+            try:  # the percentile thresholds, once: quantised_ann's at every T
+                base = convert_model(ctx.ann, calib, "percentile", device=ctx.device)
+            except Exception as err:  # an ANN the converter refuses has no quantised twin
+                ctx.notes.append(f"no quantised ANN: {err}")
+                base = None
+            for t in sorted({int(r["timesteps"]) for r, _ in self._spiking}):
+                if base is None:
+                    break
+                q = network_twin(base, t, initial_potential=0.5)
+                self._quantised[t] = self._quantised_row(q, activation_bits_label(t), t)
+                rows.append(self._quantised[t])
+        rows += self._twins
+        for row, counts in self._spiking:
+            row.update(self._break_even(counts, row))
+        if self._float_row is not None:
+            ann = self._float_row
+            for row in [*rows, *(r for r, _ in self._spiking)]:
+                row["energy_vs_ann"] = (
+                    row["energy_pJ"] / ann["energy_pJ"] if ann["energy_pJ"] else float("nan")
+                )
+        return rows
+
+    def _break_even(self, counts, row: dict) -> dict:
+        from ..energy import break_even
+
+        out: dict[str, float] = {}
+        competitors = {
+            "": self._float_row,
+            "_quantised": self._quantised.get(int(row["timesteps"])),
+        }
+        for m in self.models:
+            for suffix, ann in competitors.items():
+                ann_pj = ann.get(model_column(m)) if ann is not None else None
+                if ann_pj is None:
+                    out[f"breakeven_rate_{m}{suffix}"] = float("nan")
+                    out[f"breakeven_per_synapse_{m}{suffix}"] = float("nan")
+                    continue
+                be = break_even(m, counts, ann_pj)
+                out[f"breakeven_rate_{m}{suffix}"] = be.rate
+                out[f"breakeven_per_synapse_{m}{suffix}"] = be.per_synapse
+        return out
+
+    def breakdown(self) -> pd.DataFrame:
+        """route, method, timesteps, model, layer, module, kind, component, energy_pJ."""
+        if not self.parts:
+            return pd.DataFrame(columns=BREAKDOWN_COLUMNS)
+        return pd.concat(self.parts, ignore_index=True)
+
+
+def model_columns(energy: pd.DataFrame) -> list[str]:
+    """The ``energy_<model>_pJ`` columns of an energy table (not the plain ``energy_pJ``)."""
+    return [
+        c
+        for c in energy.columns
+        if c.startswith("energy_") and c.endswith("_pJ") and c != "energy_pJ"
+    ]
+
+
+def activation_bits_label(timesteps: int) -> str:
+    from ..energy import activation_bits
+
+    return f"{activation_bits(timesteps)}-bit"
+
+
+def beats_sentences(energy: pd.DataFrame) -> list[str]:
+    """One sentence per energy model: which spiking networks use less energy than which ANN."""
+    columns = model_columns(energy)
+    snn = energy[~energy["route"].isin(["ann", QUANTISED_ROUTE])]
+    anns = energy[energy["route"].isin(["ann", QUANTISED_ROUTE])]
+    sentences = []
+    for col in columns:
+        model = col[len("energy_") : -len("_pJ")]
+        parts = []
+        for a in anns.itertuples(index=False):
+            ann_pj = getattr(a, col)
+            rows = snn if a.route == "ann" else snn[snn["timesteps"] == a.timesteps]
+            if not len(rows):
+                continue
+            winners = [f"{r.route} {r.method} (T={int(r.timesteps)})"
+                       for r in rows.itertuples(index=False) if getattr(r, col) < ann_pj]  # fmt: skip
+            what = (
+                "the float ANN"
+                if a.route == "ann"
+                else f"the {a.method} ANN at T={int(a.timesteps)}"
+            )
+            parts.append(f"{', '.join(winners) if winners else 'no spiking network'} "
+                         f"{'use' if len(winners) > 1 else 'uses'} less energy than {what}")  # fmt: skip
+        if parts:
+            sentences.append(f"Under {model}: " + "; ".join(parts) + ".")
+    return sentences
+
+
 __all__ = [
     "ACCURACY_COLUMNS",
+    "BREAKDOWN_COLUMNS",
+    "EnergyBook",
+    "QUANTISED_ROUTE",
+    "beats_sentences",
+    "energy_tables",
+    "model_column",
+    "model_columns",
     "ENERGY_COLUMNS",
     "E_AC_PJ",
     "E_MAC_PJ",
@@ -273,3 +479,47 @@ __all__ = [
     "snn_energy_row",
     "snn_layer_frame",
 ]
+
+
+def energy_tables(
+    ann,
+    networks: Sequence[tuple[str, str, object, int]],
+    test_loader,
+    calibration_dataset,
+    *,
+    models: str | Sequence[str] = "all",
+    calibration_samples: int = 512,
+    batch_size: int = 128,
+    seed: int = 0,
+    e_mac: float = E_MAC_PJ,
+    e_ac: float = E_AC_PJ,
+    device="cpu",
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """``energy.csv``, ``energy_breakdown.csv`` and notes for networks made outside a comparison
+    (what ``spikebridge convert`` and ``train`` can write): the ANN's row, one row per
+    (route, method, network, T) of ``networks`` evaluated on ``test_loader`` at T, the
+    quantised-ANN rows (calibrated on ``calibration_dataset``) and the break-even columns.
+    ``ann`` None (``spikebridge train``: no ANN): the spiking rows alone."""
+    from types import SimpleNamespace
+
+    from ..energy import energy_model_names
+    from ..evaluation import evaluate
+
+    settings = SimpleNamespace(e_mac=e_mac, e_ac=e_ac, calibration_samples=calibration_samples,
+                               batch_size=batch_size, seed=seed)  # fmt: skip
+    ctx = SimpleNamespace(
+        settings=settings, test_loader=test_loader, device=device, ann=ann, notes=[],
+        train_loader=SimpleNamespace(dataset=calibration_dataset),
+    )  # fmt: skip
+    book = EnergyBook(energy_model_names(models), ctx)
+    rows: list[dict] = []
+    if ann is not None:
+        ann_ev = evaluate(ann, test_loader, count_ops=True, device=device)
+        rows.append(book.ann(ann_energy_row("relu", ann_ev, e_mac, e_ac), ann_ev))
+    ann_pj = rows[0]["energy_pJ"] if rows else None
+    for route, method, network, timesteps in networks:
+        ev = evaluate(network, test_loader, timesteps, count_ops=True, device=device)
+        row = snn_energy_row(route, method, ev, e_mac, e_ac, ann_pj)
+        rows.append(book.snn(row, ev, network))
+    rows += book.finish()
+    return energy_frame(rows), book.breakdown(), ctx.notes

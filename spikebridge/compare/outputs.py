@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ..io import write_csv, write_json
-from ..plots import energy_accuracy_figure, firing_rate_figure, latency_accuracy_figure, save_plots
+from ..plots import (
+    energy_accuracy_figure,
+    energy_models_figure,
+    firing_rate_figure,
+    latency_accuracy_figure,
+    save_plots,
+)
 from .config import Settings
+from .energy import beats_sentences, model_columns
 from .report import write_report
 from .robustness import robustness_figure, robustness_frame, robustness_summary
 
@@ -31,6 +38,8 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
         write_csv(out / "energy.csv", result.energy),
         write_csv(out / "layers.csv", result.layers),
     ]
+    if len(result.energy_breakdown):
+        files.append(write_csv(out / "energy_breakdown.csv", result.energy_breakdown))
     extra = dict(result.extra)
     robustness = extra.get("robustness")
     if robustness is not None and len(robustness):  # noise kind, level and loss per network
@@ -57,6 +66,10 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
             result.layers, s.timesteps, f"{title}: firing rates over T = {s.timesteps}"
         ),
     }
+    if model_columns(result.energy):
+        figures["energy_models"] = energy_models_figure(
+            result.energy, f"{title}: accuracy against energy per energy model"
+        )
     if robustness is not None and len(robustness):
         figures["accuracy_vs_noise"] = robustness_figure(
             extra["robustness"], f"{title}: accuracy on noisy test images"
@@ -77,6 +90,9 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
     captions = {
         "latency_accuracy": "Test accuracy after t simulation steps (log-scale t); the ANN as a dashed line.",
         "energy_accuracy": "Accuracy against energy per inference as T grows (markers at T = 1, 2, 4, ...); the ANN as a star.",
+        "energy_models": "Accuracy against energy per inference under each energy model "
+        "(docs/energy.md): spiking networks at their T, the float ANN (star) and the ANN quantised "
+        "to ceil(log2(T+1))-bit activations (squares, Yan 2024).",
         "firing_rates": f"Firing rate of each spiking layer over T = {s.timesteps} steps.",
         "accuracy_vs_noise": "Accuracy on the same seeded noisy test images for every network "
         "(level 0: clean), one panel per noise type.",
@@ -98,6 +114,7 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
             notes=result.notes,
             captions=captions,
             extra_tables=tables,
+            energy_sentences=beats_sentences(result.energy),
         )
     )
     return files

@@ -4,7 +4,9 @@
 with each requested method, the directly trained SNN, ...) offer its networks, scores each with
 :func:`spikebridge.evaluation.evaluate` on the same test set (and on the test sets of any extra
 evaluation pass, :mod:`.passes`), and writes ``accuracy_vs_timesteps.csv``, ``energy.csv``,
-``layers.csv``, the plots (PNG and SVG) and ``report.html`` into DIR (:mod:`.outputs`). DIR's
+``layers.csv``, ``energy_breakdown.csv``, the plots (PNG and SVG) and ``report.html`` into DIR
+(:mod:`.outputs`); every network is priced by the energy models of :mod:`spikebridge.energy`
+beside the float ANN and the ANN quantised to its T (:class:`.energy.EnergyBook`). DIR's
 reuse and refusal are :mod:`.directory`'s; the checkpoints those of :mod:`.ann` and the routes.
 
 Under ``torchrun`` each process simulates its share of the test set and the counts are summed
@@ -26,6 +28,7 @@ import torch.distributed as dist
 
 from ..data import dataset_info, make_loaders
 from ..direct.distributed import setup_distributed
+from ..energy import energy_model_names
 from ..evaluation import current_shard, evaluate, launched_distributed
 from ..io import output_dir, write_json
 from ..rundir import RunDirectory, claim
@@ -44,6 +47,7 @@ from .directory import (
 from .energy import (
     ACCURACY_COLUMNS,
     LAYER_COLUMNS,
+    EnergyBook,
     ann_energy_row,
     ann_layer_frame,
     energy_frame,
@@ -71,13 +75,16 @@ class Comparison:
         accuracy: route, method, timesteps, accuracy, macs, sops, energy_pJ, spikes: one row per
             network and reported step t (operations per inference, cumulative to t).
         energy: one row per network (the ANN included) at its T: accuracy, MACs, SOPs,
-            energy_pJ, firing rate, training, conversion and inference times.
+            energy_pJ, firing rate, training, conversion and inference times; one
+            ``energy_<model>_pJ`` column per energy model, break-even firing rates, and the
+            quantised ANNs' rows (route ``ann-quantised``).
         layers: per layer of every network: firing rate (neuron layers), SOPs and MACs.
         notes: methods that did not apply, reused checkpoints, anything not counted.
         settings: the experiment's settings.
         out: the output directory; files: what was written there.
         extra: one table per extra evaluation pass (route, method, condition, timesteps,
             accuracy).
+        energy_breakdown: per network, energy model, layer and component (pJ per inference).
     """
 
     accuracy: pd.DataFrame
@@ -90,6 +97,7 @@ class Comparison:
     ann_accuracy: float = float("nan")
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
+    energy_breakdown: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def run(
@@ -217,6 +225,8 @@ def _compare(
                    progress=ctx.progress)  # fmt: skip
     notes += ann.notes
     energy_rows = [ann_energy_row(s.ann_method(), ann, s.e_mac, s.e_ac, ctx.ann_train_seconds)]
+    book = EnergyBook(energy_model_names(s.energy_models), ctx)
+    book.ann(energy_rows[0], ann)
     accuracy_parts: list[pd.DataFrame] = []
     layer_parts: list[pd.DataFrame] = [ann_layer_frame(s.ann_method(), ann)]
     extra_passes = [p for p in passes() if p.enabled(s)]
@@ -233,13 +243,14 @@ def _compare(
         for candidate in route.networks(ctx):
             if nir_files is not None:
                 nir_files += _export_nir(ctx, candidate)
-            accuracy, energy, layers = _score(ctx, candidate, energy_rows[0]["energy_pJ"])
+            accuracy, energy, layers = _score(ctx, candidate, energy_rows[0]["energy_pJ"], book)
             accuracy_parts.append(accuracy)
             energy_rows.append(energy)
             layer_parts.append(layers)
             timings.update(candidate.timings)
             for evaluation_pass in extra_passes:
                 extra_rows[evaluation_pass.name] += _extra_rows(ctx, candidate, evaluation_pass)
+    energy_rows += book.finish()
     accuracy = (
         pd.concat(accuracy_parts, ignore_index=True)
         if accuracy_parts
@@ -258,7 +269,7 @@ def _compare(
     extra = {name: pd.DataFrame(rows, columns=PASS_COLUMNS) for name, rows in extra_rows.items()}
     result = Comparison(
         accuracy, energy_frame(energy_rows), layers, notes, s.experiment(), out, [],
-        float(ann.accuracy[0]), timings, extra,
+        float(ann.accuracy[0]), timings, extra, book.breakdown(),
     )  # fmt: skip
     if ctx.shard.rank == 0:
         result.files = write_outputs(result, s) + (nir_files or [])
@@ -294,7 +305,7 @@ def _export_nir(ctx: ComparisonContext, c: Candidate) -> list[Path]:
     return list(written.values())
 
 
-def _score(ctx: ComparisonContext, c: Candidate, ann_energy: float):
+def _score(ctx: ComparisonContext, c: Candidate, ann_energy: float, book: EnergyBook):
     """(accuracy rows, energy row, layer rows) of one candidate network on the test set."""
     s = ctx.settings
     ctx.say(f"simulating {c.route}: {c.method} for T = {c.timesteps}")
@@ -307,6 +318,7 @@ def _score(ctx: ComparisonContext, c: Candidate, ann_energy: float):
     energy = snn_energy_row(
         c.route, c.method, ev, s.e_mac, s.e_ac, ann_energy, c.train_seconds, c.convert_seconds
     )
+    book.snn(energy, ev, c.network)
     return accuracy, energy, snn_layer_frame(c.route, c.method, ev)
 
 

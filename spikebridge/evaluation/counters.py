@@ -24,6 +24,7 @@ in a copy that shares every parameter, so one hook mechanism counts everything.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -34,6 +35,56 @@ from ..engine.neurons import SpikingNeuron
 from .fanout import _pool_dims, dense_macs, fanout_map
 from .instrument import instrument
 from .layers import counted_module, layer_kind
+
+
+@dataclass
+class LayerShape:
+    """Sizes of one counted layer, per sample and per step (what memory-aware energy models need,
+    :mod:`spikebridge.energy`).
+
+    Attributes:
+        in_elements / out_elements: input / output elements of one sample at one step.
+        weights / biases: stored parameters (elements).
+        fan_out: outputs one input event reaches by the kernel, ignoring borders
+            (conv: out_channels/groups x kernel volume; linear: out_features; else 1).
+        fan_out_stride: the same with the kernel divided by the stride, rounded up per dimension
+            (conv: out_channels/groups x prod ceil(k/s), Lemaire 2022's synaptic operations).
+        kernel_entries: out_channels x kernel volume of a conv (its addressing of a dense pass).
+        input_layer: the layer reads the network's input directly.
+    """
+
+    in_elements: int = 0
+    out_elements: int = 0
+    weights: int = 0
+    biases: int = 0
+    fan_out: int = 1
+    fan_out_stride: int = 1
+    kernel_entries: int = 0
+    input_layer: bool = False
+
+
+def layer_shape(mod: nn.Module, kind: str, inputs: tuple, output: Tensor) -> LayerShape:
+    """The :class:`LayerShape` of ``mod`` from one call (first dimension: samples x steps)."""
+    x = inputs[0]
+    rows = max(x.shape[0], 1) if x.dim() else 1
+    weight = getattr(mod, "weight", None) if kind in ("conv", "linear") else None
+    bias = getattr(mod, "bias", None) if kind in ("conv", "linear") else None
+    shape = LayerShape(
+        in_elements=x.numel() // rows,
+        out_elements=output.numel() // max(output.shape[0], 1) if output.dim() else 1,
+        weights=int(weight.numel()) if isinstance(weight, Tensor) else 0,
+        biases=int(bias.numel()) if isinstance(bias, Tensor) else 0,
+    )
+    if kind == "conv":
+        per_group = mod.out_channels // mod.groups
+        shape.fan_out = per_group * math.prod(mod.kernel_size)
+        shape.fan_out_stride = per_group * math.prod(
+            -(-k // s) for k, s in zip(mod.kernel_size, mod.stride, strict=True)
+        )
+        shape.kernel_entries = mod.out_channels * math.prod(mod.kernel_size)
+    elif kind == "linear":
+        shape.fan_out = shape.fan_out_stride = mod.out_features
+    return shape
 
 
 @dataclass
@@ -48,6 +99,10 @@ class LayerOps:
         sops: [T] synaptic operations per step, summed over samples (event-driven layers).
         inputs: [T] non-zero input elements per step, summed over samples.
         module: the layer's class name (e.g. ``Conv2d``).
+        shape: its sizes (:class:`LayerShape`).
+        dense_steps: the layer read the network's input directly and that input was not
+            spikes (not integer-valued, e.g. an analog sequence fed as it is): hardware computes
+            it densely at every step (its ``sops`` still count non-zero inputs x fan-out).
     """
 
     kind: str
@@ -57,6 +112,8 @@ class LayerOps:
     sops: Tensor | None = None
     inputs: Tensor | None = None
     module: str = ""
+    shape: LayerShape = field(default_factory=LayerShape)
+    dense_steps: bool = False
 
     def macs(self, timesteps: int, samples: int) -> Tensor:
         """[T] MACs per step summed over ``samples`` (only analog layers cost MACs in an SNN)."""
@@ -95,6 +152,7 @@ class SnnOpCounter:
         self._cursor: dict[str, int] = {}
         self._fanouts: dict[tuple[str, tuple[int, ...]], tuple[Tensor, int]] = {}
         self._neuron_seen = False
+        self._root_input: Tensor | None = None
 
     def attach(self, module: nn.Module) -> SnnOpCounter:
         for name, mod in module.named_modules():
@@ -105,7 +163,16 @@ class SnnOpCounter:
                 self._handles.append(mod.register_forward_hook(self._hook(name, kind)))
         if self.dynamic_static:
             self._handles.append(module.register_forward_pre_hook(self._on_start))
+        self._handles.append(module.register_forward_pre_hook(self._on_input))
         return self
+
+    def _on_input(self, _mod, inp) -> None:
+        self._root_input = inp[0] if inp and isinstance(inp[0], Tensor) else None
+
+    def _reads_input(self, x: Tensor) -> bool:
+        """``x`` is (a view of) the network's input of this call."""
+        root = self._root_input
+        return root is not None and x.numel() > 0 and x.data_ptr() == root.data_ptr()
 
     def detach(self) -> None:
         """Remove the hooks and move the counts to the CPU."""
@@ -134,11 +201,16 @@ class SnnOpCounter:
             mod = counted_module(mod)
             if ops is None:
                 macs, acs = dense_macs(mod, inputs, output)
+                shape = layer_shape(mod, kind, inputs, output)
+                shape.input_layer = analog or self._reads_input(inputs[0])
                 ops = self.layers[name] = LayerOps(
-                    kind, analog, macs, acs, module=type(mod).__name__
+                    kind, analog, macs, acs, module=type(mod).__name__, shape=shape
                 )
             if analog:
                 return
+            if ops.shape.input_layer and not ops.dense_steps:
+                x = inputs[0]
+                ops.dense_steps = bool(x.is_floating_point() and x.ne(x.round()).any().item())
             counts, nonzero = self._sops(name, mod, kind, inputs, output)
             steps = counts.shape[0]
             start = self._cursor.get(name, 0)
@@ -209,13 +281,18 @@ class AnnOpCounter:
     def __init__(self) -> None:
         self.layers: dict[str, LayerOps] = {}
         self._handles: list = []
+        self._root_input: Tensor | None = None
 
     def attach(self, module: nn.Module) -> AnnOpCounter:
         for name, mod in module.named_modules():
             kind = layer_kind(mod)
             if kind is not None:
                 self._handles.append(mod.register_forward_hook(self._hook(name, kind)))
+        self._handles.append(module.register_forward_pre_hook(self._on_input))
         return self
+
+    def _on_input(self, _mod, inp) -> None:
+        self._root_input = inp[0] if inp and isinstance(inp[0], Tensor) else None
 
     def detach(self) -> None:
         for h in self._handles:
@@ -227,7 +304,12 @@ class AnnOpCounter:
             mod = counted_module(mod)
             if name not in self.layers:
                 macs, acs = dense_macs(mod, inputs, output)
-                self.layers[name] = LayerOps(kind, True, macs, acs, module=type(mod).__name__)
+                shape = layer_shape(mod, kind, inputs, output)
+                root = self._root_input
+                shape.input_layer = root is not None and inputs[0].data_ptr() == root.data_ptr()
+                self.layers[name] = LayerOps(
+                    kind, True, macs, acs, module=type(mod).__name__, shape=shape
+                )
 
         return hook
 

@@ -85,7 +85,15 @@ def reduce_evaluation(ev: Evaluation, shard: Shard) -> Evaluation:
     meta = {
         "neurons": ev.neurons,
         "layers": {
-            n: (op.kind, op.analog, op.macs_per_sample, op.acs_per_sample, op.module)
+            n: (
+                op.kind,
+                op.analog,
+                op.macs_per_sample,
+                op.acs_per_sample,
+                op.module,
+                op.shape,
+                op.dense_steps,
+            )
             for n, op in ev.layers.items()
         },
         "types": ev.types,
@@ -139,7 +147,7 @@ def reduce_evaluation(ev: Evaluation, shard: Shard) -> Evaluation:
     sops = {n: take(steps) for n in layer_names}
     inputs = {n: take(steps) for n in layer_names}
     layers = {}
-    for n, (kind, analog, macs, acs, module) in layer_meta.items():
+    for n, (kind, analog, macs, acs, module, shape, dense_steps) in layer_meta.items():
         layers[n] = LayerOps(
             kind,
             analog,
@@ -148,6 +156,8 @@ def reduce_evaluation(ev: Evaluation, shard: Shard) -> Evaluation:
             None if analog else sops[n],
             None if analog else inputs[n],
             module,
+            shape,  # sizes and modes for the energy models (spikebridge.energy)
+            dense_steps,
         )
     return Evaluation(
         correct, total, spikes, neurons, layers, float(seconds.item()), ev.notes, types

@@ -1,0 +1,72 @@
+"""The comparison's energy outputs: one column per energy model in every row of energy.csv,
+quantised-ANN rows (the calibrated twin among them), break-even columns, the breakdown CSV."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from spikebridge.compare import run
+from spikebridge.energy import ENERGY_MODELS
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory):
+    out = tmp_path_factory.mktemp("energy") / "run"
+    return run(
+        "cnn", "digits", methods="channel,calibrated", out=out, epochs=1, direct_epochs=1,
+        direct_timesteps=2, timesteps=4, targets="2", width=0.25, limit=32, train_limit=128,
+        calibration_samples=32, batch_size=32, device="cpu", stdp_epochs=0,
+    )  # fmt: skip
+
+
+def test_energy_csv_has_every_model_in_every_row_and_quantised_anns(comparison):
+    energy = pd.read_csv(comparison.out / "energy.csv")
+    for model in ENERGY_MODELS.names():
+        column = f"energy_{model}_pJ"
+        assert energy[column].notna().all() and (energy[column] > 0).all(), column
+    quantised = energy[energy["route"] == "ann-quantised"]
+    assert set(quantised["timesteps"]) >= {2, 4}
+    assert quantised["method"].str.contains("calibrated twin").any()
+    spiking = energy[~energy["route"].isin(["ann", "ann-quantised"])]
+    assert spiking["breakeven_rate_lemaire"].notna().all()
+    assert spiking["breakeven_rate_lemaire_quantised"].notna().all()
+
+
+def test_energy_breakdown_sums_to_the_energy_columns(comparison):
+    energy = pd.read_csv(comparison.out / "energy.csv")
+    breakdown = pd.read_csv(comparison.out / "energy_breakdown.csv")
+    ann = energy[energy["route"] == "ann"].iloc[0]
+    rows = breakdown[(breakdown["route"] == "ann") & (breakdown["model"] == "lemaire")]
+    assert rows["energy_pJ"].sum() == pytest.approx(ann["energy_lemaire_pJ"])
+    assert {"memory_params", "memory_potential", "addressing"} <= set(breakdown["component"])
+
+
+def test_one_energy_model_is_chosen_with_its_setting(tmp_path):
+    with pytest.raises(Exception, match="unknown energy model 'joules'"):
+        run("cnn", "digits", out=tmp_path / "x", energy_models="lemaire,joules", epochs=1)
+
+
+def test_energy_tables_price_networks_made_outside_a_comparison(trained_digits_cnn, digits_loaders):
+    from spikebridge import convert_model
+    from spikebridge.compare.energy import energy_tables
+
+    train, test = digits_loaders[:2]
+    snn = convert_model(trained_digits_cnn, next(iter(train))[0], method="channel")
+    energy, breakdown, _ = energy_tables(
+        trained_digits_cnn, [("conversion", "channel", snn, 4)], test, train.dataset,
+        models="lemaire", calibration_samples=64,
+    )  # fmt: skip
+    assert energy["route"].tolist() == ["ann", "conversion", "ann-quantised"]
+    assert energy["energy_lemaire_pJ"].notna().all()
+    assert set(breakdown["model"]) == {"lemaire"}
+
+
+def test_an_unknown_energy_model_flag_exits_2_naming_the_known_ones(tmp_path, capsys):
+    from spikebridge.cli import main
+
+    out = tmp_path / "cmp"
+    assert main(["compare", "--energy-model", "lemaire,nope", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown energy model 'nope'" in err and "lemaire" in err and "Traceback" not in err
+    assert not out.exists()
