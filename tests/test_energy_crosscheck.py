@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from spikebridge import convert_model
-from spikebridge.direct.lif import LIFNeuron
 from spikebridge.direct.trainer import stbp_loss
 from spikebridge.energy import estimate_energy
+from spikebridge.engine.lif import LIFNeuron
 from spikebridge.engine.network import SpikingNetwork
 from spikebridge.engine.neurons import IFNeuron
 from spikebridge.training import train_ann

@@ -12,7 +12,6 @@ from torch import nn
 
 from spikebridge import convert_model
 from spikebridge.compare.energy import snn_energy_row
-from spikebridge.direct.lif import LIFNeuron
 from spikebridge.energy import (
     ENERGY_MODELS,
     EnergyModel,
@@ -29,6 +28,7 @@ from spikebridge.energy import (
     snn_counts,
     sram_pj_per_byte,
 )
+from spikebridge.engine.lif import LIFNeuron
 from spikebridge.engine.network import SpikingNetwork
 from spikebridge.engine.neurons import IFNeuron
 from spikebridge.evaluation import evaluate
