@@ -66,7 +66,9 @@ def test_an_unknown_energy_model_flag_exits_2_naming_the_known_ones(tmp_path, ca
     from spikebridge.cli import main
 
     out = tmp_path / "cmp"
-    assert main(["compare", "--energy-model", "lemaire,nope", "--out", str(out)]) == 2
+    with pytest.raises(SystemExit) as stop:  # refused by argparse when the flag is parsed
+        main(["compare", "--energy-model", "lemaire,nope", "--out", str(out)])
+    assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "unknown energy model 'nope'" in err and "lemaire" in err and "Traceback" not in err
     assert not out.exists()

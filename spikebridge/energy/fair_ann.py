@@ -26,6 +26,7 @@ from torch import Tensor, fx, nn
 from ..engine.graph import set_submodule
 from ..engine.network import SpikingNetwork
 from ..engine.neurons import IFNeuron, SpikingMaxPool, TimeBroadcast
+from ..settings import DEFAULT_PERCENTILE
 
 
 def activation_bits(timesteps: int) -> int:
@@ -77,14 +78,16 @@ def quantised_ann(
     ann: nn.Module,
     calibration: Iterable | Tensor,
     timesteps: int,
-    percentile: float = 99.9,
+    percentile: float = DEFAULT_PERCENTILE,
     device: torch.device | str = "cpu",
 ) -> fx.GraphModule:
     """``ann`` with every activation quantised to T levels (ceil(log2(T+1)) bits), clipped at
     its layer's ``percentile`` of activations on ``calibration`` and rounded to nearest."""
     from ..convert import convert_model
+    from ..convert.methods.percentile import PercentileSettings
 
-    snn = convert_model(ann, calibration, method="percentile", percentile=percentile, device=device)
+    settings = PercentileSettings(percentile=percentile)
+    snn = convert_model(ann, calibration, "percentile", settings=settings, device=device)
     return network_twin(snn, timesteps, initial_potential=0.5)
 
 

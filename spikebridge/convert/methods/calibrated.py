@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ...settings import MAX_BATCH_SIZE, MAX_LR, MAX_SAMPLES, MAX_SEED, SettingsError, setting
+from ...settings import MAX_BATCH_SIZE, MAX_SAMPLES, MAX_SEED, SettingsError, setting
 from ..calibration import calibrate_target, for_neurons
 from ..quantised_twin import check_calibratable
 from . import MethodOutput, MethodSettings, ThresholdMethod, register
@@ -96,8 +96,10 @@ class CalibratedSettings(MethodSettings):
     reconstruct_potentials: bool = setting(True, "reconstruct u[0] / theta", flag=False)
     block: int = setting(1, "activation layers per reconstruction unit", positive=True, maximum=1000,
                          flag=False)  # fmt: skip
-    learning_rate: float = setting(1e-3, "reconstruction step", positive=True, maximum=MAX_LR,
-                                    flag=False)  # fmt: skip
+    learning_rate: float = setting(
+        1e-3, "reconstruction step (bounded only against overflow: a huge step forces divergence)",
+        positive=True, maximum=1e30, flag=False,
+    )  # fmt: skip
     weight_lr_scale: float = setting(1.0, "weights' step factor", positive=True, maximum=1e6,
                                       flag=False)  # fmt: skip
     seed: int | None = setting(None, "seed (None: the conversion's)", non_negative=True,
