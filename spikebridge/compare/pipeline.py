@@ -29,6 +29,7 @@ from ..direct.distributed import setup_distributed
 from ..evaluation import current_shard, evaluate, launched_distributed
 from ..io import output_dir, write_json
 from ..rundir import RunDirectory, claim
+from ..runtime import seed_everything
 from .ann import build_ann, trained_ann
 from .config import KEYS, ConfigError, Settings
 from .context import ComparisonContext

@@ -17,6 +17,7 @@ from ..io import output_dir, save_figure, save_torch, write_csv, write_json
 from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
 from ..models import build_model
+from ..runtime import seed_everything
 from ..settings import (
     ConversionSettings,
     ExperimentSettings,
@@ -66,6 +67,7 @@ def run_conversion_experiment(
         from ..interop import check_nir_available
 
         check_nir_available()
+    seed_everything(experiment.seed)  # before anything is built: the weights follow the seed
     info = dataset_info(experiment.dataset)
     if info.is_event:
         raise ValueError(
