@@ -40,6 +40,7 @@ __all__ = [
     "is_event_dataset",
     "load_dataset",
     "make_loaders",
+    "split_validation",
     "read_idx",
 ]
 
@@ -205,6 +206,39 @@ def make_loaders(
     train_loader = DataLoader(train_set, shuffle=True, generator=_seeded_generator(seed), **common)
     test_loader = DataLoader(test_set, shuffle=False, **common)
     return train_loader, test_loader
+
+
+def split_validation(
+    train_loader: DataLoader, fraction: float, seed: int = 0
+) -> tuple[DataLoader, DataLoader | None]:
+    """(train_loader, validation_loader): a fixed random ``fraction`` of the training samples
+    (seeded by ``seed``) held out for validation, the rest to train on, with the same batch size
+    and workers; the training loader reshuffles from a generator seeded with ``seed`` as
+    :func:`make_loaders`' does. ``fraction`` 0 returns ``(train_loader, None)``.
+    """
+    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction!r}")
+    dataset = train_loader.dataset
+    size = len(dataset)
+    held = int(round(fraction * size))
+    if held == 0:
+        return train_loader, None
+    if held >= size:
+        raise ValueError(
+            f"validation fraction {fraction:g} leaves none of the {size} training samples to "
+            "train on; lower it"
+        )
+    order = torch.randperm(size, generator=_seeded_generator(seed + 1))
+    train_set = _subset(dataset, order[held:].sort().values.tolist())
+    validation_set = _subset(dataset, order[:held].sort().values.tolist())
+    common = {
+        "batch_size": train_loader.batch_size,
+        "num_workers": train_loader.num_workers,
+        "persistent_workers": train_loader.num_workers > 0,
+        "pin_memory": train_loader.pin_memory,
+    }
+    train = DataLoader(train_set, shuffle=True, generator=_seeded_generator(seed), **common)
+    return train, DataLoader(validation_set, shuffle=False, **common)
 
 
 def calibration_loader(

@@ -101,6 +101,10 @@ class ExperimentSettings(_Checked):
     train_limit: int | None = setting(
         None, "train on a fixed random subset of N images", positive=True
     )
+    validation_fraction: float = setting(
+        0.1, "fraction of the training images held out to validate training (0: none)",
+        fraction=True,
+    )  # fmt: skip
     seed: int = setting(0, "random seed (weights, data order, calibration subset)")
     device: str = setting("auto", "auto, cpu or cuda", choices=DEVICES, runtime=True)
     export_nir: bool = setting(
@@ -342,7 +346,7 @@ def check_value(f, value: Any) -> Any:
     if meta.get("non_negative") and value < 0:
         raise SettingsError(f"{name} must be >= 0, got {value!r}")
     if meta.get("fraction") and not 0 <= value < 1:
-        raise SettingsError(f"{name} is a fraction of the threshold in [0, 1), got {value!r}")
+        raise SettingsError(f"{name} must be a fraction in [0, 1), got {value!r}")
     if name == "targets":
         parse_targets(value)
     if name == "percentile" and not 0 < value <= 100:
