@@ -16,6 +16,11 @@ classes)."""
 GAP_POINTS = 15.0
 """Far below training: test accuracy more than 15 points below the training accuracy."""
 
+CONVERTED_ADVICE = (
+    "simulate it longer (--timesteps), try another method, or check the ANN it was converted from"
+)
+"""What to do about a converted network near chance (it has no training of its own)."""
+
 
 def weak_network(
     test_accuracy: float, num_classes: int, train_accuracy: float | None = None
@@ -37,9 +42,14 @@ def weak_network(
 
 
 def weak_network_message(
-    name: str, test_accuracy: float, num_classes: int, train_accuracy: float | None = None
+    name: str,
+    test_accuracy: float,
+    num_classes: int,
+    train_accuracy: float | None = None,
+    advice: str | None = None,
 ) -> str | None:
-    """One line for the terminal and the report naming the network and what to do, or None."""
+    """One line for the terminal and the report naming the network and what to do (``advice``,
+    or the advice for a trained network), or None."""
     flag = weak_network(test_accuracy, num_classes, train_accuracy)
     if not flag:
         return None
@@ -47,8 +57,12 @@ def weak_network_message(
     if flag == "near chance":
         return (
             f"{name} is weak: test accuracy {test} is near chance ({100 / num_classes:.0f} % for "
-            f"{num_classes} classes); train it longer (more epochs) or check its inputs "
-            "(e.g. --normalize for a model trained on normalised images)"
+            f"{num_classes} classes); "
+            + (
+                advice
+                or "train it longer (more epochs) or check its inputs (e.g. --normalize "
+                "for a model trained on normalised images)"
+            )
         )
     return (
         f"{name} is weak: test accuracy {test} is far below its training accuracy "
@@ -57,4 +71,4 @@ def weak_network_message(
     )
 
 
-__all__ = ["GAP_POINTS", "NEAR_CHANCE", "weak_network", "weak_network_message"]
+__all__ = ["CONVERTED_ADVICE", "GAP_POINTS", "NEAR_CHANCE", "weak_network", "weak_network_message"]

@@ -129,7 +129,9 @@ def save_snn(
     max-pool mode, ``encoding`` and ``seed`` its input encoder's; ``extra`` (method, timesteps,
     ...) is recorded as it is (plain values only)."""
     module = network.module
-    neurons = {n: _neuron_record(m) for n, m in module.named_modules() if type(m) in NEURONS.values()}
+    neurons = {
+        n: _neuron_record(m) for n, m in module.named_modules() if type(m) in NEURONS.values()
+    }
     pools = {n: m.rule for n, m in module.named_modules() if isinstance(m, SpikingMaxPool)}
     data = {
         "format": SNN_FORMAT, "version": VERSION, "ann": ann, "maxpool": maxpool,

@@ -13,6 +13,7 @@ from ..convert.experiment import (
     write_conversion_outputs,
 )
 from ..convert.methods import methods_help
+from ..health import weak_network
 from ..model_files import refuse_architecture_for_graph
 from ..runtime import resolve_device
 from ..settings import (
@@ -22,7 +23,6 @@ from ..settings import (
     SimulationSettings,
     TrainingSettings,
 )
-from ..health import weak_network
 from ..tables import terminal_table
 from .common import add_quiet, add_settings, progress_enabled, settings_from
 from .flags import given

@@ -16,13 +16,14 @@ from ..io import save_torch
 from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
 from ..models import build_model
+from ..tables import history_frame
 from ..training import train_ann
 from .context import ComparisonContext
 
 ANN_CHECKPOINT_FORMAT = "spikebridge-compare-ann"
 ANN_KEYS = (
     "arch", "dataset", "width", "activation", "alpha", "levels", "pool", "epochs", "lr", "seed",
-    "batch_size", "train_limit",
+    "batch_size", "train_limit", "validation_fraction",
 )  # fmt: skip
 """The settings that define the trained ANN."""
 
@@ -91,8 +92,9 @@ def trained_ann(ctx: ComparisonContext, model: nn.Module) -> tuple[nn.Module, fl
             ctx.say(f"training the ANN ({s.arch}, {s.epochs} epochs)")
             start = time.perf_counter()
             history = train_ann(
-                model, ctx.train_loader, s.epochs, s.lr, ctx.device, s.seed, ctx.progress
-            )
+                model, ctx.train_loader, s.epochs, s.lr, ctx.device, s.seed, ctx.progress,
+                validation_loader=ctx.validation_loader,
+            )  # fmt: skip
             seconds = time.perf_counter() - start
             path.parent.mkdir(parents=True, exist_ok=True)
             save_torch(
@@ -114,4 +116,5 @@ def trained_ann(ctx: ComparisonContext, model: nn.Module) -> tuple[nn.Module, fl
         ctx.say(f"reusing the trained ANN from {path}")
         reused = True
     model.load_state_dict(saved["model"])
+    ctx.histories.append(history_frame(saved.get("history", []), "ann", s.ann_method()))
     return model.to(ctx.device).eval(), float(saved["train_seconds"]), reused

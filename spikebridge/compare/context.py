@@ -29,6 +29,9 @@ class ComparisonContext:
         ann: the trained ANN (set before the routes run); ``ann_train_seconds``: its training.
         user_graph: the ANN is the user's own graph from ``checkpoint`` (a .pt2 or ONNX file,
             or a trusted pickled module), not an architecture spikebridge builds.
+        validation_loader: held-out training images that validate training (None: none).
+        histories: the training history of every network trained (or reused) here
+            (:func:`spikebridge.tables.history_frame` tables).
     """
 
     settings: Settings
@@ -44,6 +47,8 @@ class ComparisonContext:
     ann: nn.Module | None = None
     ann_train_seconds: float = float("nan")
     user_graph: bool = False
+    validation_loader: Iterable | None = None
+    histories: list = field(default_factory=list)
 
     def say(self, message: str) -> None:
         """One line about the current stage (only when a log is attached)."""

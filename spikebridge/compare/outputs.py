@@ -8,9 +8,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..io import write_csv, write_json
+from ..io import write_json
+from ..tables import percent, write_table
 from .config import Settings
-from .plots import energy_accuracy_figure, firing_rate_figure, latency_accuracy_figure, save_plots
+from .plots import (
+    energy_accuracy_figure,
+    firing_rate_figure,
+    history_figure,
+    latency_accuracy_figure,
+    save_plots,
+)
 from .report import write_report
 from .robustness import robustness_figure, robustness_frame, robustness_summary
 
@@ -23,13 +30,16 @@ def _title(s: Settings) -> str:
 
 
 def write_outputs(result: Comparison, s: Settings) -> list[Path]:
-    """Write the CSVs, the plots, ``results.json`` and ``report.html`` (each atomically)."""
+    """Write the tables (CSV with accuracy in %, and LaTeX beside each:
+    :func:`spikebridge.tables.write_table`), the plots, ``results.json`` and ``report.html``
+    (each atomically)."""
     out = result.out
     assert out is not None
     files = [
-        write_csv(out / "accuracy_vs_timesteps.csv", result.accuracy),
-        write_csv(out / "energy.csv", result.energy),
-        write_csv(out / "layers.csv", result.layers),
+        *write_table(out / "accuracy_vs_timesteps.csv", percent(result.accuracy, ["accuracy"])),
+        *write_table(out / "energy.csv", percent(result.energy, ["accuracy"])),
+        *write_table(out / "layers.csv", result.layers),
+        *write_table(out / "history.csv", result.history),
     ]
     extra = dict(result.extra)
     robustness = extra.get("robustness")
@@ -38,7 +48,12 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
         columns = ["route", "method", "timesteps", "accuracy"]
         clean = pd.concat([result.accuracy[columns], ann[columns]], ignore_index=True)
         extra["robustness"] = robustness_frame(robustness, clean)
-    files += [write_csv(out / f"{name}.csv", frame) for name, frame in extra.items()]
+    for name, frame in extra.items():
+        frame = percent(frame, ["accuracy", "clean_accuracy"])
+        if "accuracy_drop" in frame.columns:  # percentage points
+            frame = frame.assign(accuracy_drop=100 * frame["accuracy_drop"])
+            frame = frame.rename(columns={"accuracy_drop": "accuracy_drop_points"})
+        files += write_table(out / f"{name}.csv", frame)
     ann_label = f"ANN, {s.ann_method()}"
     title = _title(s)
     figures = {
@@ -57,6 +72,10 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
             result.layers, s.timesteps, f"{title}: firing rates over T = {s.timesteps}"
         ),
     }
+    if len(result.history):
+        figures["training_history"] = history_figure(
+            result.history, f"{title}: training history (validation: held-out training images)"
+        )
     if robustness is not None and len(robustness):
         figures["accuracy_vs_noise"] = robustness_figure(
             extra["robustness"], f"{title}: accuracy on noisy test images"
@@ -77,13 +96,16 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
     captions = {
         "latency_accuracy": "Test accuracy after t simulation steps (log-scale t); the ANN as a dashed line.",
         "energy_accuracy": "Accuracy against energy per inference as T grows (markers at T = 1, 2, 4, ...); the ANN as a star.",
-        "firing_rates": f"Firing rate of each spiking layer over T = {s.timesteps} steps.",
+        "firing_rates": f"Firing rate of each spiking layer over T = {s.timesteps} steps "
+        "(calibrated: one line per network, each over its own T).",
+        "training_history": "Loss and accuracy per epoch of every network trained: on the "
+        "training batches (solid) and on held-out training images (dashed).",
         "accuracy_vs_noise": "Accuracy on the same seeded noisy test images for every network "
         "(level 0: clean), one panel per noise type.",
     }
     tables = {}
     if robustness is not None and len(robustness):
-        tables["Accuracy (%) on noisy test images (loss against clean, points)"] = (
+        tables["Accuracy (%) on noisy test images (change against clean, points)"] = (
             robustness_summary(extra["robustness"])
         )
     files.append(
@@ -98,6 +120,7 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
             notes=result.notes,
             captions=captions,
             extra_tables=tables,
+            flags=result.flags,
         )
     )
     return files

@@ -15,14 +15,12 @@ import torch
 from torch import nn
 
 from ..data import DatasetInfo, calibration_loader, dataset_info, make_loaders, split_validation
-from ..io import output_dir, save_figure, save_torch, write_csv, write_json
+from ..health import CONVERTED_ADVICE, weak_network_message
+from ..io import output_dir, save_figure, save_torch, write_json
 from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
 from ..models import build_model
-from ..health import weak_network_message
 from ..runtime import seed_everything
-from ..snn_files import ann_record, save_ann, save_snn
-from ..tables import history_frame, percent, write_table
 from ..settings import (
     ConversionSettings,
     ExperimentSettings,
@@ -30,6 +28,8 @@ from ..settings import (
     TrainingSettings,
     runtime_keys,
 )
+from ..snn_files import ann_record, save_ann, save_snn
+from ..tables import history_frame, percent, write_table
 from ..training import train_ann
 from .loop import ConversionResult, run_conversion
 from .tuning import held_out_loader
@@ -145,7 +145,8 @@ def weak_networks(run: ConversionRun) -> list[str]:
     final = result.accuracy.sort_values("timesteps").groupby("method", sort=False).last()
     for method, row in final.iterrows():
         found.append(weak_network_message(
-            f"the {method} SNN (T = {int(row['timesteps'])})", row["accuracy"], k
+            f"the {method} SNN (T = {int(row['timesteps'])})", row["accuracy"], k, None,
+            CONVERTED_ADVICE,
         ))  # fmt: skip
     return [message for message in found if message]
 

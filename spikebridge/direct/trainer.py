@@ -126,6 +126,7 @@ def train_direct(
     device: str | torch.device = "auto",
     progress: bool = False,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    validation_loader: Iterable | None = None,
     **build_options: Any,
 ) -> TrainResult:
     """Train a direct SNN with STBP for ``epochs`` epochs of ``timesteps`` steps per sample.
@@ -136,6 +137,8 @@ def train_direct(
             image_size, width, encoding, ...) after seeding, so the initial weights follow ``seed``.
         train_loader: yields (x, y): x static [B, C, H, W] or event frames [B, T_data, C, H, W].
         test_loader: simulated after every epoch for ``test_accuracy`` (accuracy at step T).
+        validation_loader: held-out training images, simulated after every epoch for
+            ``validation_accuracy`` (NaN without them).
         optimizer: ``sgd`` (with ``momentum``) or ``adam``; ``schedule``: ``cosine`` over the
             epochs or ``step`` (every ``step_size`` epochs times ``gamma``).
         checkpoint_path: written atomically after every epoch (on rank 0 only).
@@ -269,9 +272,13 @@ def train_direct(
             "epoch": epoch + 1,
             "loss": loss_sum / count,
             "train_accuracy": correct / count,
+            "validation_accuracy": float("nan"),
             "test_accuracy": float("nan"),
             "seconds": 0.0,
         }
+        if validation_loader is not None:
+            checked = evaluate(network, validation_loader, timesteps, device=ctx.device)
+            record["validation_accuracy"] = float(checked.accuracy[-1])
         if test_loader is not None:
             evaluation = evaluate(network, test_loader, timesteps, device=ctx.device)
             record["test_accuracy"] = float(evaluation.accuracy[-1])

@@ -152,6 +152,12 @@ def run_training_experiment(
     the route has no form of.
     """
     e, s = experiment, settings
+    if e.export_nir:
+        raise ValueError(
+            "--export-nir: the stdp route's winner-take-all neurons (k winners per position, "
+            "lateral inhibition) have no NIR node, so it cannot be written as NIR; drop "
+            "--export-nir (the direct route exports: --route direct)"
+        )
     info = dataset_info(e.dataset)
     if info.is_event:
         raise ValueError(

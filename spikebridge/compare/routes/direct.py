@@ -18,6 +18,7 @@ from ...direct.checkpoint import CheckpointError, load_training_checkpoint
 from ...direct.graph import NotDirectlyTrainable, direct_from_graph
 from ...direct.trainer import load_trained, train_direct
 from ...models import MODEL_NAMES
+from ...tables import history_frame
 from ..checkpoint_cache import matching_checkpoint, start_training
 from ..context import ComparisonContext
 from . import Candidate, Route, register
@@ -27,7 +28,7 @@ DIRECT_KEYS = (
     "arch", "dataset", "width", "pool", "encoding", "direct_epochs", "direct_timesteps",
     "direct_lr", "direct_optimizer", "direct_momentum", "direct_weight_decay", "direct_schedule",
     "direct_threshold", "direct_tau_decay", "direct_surrogate", "direct_surrogate_width", "seed",
-    "batch_size", "train_limit", "checkpoint", "checkpoint_sha256",
+    "batch_size", "train_limit", "checkpoint", "checkpoint_sha256", "validation_fraction",
 )  # fmt: skip
 """The settings that define the trained direct SNN."""
 
@@ -87,6 +88,7 @@ def trained_direct_snn(ctx: ComparisonContext, network=None):
             network.load_state_dict(saved["model"])
             network = network.to(ctx.device).eval()
         seconds = sum(float(r.get("seconds", 0.0)) for r in saved.get("history", []))
+        ctx.histories.append(history_frame(saved.get("history", []), "direct", DIRECT_METHOD))
         return network, seconds, True
     resume = saved is not None
     start_training(ctx, path, expected, resume)
@@ -115,8 +117,10 @@ def trained_direct_snn(ctx: ComparisonContext, network=None):
         resume=resume,
         device=ctx.device,
         progress=ctx.progress,
+        validation_loader=ctx.validation_loader,
         **build,
     )
+    ctx.histories.append(history_frame(result.history, "direct", DIRECT_METHOD))
     seconds = (
         sum(float(r.get("seconds", 0.0)) for r in result.history) or time.perf_counter() - start
     )
