@@ -34,7 +34,8 @@ def report(tmp_path_factory) -> Path:
 
 def test_report_is_self_contained(report):
     text = report.read_text(encoding="utf-8")
-    assert text.count('src="data:image/png;base64,') == 3
+    # latency, energy, firing rates and the training history
+    assert text.count('src="data:image/png;base64,') == 4
     # nothing to fetch: no external scripts, stylesheets or images
     assert not re.search(r'(src|href)="(?!data:)', text)
     assert "<table" in text and "data-based max (Diehl 2015)" in text

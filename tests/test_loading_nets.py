@@ -129,7 +129,7 @@ def convert_file(path, out) -> tuple[float, float]:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["arch"] == path.name
     frame = pd.read_csv(out / "accuracy_vs_timesteps.csv")
-    snn = frame[frame["timesteps"] == TIMESTEPS]["accuracy"].iloc[0]
+    snn = frame[frame["timesteps"] == TIMESTEPS]["accuracy_pct"].iloc[0] / 100
     return summary["ann_accuracy"], float(snn)
 
 

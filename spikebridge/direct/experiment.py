@@ -139,6 +139,7 @@ def run_training_experiment(
                 "schedule": t.direct_schedule, "weight_decay": t.direct_weight_decay,
                 "batch_size": e.batch_size, "seed": e.seed,
                 "train_samples": len(train_loader.dataset),
+                "validation_samples": len(validation_loader.dataset) if validation_loader else 0,
                 "resumed_from_epoch": resumed_from, "settings": settings,
             }  # fmt: skip
             write_training_outputs(out, result, summary, time.perf_counter() - start)
