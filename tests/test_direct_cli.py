@@ -53,7 +53,7 @@ def test_train_writes_history_curve_summary_and_checkpoint(tmp_path):
     assert set(curve["route"]) == {"direct"} and set(curve["method"]) == {"stbp-tdbn"}
     assert curve["accuracy_pct"].between(0, 100).all()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["test_accuracy"] == pytest.approx(curve["accuracy"].iloc[-1])
+    assert 100 * summary["test_accuracy"] == pytest.approx(curve["accuracy_pct"].iloc[-1])
     assert summary["test_samples"] == 40
     assert (out / "checkpoint.pt").exists()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
