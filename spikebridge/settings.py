@@ -101,6 +101,11 @@ class ExperimentSettings(_Checked):
     train_limit: int | None = setting(
         None, "train on a fixed random subset of N images", positive=True
     )
+    normalize: str | None = setting(
+        None, "MEAN,STD the model was trained with (torchvision's Normalize): inputs become "
+        "(x - MEAN) / STD on every route; per channel: M1,M2,M3,S1,S2,S3 (default: none, "
+        "inputs in [0, 1])",
+    )  # fmt: skip
     validation_fraction: float = setting(
         0.1, "fraction of the training images held out to validate training (0: none)",
         fraction=True,
@@ -349,6 +354,8 @@ def check_value(f, value: Any) -> Any:
         raise SettingsError(f"{name} must be a fraction in [0, 1), got {value!r}")
     if name == "targets":
         parse_targets(value)
+    if name == "normalize":
+        parse_normalize(value)
     if name == "percentile" and not 0 < value <= 100:
         raise SettingsError(f"percentile must be in (0, 100], got {value!r}")
     choices = meta.get("choices")
@@ -368,6 +375,25 @@ def parse_targets(text: str) -> list[int]:
             f"targets must be positive integers separated by commas (e.g. 1,2,4), got {text!r}"
         )
     return values
+
+
+def parse_normalize(text: str) -> tuple[list[float], list[float]]:
+    """``"0.1307,0.3081"`` -> ([0.1307], [0.3081]); ``"M1,M2,M3,S1,S2,S3"`` -> one mean and one
+    standard deviation per channel (the first half are the means)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or len(values) % 2 or not all(math.isfinite(v) for v in values):
+        raise SettingsError(
+            f"normalize must be MEAN,STD (e.g. 0.1307,0.3081) or one mean per channel then one "
+            f"std per channel (e.g. 0.4914,0.4822,0.4465,0.247,0.243,0.261), got {text!r}"
+        )
+    half = len(values) // 2
+    mean, std = values[:half], values[half:]
+    if any(s <= 0 for s in std):
+        raise SettingsError(f"normalize: every STD must be positive, got {text!r}")
+    return mean, std
 
 
 def _check_methods(value: str | list) -> str | list[str]:

@@ -23,7 +23,7 @@ from .context import ComparisonContext
 ANN_CHECKPOINT_FORMAT = "spikebridge-compare-ann"
 ANN_KEYS = (
     "arch", "dataset", "width", "activation", "alpha", "levels", "pool", "epochs", "lr", "seed",
-    "batch_size", "train_limit", "validation_fraction",
+    "batch_size", "train_limit", "validation_fraction", "normalize",
 )  # fmt: skip
 """The settings that define the trained ANN."""
 

@@ -178,8 +178,9 @@ def _start(
     # load the data and build the architecture before claiming DIR, so that a typo in a setting
     # fails without leaving a record of an experiment that never ran
     train_loader, test_loader = make_loaders(
-        s.dataset, s.data_root, s.batch_size, s.limit, s.seed, s.download, train_limit=s.train_limit
-    )
+        s.dataset, s.data_root, s.batch_size, s.limit, s.seed, s.download,
+        train_limit=s.train_limit, normalize=s.normalize,
+    )  # fmt: skip
     train_loader, validation_loader = split_validation(train_loader, s.validation_fraction, s.seed)
     ctx = ComparisonContext(
         s, out, device, shard, info, train_loader, test_loader, progress and shard.rank == 0,

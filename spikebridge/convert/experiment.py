@@ -89,7 +89,7 @@ def run_conversion_experiment(
     e = experiment
     train_loader, test_loader = make_loaders(
         e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
-        train_limit=e.train_limit,
+        train_limit=e.train_limit, normalize=e.normalize,
     )  # fmt: skip
     train_loader, validation_loader = split_validation(train_loader, e.validation_fraction, e.seed)
     graph_file = checkpoint if checkpoint and is_graph_file(checkpoint) else None

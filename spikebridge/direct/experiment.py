@@ -109,7 +109,7 @@ def run_training_experiment(
         train_loader, test_loader = make_loaders(
             e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
             timesteps=timesteps if info.is_event else None, num_workers=workers,
-            train_limit=e.train_limit,
+            train_limit=e.train_limit, normalize=e.normalize,
         )  # fmt: skip
         train_loader, validation_loader = split_validation(
             train_loader, e.validation_fraction, e.seed

@@ -20,10 +20,10 @@ from torch.utils.data import DataLoader
 from ..data import dataset_info, make_loaders
 from ..evaluation import evaluate
 from ..io import output_dir, write_json
-from ..tables import write_table
 from ..rundir import claim
 from ..runtime import seed_everything
 from ..settings import ExperimentSettings, StdpSettings, runtime_keys
+from ..tables import write_table
 from .model import StdpConfig, config_for
 from .training import StdpResult, train
 
@@ -164,6 +164,11 @@ def run_training_experiment(
             "--export-nir: the stdp route's winner-take-all neurons (k winners per position, "
             "lateral inhibition) have no NIR node, so it cannot be written as NIR; drop "
             "--export-nir (the direct route exports: --route direct)"
+        )
+    if e.normalize:
+        raise ValueError(
+            "--normalize: the stdp route encodes intensities in [0, 1] as spike rates, which "
+            "normalised inputs are not; drop --normalize for --route stdp"
         )
     info = dataset_info(e.dataset)
     if info.is_event:

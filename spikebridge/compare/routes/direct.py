@@ -29,6 +29,7 @@ DIRECT_KEYS = (
     "direct_lr", "direct_optimizer", "direct_momentum", "direct_weight_decay", "direct_schedule",
     "direct_threshold", "direct_tau_decay", "direct_surrogate", "direct_surrogate_width", "seed",
     "batch_size", "train_limit", "checkpoint", "checkpoint_sha256", "validation_fraction",
+    "normalize",
 )  # fmt: skip
 """The settings that define the trained direct SNN."""
 
