@@ -214,3 +214,23 @@ def test_normalize_changes_every_input_as_stated(tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["settings"]["normalize"] == "0.25,0.5"
     assert main([*CONVERT, "--normalize", "0.1,0.2,0.3,0.4", "--out", str(tmp_path / "b")]) == 2
     assert "the images have 1 channel(s)" in capsys.readouterr().err
+
+
+def test_a_failed_run_can_be_retried_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*CONVERT, "--out", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert main([*CONVERT, "--timesteps", "3", "--out", str(out)]) == 2  # finished: its results
+    assert "holds the results of a different experiment" in capsys.readouterr().err
+    (out / "run.json").write_text(json.dumps({**record, "status": "failed"}))
+    assert main([*CONVERT, "--timesteps", "3", "--out", str(out)]) == 0  # failed: retried
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    assert pd.read_csv(out / "accuracy_vs_timesteps.csv")["timesteps"].max() == 3
+
+
+def test_a_method_that_cannot_apply_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*CONVERT, "--methods", "qcfs", "--epochs", "50", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "method 'qcfs' needs an ANN trained with QCFS activations" in err
+    assert "is a ReLU" in err and not out.exists()

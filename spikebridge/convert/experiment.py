@@ -109,6 +109,12 @@ def run_conversion_experiment(
             loaded = load_ann(checkpoint, model, trust_checkpoint)
             record = record if loaded is model else None  # a trusted pickle: the user's class
             model = loaded
+    # what can be checked before any training is checked now: methods that cannot apply to
+    # these activations, too few training images for --percentile auto
+    check_methods_apply(model, conversion.methods)
+    validation = None
+    if conversion.percentile == "auto":
+        validation = held_out_loader(train_loader.dataset, conversion, e.batch_size, e.seed)
     if on_start is not None:
         on_start()
     history = []
@@ -121,9 +127,6 @@ def run_conversion_experiment(
     calib = calibration_loader(
         train_loader.dataset, conversion.calibration_samples, e.batch_size, e.seed
     )
-    validation = None
-    if conversion.percentile == "auto":
-        validation = held_out_loader(train_loader.dataset, conversion, e.batch_size, e.seed)
     result = run_conversion(
         model, calib, test_loader, conversion, simulation, device=device, seed=e.seed,
         progress=progress, validation=validation, count_ops=True,
@@ -133,6 +136,25 @@ def run_conversion_experiment(
     done = ConversionRun(result, model, info, history, seconds, label, record)
     done.warnings = weak_networks(done)
     return done
+
+
+def check_methods_apply(model: nn.Module, methods: str | list[str]) -> None:
+    """Raise :class:`~spikebridge.engine.graph.MethodNotApplicable` for a method named
+    explicitly (not through ``all``) that cannot apply to the model's activations (e.g. ``qcfs``
+    on a ReLU network): before training, not after."""
+    if isinstance(methods, str) and methods.strip() == "all":
+        return
+    import warnings
+
+    from ..normalization.calibrate import activation_layers
+    from .methods import get_method, method_list
+    from .prepare import prepare
+
+    with warnings.catch_warnings():  # an inspection: the conversion itself warns
+        warnings.simplefilter("ignore")
+        activations = activation_layers(prepare(model, maxpool="avg"))
+    for name in method_list(methods):
+        get_method(name).check_activations(activations)
 
 
 def weak_networks(run: ConversionRun) -> list[str]:
