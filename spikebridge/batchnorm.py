@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, RandomSampler
 
 MAX_BATCHES = 100
 """Batches read at most (12,800 images at batch size 128: plenty for a mean and a variance)."""
@@ -31,7 +32,8 @@ def reestimate_batchnorm(
     """Reset the running mean and variance of every BatchNorm layer of ``model`` and re-estimate
     them as the plain average over (at most ``max_batches``) batches ``(x, y)`` of ``loader``,
     x moved to ``device`` and run through ``forward`` (default ``model``; a spiking network
-    passes its own encode-and-run). ``model`` goes back to the mode it was in. Returns whether
+    passes its own encode-and-run). A DataLoader is read in its own seeded random order (the
+    training loader's shuffling is not advanced). ``model`` goes back to the mode it was in. Returns whether
     it had any BatchNorm layer."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     norms = [m for m in norms if m.track_running_stats and m.running_mean is not None]
@@ -43,6 +45,11 @@ def reestimate_batchnorm(
         m.momentum = None  # cumulative average
     was_training = model.training
     model.train()
+    if isinstance(loader, DataLoader):  # its own fixed order: the training order is left as is
+        loader = DataLoader(
+            loader.dataset, batch_size=loader.batch_size, num_workers=loader.num_workers,
+            sampler=RandomSampler(loader.dataset, generator=torch.Generator().manual_seed(0)),
+        )  # fmt: skip
     run = forward if forward is not None else model
     for index, batch in enumerate(loader):
         if max_batches is not None and index >= max_batches:
