@@ -234,3 +234,24 @@ def test_a_method_that_cannot_apply_is_refused_before_training(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "method 'qcfs' needs an ANN trained with QCFS activations" in err
     assert "is a ReLU" in err and not out.exists()
+
+
+def test_every_option_of_every_command_has_a_help_text(capsys):
+    from spikebridge.cli import build_parser
+
+    parser = build_parser()
+    commands = {"spikebridge": parser}
+    for action in parser._actions:
+        if hasattr(action, "choices") and isinstance(action.choices, dict):
+            commands.update({f"spikebridge {n}": p for n, p in action.choices.items()})
+    assert {"spikebridge convert", "spikebridge train", "spikebridge compare",
+            "spikebridge demo", "spikebridge export"} <= set(commands)  # fmt: skip
+    for name, command in commands.items():
+        for action in command._actions:
+            if action.option_strings:
+                assert action.help and action.help.strip(), f"{name} {action.option_strings[0]}"
+                assert action.help.count("(default") <= 1, f"{name} {action.option_strings[0]}"
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.startswith("spikebridge ")

@@ -20,6 +20,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert CNNs to spiking networks, train SNNs directly (STBP-tdBN), and compare both routes.",
     )
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument(
+        "--version", action="version", version=f"spikebridge {_version()}",
+        help="print spikebridge's version and exit",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         try:
@@ -34,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP
         )
     return parser
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
 
 
 def main(argv: list[str] | None = None) -> int:

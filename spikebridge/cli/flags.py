@@ -98,7 +98,8 @@ def add_flags(
             continue
         text = (help_overrides or {}).get(f.name, f.metadata.get("help", f.name))
         kind = flag_type(f)
-        if f.default is not None and f.default is not MISSING and kind is not None:
+        has_default = f.default is not None and f.default is not MISSING and kind is not None
+        if has_default and "(default" not in text:  # a help text naming its own default
             text += f" (default {f.default})"
         option_strings = [flag_name(f.name, prefix), *f.metadata.get("aliases", ())]
         if kind is None:
