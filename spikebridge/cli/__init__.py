@@ -8,8 +8,10 @@ import os
 import pickle
 import re
 import sys
+import warnings
 
 SUBCOMMANDS = ("convert", "train", "compare", "demo", "export")
+_SHOW_IMPL = getattr(warnings, "_showwarnmsg_impl", None)  # Python's own display
 DEBUG_ENV = "SPIKEBRIDGE_DEBUG"
 DEBUG_HELP = f"show the traceback of an error instead of a one-line message (or set {DEBUG_ENV}=1)"
 
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     SPIKEBRIDGE_DEBUG=1: the traceback instead)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    restore = _plain_warnings(args.command)
     debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         return int(args.run(args) or 0)
@@ -63,6 +66,36 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"spikebridge {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        restore()
+
+
+def _plain_warnings(command: str):
+    """Show spikebridge's own warnings as one line naming the command, not in Python's form (a
+    source path, a line of code); other libraries' warnings keep theirs. Left alone while
+    warnings are being recorded (``warnings.catch_warnings(record=True)``, pytest). Returns the
+    function that puts the previous display back."""
+    import warnings
+
+    default = warnings.showwarning
+    if default is not getattr(warnings, "_showwarning_orig", default) or (
+        getattr(warnings, "_showwarnmsg_impl", None) is not _SHOW_IMPL
+    ):
+        return lambda: None
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] == "spikebridge" or "/spikebridge/" in filename:
+            print(f"spikebridge {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+    def restore() -> None:
+        if warnings.showwarning is show:
+            warnings.showwarning = default
+
+    return restore
 
 
 def error_message(err: BaseException) -> str | None:

@@ -92,7 +92,8 @@ def calibrate_low_latency(
                 f"calibrated T={timesteps}: the layer-wise search's twin is further from the "
                 f"float ANN (KL {divergence['search']:.4g} on the calibration images) than the "
                 f"channel-wise {PERCENTILE:g}th-percentile twin ({divergence['percentile']:.4g}); "
-                "starting from the percentile thresholds (LowLatencySettings.output_check)",
+                "starting from the percentile thresholds (calibrated's output check, "
+                "docs/normalization.md)",
                 CalibrationWarning,
                 stacklevel=2,
             )
