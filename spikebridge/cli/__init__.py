@@ -75,8 +75,6 @@ def _plain_warnings(command: str):
     source path, a line of code); other libraries' warnings keep theirs. Left alone while
     warnings are being recorded (``warnings.catch_warnings(record=True)``, pytest). Returns the
     function that puts the previous display back."""
-    import warnings
-
     default = warnings.showwarning
     if default is not getattr(warnings, "_showwarning_orig", default) or (
         getattr(warnings, "_showwarnmsg_impl", None) is not _SHOW_IMPL
