@@ -18,7 +18,7 @@ from ..model_files import load_ann
 from ..models import build_model
 from ..tables import history_frame
 from ..training import train_ann
-from .context import ComparisonContext
+from .context import ComparisonContext, epoch_line
 
 ANN_CHECKPOINT_FORMAT = "spikebridge-compare-ann"
 ANN_KEYS = (
@@ -94,6 +94,7 @@ def trained_ann(ctx: ComparisonContext, model: nn.Module) -> tuple[nn.Module, fl
             history = train_ann(
                 model, ctx.train_loader, s.epochs, s.lr, ctx.device, s.seed, ctx.progress,
                 validation_loader=ctx.validation_loader,
+                on_epoch=lambda row: ctx.say(epoch_line("ANN", row, s.epochs)),
             )  # fmt: skip
             seconds = time.perf_counter() - start
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,19 @@ from ..evaluation import Shard
 from .config import Settings
 
 
+def epoch_line(name: str, row: dict, epochs: int) -> str:
+    """One plain line for an epoch of training (logs and batch jobs see progress too)."""
+
+    def pct(value: float) -> str:
+        return "–" if value != value else f"{100 * value:.2f}%"
+
+    return (
+        f"{name} epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}  train "
+        f"{pct(row['train_accuracy'])}  validation {pct(row.get('validation_accuracy', float('nan')))}"
+        f"  ({row['seconds']:.1f} s)"
+    )
+
+
 @dataclass
 class ComparisonContext:
     """One comparison in progress.

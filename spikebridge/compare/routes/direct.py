@@ -20,7 +20,7 @@ from ...direct.trainer import load_trained, train_direct
 from ...models import MODEL_NAMES
 from ...tables import history_frame
 from ..checkpoint_cache import matching_checkpoint, start_training
-from ..context import ComparisonContext
+from ..context import ComparisonContext, epoch_line
 from . import Candidate, Route, register
 
 DIRECT_METHOD = "stbp-tdbn"
@@ -119,6 +119,7 @@ def trained_direct_snn(ctx: ComparisonContext, network=None):
         device=ctx.device,
         progress=ctx.progress,
         validation_loader=ctx.validation_loader,
+        on_epoch=lambda row: ctx.say(epoch_line("direct SNN", row, epochs)),
         **build,
     )
     ctx.histories.append(history_frame(result.history, "direct", DIRECT_METHOD))
