@@ -141,6 +141,7 @@ def run_training_experiment(
                 "train_samples": len(train_loader.dataset),
                 "validation_samples": len(validation_loader.dataset) if validation_loader else 0,
                 "resumed_from_epoch": resumed_from, "settings": settings,
+                "warnings": weak_warnings(result, info.num_classes),
             }  # fmt: skip
             write_training_outputs(out, result, summary, time.perf_counter() - start)
             if e.export_nir:  # the trained network with tdBN folded: out/direct.nir (docs/nir.md)
@@ -151,6 +152,20 @@ def run_training_experiment(
             written = (*OUTPUT_FILES, "direct.nir")
             run.finish([out / name for name in written if (out / name).exists()])
     return result
+
+
+def weak_warnings(result: TrainResult, num_classes: int) -> list[str]:
+    """The weak-network message of the trained SNN (:mod:`spikebridge.health`), if any."""
+    from ..health import weak_network_message
+
+    ev = result.evaluation
+    if ev is None or not result.history:
+        return []
+    message = weak_network_message(
+        "the directly trained SNN", float(ev.accuracy[-1]), num_classes,
+        result.history[-1]["train_accuracy"],
+    )  # fmt: skip
+    return [message] if message else []
 
 
 def write_training_outputs(out: Path, result: TrainResult, summary: dict, seconds: float) -> None:
