@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikebridge.cli import main
+from spikebridge.data import make_loaders
 from spikebridge.evaluation import evaluate
 from spikebridge.loading import load_model
 from spikebridge.training import train_ann
@@ -107,10 +108,11 @@ def export_files(model: nn.Module, folder, name: str) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def user_nets(digits_loaders, tmp_path_factory):
-    """Each net trained briefly on digits, its test accuracy, and its two files."""
+def user_nets(tmp_path_factory):
+    """Each net trained briefly on digits, its test accuracy, and its two files (on loaders of
+    its own, so the nets do not depend on which tests ran before)."""
     folder = tmp_path_factory.mktemp("user_nets")
-    train, test = digits_loaders
+    train, test = make_loaders("digits", batch_size=64, seed=0)
     nets = {}
     for name, cls in NETS.items():
         torch.manual_seed(0)

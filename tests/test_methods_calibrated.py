@@ -25,9 +25,12 @@ from spikebridge.normalization import activation_layers
 
 
 @pytest.fixture(scope="module")
-def digits_images(digits_loaders):
-    """Unlabelled calibration images (the labels are never given to the method)."""
-    return calibration_images(digits_loaders[0], 256)
+def digits_images():
+    """Unlabelled calibration images (the labels are never given to the method), from a loader
+    of their own: the shared loader's shuffling state depends on the tests that ran before."""
+    from spikebridge.data import make_loaders
+
+    return calibration_images(make_loaders("digits", batch_size=64, seed=0)[0], 256)
 
 
 @pytest.fixture(scope="module")
