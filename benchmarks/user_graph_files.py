@@ -51,7 +51,7 @@ def run(out: Path, timesteps: int, epochs: int, method: str) -> pd.DataFrame:
                 raise SystemExit(f"spikebridge convert failed on {path}")
             summary = json.loads((target / "summary.json").read_text())
             frame = pd.read_csv(target / "accuracy_vs_timesteps.csv")
-            snn = float(frame[frame["timesteps"] == timesteps]["accuracy"].iloc[0])
+            snn = float(frame[frame["timesteps"] == timesteps]["accuracy_pct"].iloc[0]) / 100
             rows.append(
                 {
                     "net": name,

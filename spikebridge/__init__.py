@@ -37,6 +37,7 @@ from . import (
     settings,
     stdp,
 )
+from .batchnorm import reestimate_batchnorm
 from .compare.noise import NoisyDataset, add_noise, noisy_loader, parse_noise
 from .convert import (
     METHODS,
@@ -66,6 +67,7 @@ from .engine.encoding import AnalogEncoder, EventEncoder, PoissonEncoder, make_e
 from .engine.network import Simulation, SpikingNetwork
 from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool, SpikingNeuron
 from .evaluation import Evaluation, evaluate
+from .health import weak_network
 from .interop import export_nir, import_nir
 from .loading import load_model
 from .models import MODEL_NAMES, build_model
@@ -79,7 +81,9 @@ from .settings import (
     StdpSettings,
     TrainingSettings,
 )
+from .snn_files import load_snn, save_snn
 from .stdp import StdpConfig, WTALIFNeuron
+from .tables import write_table
 from .training import train_ann
 
 __version__ = "0.1.0"
@@ -139,6 +143,7 @@ __all__ = [
     "import_nir",
     "interop",
     "load_model",
+    "load_snn",
     "loading",
     "make_encoder",
     "noisy_loader",
@@ -146,10 +151,14 @@ __all__ = [
     "parse_noise",
     "prepare",
     "quantised_twin",
+    "reestimate_batchnorm",
     "rundir",
+    "save_snn",
     "select_percentile",
     "settings",
     "stdp",
     "train_ann",
     "train_direct",
+    "weak_network",
+    "write_table",
 ]

@@ -40,6 +40,9 @@ __all__ = [
     "is_event_dataset",
     "load_dataset",
     "make_loaders",
+    "Normalized",
+    "normalize_values",
+    "split_validation",
     "read_idx",
 ]
 
@@ -141,6 +144,47 @@ def load_dataset(
     return NMNISTDataset(path, train, timesteps, binarize=binarize, transform=transform)
 
 
+class Normalized(Dataset):
+    """A dataset of ``(x, y)`` with x normalised per channel: ``(x - mean) / std`` (as
+    torchvision's ``Normalize``, for a model trained on normalised images); ``targets`` kept."""
+
+    def __init__(self, dataset: Dataset, mean: list[float], std: list[float]) -> None:
+        self.dataset = dataset
+        self.mean = torch.tensor(mean, dtype=torch.float32)
+        self.std = torch.tensor(std, dtype=torch.float32)
+        targets = getattr(dataset, "targets", None)
+        if targets is not None:
+            self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        x, y = self.dataset[index]
+        shape = (-1,) + (1,) * (x.dim() - 1)  # [C, H, W] (or [T, C, H, W]: channel last-but-2)
+        if x.dim() == 4:
+            shape = (1, -1, 1, 1)
+        return (x - self.mean.view(shape)) / self.std.view(shape), y
+
+
+def normalize_values(text: str | None, channels: int) -> tuple[list[float], list[float]] | None:
+    """``--normalize`` as (mean, std) lists of ``channels`` values each (one value given for
+    all), or None; a count that fits neither is an error naming the flag."""
+    if text is None:
+        return None
+    from .settings import parse_normalize
+
+    mean, std = parse_normalize(text)
+    if len(mean) == 1:
+        return mean * channels, std * channels
+    if len(mean) != channels:
+        raise ValueError(
+            f"--normalize gives {len(mean)} means and {len(std)} stds; the images have "
+            f"{channels} channel(s): give one MEAN,STD or {channels} means then {channels} stds"
+        )
+    return mean, std
+
+
 def _seeded_generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
 
@@ -167,6 +211,7 @@ def make_loaders(
     binarize: bool = False,
     train_transform: Callable[[Tensor], Tensor] | None = None,
     pin_memory: bool = False,
+    normalize: str | None = None,
 ) -> tuple[DataLoader, DataLoader]:
     """(train_loader, test_loader) for dataset ``name``.
 
@@ -181,6 +226,8 @@ def make_loaders(
         limit: use only the first ``limit`` test samples (all when larger than the test set).
         train_limit: use a fixed random subset (seeded by ``seed``) of ``train_limit`` training
             samples; random rather than the first N because some layouts are sorted by class.
+        normalize: ``"MEAN,STD"`` (or one mean per channel, then one std per channel): both
+            splits become ``(x - MEAN) / STD`` (:class:`Normalized`).
         Other arguments as in :func:`load_dataset`; ``num_workers`` > 0 keeps workers alive
         across epochs so per-worker caches survive.
     """
@@ -193,6 +240,9 @@ def make_loaders(
         name, root, True, download, timesteps, binarize=binarize, transform=train_transform
     )
     test_set = load_dataset(name, root, False, download, timesteps, binarize=binarize)
+    stats = normalize_values(normalize, dataset_info(name).in_channels)
+    if stats is not None:
+        train_set, test_set = Normalized(train_set, *stats), Normalized(test_set, *stats)
     if train_limit is not None and train_limit < len(train_set):
         chosen = torch.randperm(len(train_set), generator=_seeded_generator(seed))[:train_limit]
         train_set = _subset(train_set, chosen.sort().values.tolist())
@@ -219,6 +269,39 @@ def make_loaders(
     )
     test_loader = DataLoader(test_set, shuffle=False, **common)
     return train_loader, test_loader
+
+
+def split_validation(
+    train_loader: DataLoader, fraction: float, seed: int = 0
+) -> tuple[DataLoader, DataLoader | None]:
+    """(train_loader, validation_loader): a fixed random ``fraction`` of the training samples
+    (seeded by ``seed``) held out for validation, the rest to train on, with the same batch size
+    and workers; the training loader reshuffles from a generator seeded with ``seed`` as
+    :func:`make_loaders`' does. ``fraction`` 0 returns ``(train_loader, None)``.
+    """
+    if not (isinstance(fraction, (int, float)) and 0 <= fraction < 1):
+        raise ValueError(f"validation fraction must be in [0, 1), got {fraction!r}")
+    dataset = train_loader.dataset
+    size = len(dataset)
+    held = int(round(fraction * size))
+    if held == 0:
+        return train_loader, None
+    if held >= size:
+        raise ValueError(
+            f"validation fraction {fraction:g} leaves none of the {size} training samples to "
+            "train on; lower it"
+        )
+    order = torch.randperm(size, generator=_seeded_generator(seed + 1))
+    train_set = _subset(dataset, order[held:].sort().values.tolist())
+    validation_set = _subset(dataset, order[:held].sort().values.tolist())
+    common = {
+        "batch_size": train_loader.batch_size,
+        "num_workers": train_loader.num_workers,
+        "persistent_workers": train_loader.num_workers > 0,
+        "pin_memory": train_loader.pin_memory,
+    }
+    train = DataLoader(train_set, shuffle=True, generator=_seeded_generator(seed), **common)
+    return train, DataLoader(validation_set, shuffle=False, **common)
 
 
 def calibration_loader(

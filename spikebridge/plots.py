@@ -39,21 +39,31 @@ def network_label(route: str, method: str) -> str:
     return f"{ROUTE_NAMES.get(route, route)}: {METHOD_NAMES.get(method, method)}"
 
 
+STYLE_ORDER = tuple(m for m in METHOD_NAMES if m != "stbp-tdbn")
+"""The one style table: a method's colour, marker and line style follow its place here, so
+every figure of every command (``convert`` with one method, ``compare`` with all) draws a
+method alike; a method not listed takes the next free place."""
+
+
 def network_styles(networks: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
-    """A fixed style per (route, method): the direct route solid black, conversions cycling."""
+    """A fixed style per (route, method): the direct route solid black, every other method the
+    style of its place in :data:`STYLE_ORDER`."""
     styles: dict[tuple[str, str], dict] = {}
-    i = 0
+    extra = len(STYLE_ORDER)
     for key in networks:
         if key[0] == "direct":
             styles[key] = dict(DIRECT_STYLE)
             continue
+        if key[1] in STYLE_ORDER:
+            i = STYLE_ORDER.index(key[1])
+        else:
+            i, extra = extra, extra + 1
         styles[key] = {
             "color": COLORS[i % len(COLORS)],
             "marker": MARKERS[i % len(MARKERS)],
             "linestyle": LINESTYLES[i % len(LINESTYLES)],
             "linewidth": 1.8,
         }
-        i += 1
     return styles
 
 
@@ -209,23 +219,34 @@ def firing_rate_figure(
     """
     fig, ax = _new_figure()
     neurons = layers[layers["kind"] == "neuron"]
+    if "network" not in neurons.columns:  # a table without one network per row group
+        neurons = neurons.assign(network=neurons["method"], timesteps=pd.NA)
     networks = _networks(neurons)
     styles = network_styles(networks)
     depth = 0
     for key in networks:
-        rows = neurons[(neurons["route"] == key[0]) & (neurons["method"] == key[1])].sort_values(
-            "index"
-        )
-        x = list(range(1, len(rows) + 1))
-        depth = max(depth, len(x))
-        ax.plot(
-            x,
-            100 * rows["firing_rate"].to_numpy(),
-            label=network_label(*key),
-            markersize=6,
-            markerfacecolor="white" if key[0] != "direct" else "black",
-            **styles[key],
-        )
+        of_method = neurons[(neurons["route"] == key[0]) & (neurons["method"] == key[1])]
+        names = list(dict.fromkeys(of_method["network"]))
+        for n, name in enumerate(names):  # calibrated: one line per network (per target T)
+            rows = of_method[of_method["network"] == name].sort_values("index")
+            x = list(range(1, len(rows) + 1))
+            depth = max(depth, len(x))
+            style = dict(styles[key])
+            label = network_label(*key)
+            if len(names) > 1:
+                t = rows["timesteps"].iloc[0]
+                short = f"{ROUTE_NAMES.get(key[0], key[0])}: {key[1]}"
+                label = f"{short}, T = {int(t)}" if pd.notna(t) else f"{short}: {name}"
+                style["marker"] = MARKERS[n % len(MARKERS)]
+                style["linestyle"] = LINESTYLES[n % len(LINESTYLES)]
+            ax.plot(
+                x,
+                100 * rows["firing_rate"].to_numpy(),
+                label=label,
+                markersize=6,
+                markerfacecolor="white" if key[0] != "direct" else "black",
+                **style,
+            )
     ax.set_xticks(list(range(1, depth + 1)))
     ax.set_xlabel("spiking layer (input side → output side)")
     ax.set_ylabel("firing rate (% of neurons spiking per step)")
@@ -275,7 +296,41 @@ def energy_models_figure(energy: pd.DataFrame, title: str = "") -> Figure:
     return fig
 
 
-PLOT_NAMES = ("latency_accuracy", "energy_accuracy", "firing_rates")
+def history_figure(history: pd.DataFrame, title: str = "") -> Figure:
+    """Training history of every network trained: loss (left) and train / validation accuracy
+    (%, right) per epoch; train solid, validation dashed.
+
+    Args:
+        history: the ``history.csv`` table (route, network, epoch, loss, *_accuracy_pct).
+    """
+    fig = Figure(figsize=(9.0, 4.2), constrained_layout=True)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for ax in (loss_ax, acc_ax):
+        ax.grid(True, which="major", color="0.88", linewidth=0.7)
+        ax.set_axisbelow(True)
+        ax.set_xlabel("epoch")
+    keys = list(dict.fromkeys(zip(history["route"], history["network"])))
+    for i, (route, name) in enumerate(keys):
+        rows = history[(history["route"] == route) & (history["network"] == name)]
+        color = "black" if route == "direct" else COLORS[i % len(COLORS)]
+        label = "ANN" if route == "ann" else network_label(route, name)
+        epochs = rows["epoch"].to_numpy()
+        loss_ax.plot(epochs, rows["loss"].to_numpy(), marker="o", color=color, label=label)
+        acc_ax.plot(epochs, rows["train_accuracy_pct"].to_numpy(), marker="o", color=color,
+                    label=f"{label}: train")  # fmt: skip
+        if rows["validation_accuracy_pct"].notna().any():
+            acc_ax.plot(epochs, rows["validation_accuracy_pct"].to_numpy(), marker="s",
+                        linestyle="--", color=color, markerfacecolor="white",
+                        label=f"{label}: validation")  # fmt: skip
+    loss_ax.set_ylabel("training loss (cross-entropy)")
+    acc_ax.set_ylabel("accuracy (%)")
+    loss_ax.legend(fontsize=8, frameon=False)
+    acc_ax.legend(fontsize=8, frameon=False)
+    fig.suptitle(title or "training history")
+    return fig
+
+
+PLOT_NAMES = ("latency_accuracy", "energy_accuracy", "firing_rates", "training_history")
 
 
 def save_plots(figures: dict[str, Figure], out: str | Path, dpi: int = 160) -> list[Path]:
@@ -293,6 +348,7 @@ __all__ = [
     "energy_accuracy_figure",
     "energy_models_figure",
     "firing_rate_figure",
+    "history_figure",
     "latency_accuracy_figure",
     "network_label",
     "register_label",

@@ -129,6 +129,15 @@ class ExperimentSettings(_Checked):
     train_limit: int | None = setting(
         None, "train on a fixed random subset of N images", positive=True, maximum=MAX_SAMPLES
     )
+    normalize: str | None = setting(
+        None, "MEAN,STD the model was trained with (torchvision's Normalize): inputs become "
+        "(x - MEAN) / STD on every route; per channel: M1,M2,M3,S1,S2,S3 (default: none, "
+        "inputs in [0, 1])",
+    )  # fmt: skip
+    validation_fraction: float = setting(
+        0.1, "fraction of the training images held out to validate training (0: none)",
+        fraction=True,
+    )  # fmt: skip
     seed: int = setting(0, "random seed (weights, data order, calibration subset)",
                         non_negative=True, maximum=MAX_SEED)  # fmt: skip
     device: str = setting("auto", "auto, cpu or cuda", choices=DEVICES, runtime=True)
@@ -392,10 +401,12 @@ def check_value(f, value: Any) -> Any:
     if meta.get("non_negative") and value < 0:
         raise SettingsError(f"{name} must be >= 0, got {shown(value)}")
     if meta.get("fraction") and not 0 <= value < 1:
-        raise SettingsError(f"{name} is a fraction of the threshold in [0, 1), got {shown(value)}")
+        raise SettingsError(f"{name} must be a fraction in [0, 1), got {shown(value)}")
     check_bounds(f, value)
     if name == "targets":
         parse_targets(value)
+    if name == "normalize":
+        parse_normalize(value)
     if name == "percentile":
         check_percentile(value)
     choices = meta.get("choices")
@@ -456,6 +467,25 @@ def parse_targets(text: str) -> list[int]:
     if len(values) > MAX_TARGETS:
         raise SettingsError(f"targets: at most {MAX_TARGETS} target T's, got {len(values)}")
     return values
+
+
+def parse_normalize(text: str) -> tuple[list[float], list[float]]:
+    """``"0.1307,0.3081"`` -> ([0.1307], [0.3081]); ``"M1,M2,M3,S1,S2,S3"`` -> one mean and one
+    standard deviation per channel (the first half are the means)."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or len(values) % 2 or not all(math.isfinite(v) for v in values):
+        raise SettingsError(
+            f"normalize must be MEAN,STD (e.g. 0.1307,0.3081) or one mean per channel then one "
+            f"std per channel (e.g. 0.4914,0.4822,0.4465,0.247,0.243,0.261), got {text!r}"
+        )
+    half = len(values) // 2
+    mean, std = values[:half], values[half:]
+    if any(s <= 0 for s in std):
+        raise SettingsError(f"normalize: every STD must be positive, got {text!r}")
+    return mean, std
 
 
 def check_all(settings: Any) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
+from .batchnorm import reestimate_batchnorm
 from .evaluation import evaluate
 from .progress import progress_bar
 from .runtime import seed_everything
@@ -25,10 +26,18 @@ def train_ann(
     progress: bool = False,
     test_loader: Iterable | None = None,
     weight_decay: float = 0.0,
+    validation_loader: Iterable | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Train ``model`` with Adam and a cosine learning-rate schedule; cross-entropy on [B, K] logits.
 
-    Returns one dict per epoch (epoch, loss, train_accuracy, test_accuracy, seconds).
+    After every epoch the BatchNorm running statistics are re-estimated with that epoch's
+    weights (:func:`spikebridge.batchnorm.reestimate_batchnorm`, as SWA's ``update_bn``), so the
+    network scored and converted is the one trained, not one whose statistics lag its weights.
+
+    Returns one dict per epoch (epoch, loss, train_accuracy: on the training batches as they
+    were trained, validation_accuracy on ``validation_loader`` and test_accuracy on
+    ``test_loader`` (NaN without them), seconds); ``on_epoch`` is called with each.
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -64,15 +73,24 @@ def train_ann(
             seen += y.numel()
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{correct / seen:.3f}")
+        reestimate_batchnorm(model, train_loader, device)
+        model.eval()
         row = {
             "epoch": epoch,
             "loss": total_loss / max(seen, 1),
             "train_accuracy": correct / max(seen, 1),
-            "test_accuracy": float(evaluate(model, test_loader, device=device).accuracy[0])
-            if test_loader is not None
-            else float("nan"),
+            "validation_accuracy": _accuracy(model, validation_loader, device),
+            "test_accuracy": _accuracy(model, test_loader, device),
             "seconds": time.perf_counter() - start,
         }
         history.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
     model.eval()
     return history
+
+
+def _accuracy(model: nn.Module, loader: Iterable | None, device: torch.device) -> float:
+    if loader is None:
+        return float("nan")
+    return float(evaluate(model, loader, device=device).accuracy[0])

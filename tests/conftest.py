@@ -32,12 +32,15 @@ def digits_loaders():
 
 
 @pytest.fixture(scope="session")
-def trained_digits_cnn(digits_loaders):
-    """A small CNN trained briefly on digits (shared by tests; do not modify it in place)."""
+def trained_digits_cnn():
+    """A small CNN trained briefly on digits (shared by tests; do not modify it in place). It
+    trains on a loader of its own: the shared ``digits_loaders``' shuffling state depends on the
+    tests that ran before, and so would the network."""
+    from spikebridge.data import make_loaders
     from spikebridge.models import build_model
     from spikebridge.training import train_ann
 
     torch.manual_seed(0)
     model = build_model("cnn", 10, 1, 8, width=0.5)
-    train_ann(model, digits_loaders[0], epochs=8, lr=3e-3, seed=0)
+    train_ann(model, make_loaders("digits", batch_size=64, seed=0)[0], epochs=8, lr=3e-3, seed=0)
     return model.eval()

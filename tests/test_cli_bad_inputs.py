@@ -252,7 +252,7 @@ CASES: list[Case] = [
             ("spike-norm-window-huge", ["--spike-norm-window", HUGE], r"argument --spike-norm-window: .*<= 100000"),
             ("alpha-huge", ["--alpha", "5"], r"argument --alpha: must be at most 1"),
             ("e-ac-huge", ["--e-ac", "1e300"], r"argument --e-ac: must be at most 1e\+06"),
-            ("initial-potential-1", ["--initial-potential", "1"], r"argument --initial-potential: is a fraction of the threshold in \[0, 1\)"),
+            ("initial-potential-1", ["--initial-potential", "1"], r"argument --initial-potential: must be a fraction in \[0, 1\)"),
             ("digits-past-python-limit", ["--timesteps", "9" * 5000], r"argument --timesteps: expected a positive integer <= 100000, got '9999"),
         ],
     ),

@@ -10,6 +10,7 @@ import torch
 
 from spikebridge.cli import main
 from spikebridge.models import build_model
+from spikebridge.snn_files import load_snn
 
 FAST = [
     "--dataset",
@@ -33,10 +34,10 @@ def test_convert_writes_csv_summary_networks_and_plot(tmp_path, capsys):
     )
     assert code == 0
     frame = pd.read_csv(out / "accuracy_vs_timesteps.csv")
-    assert list(frame.columns) == ["route", "method", "timesteps", "accuracy"]
+    assert list(frame.columns) == ["route", "method", "timesteps", "accuracy_pct"]
     assert set(frame["route"]) == {"conversion"} and set(frame["method"]) == {"max", "channel"}
     assert sorted(frame["timesteps"].unique()) == list(range(1, 9))
-    assert frame["accuracy"].between(0, 1).all()
+    assert frame["accuracy_pct"].between(0, 100).all()
     summary = json.loads((out / "summary.json").read_text())
     for key in ("dataset", "arch", "ann_accuracy", "timesteps", "methods", "seconds"):
         assert key in summary
@@ -54,7 +55,7 @@ def test_initial_potential_flag_reaches_every_neuron(tmp_path):
     args = ["convert", *FAST, "--method", "max", "--initial-potential", "0.5", "--out", str(out)]
     assert main(args) == 0
     assert json.loads((out / "summary.json").read_text())["initial_potential"] == 0.5
-    snn = torch.load(out / "snn_max.pt", weights_only=False)
+    snn = load_snn(out / "snn_max.pt")
     neurons = [m for m in snn.modules() if isinstance(m, IFNeuron)]
     assert neurons and all(m.initial_potential == 0.5 for m in neurons)
 

@@ -76,9 +76,10 @@ def test_second_train_into_a_busy_directory_is_refused_and_the_first_finishes(tm
     assert status == 2
     assert re.search(rf"--out .* is in use by another spikebridge run \(pid {first.pid}\b", message)
     assert first.returncode == 0, stderr
-    # every file is the first run's: 3 epochs of seed 0 on 512 samples
+    # every file is the first run's: 3 epochs of seed 0 on 512 samples (461 once the 10 % held
+    # out for validation are set aside)
     summary = json.loads((out / "summary.json").read_text())
-    assert (summary["epochs"], summary["seed"], summary["train_samples"]) == (3, 0, 512)
+    assert (summary["epochs"], summary["seed"], summary["train_samples"]) == (3, 0, 461)
     assert pd.read_csv(out / "history.csv")["epoch"].tolist() == [1, 2, 3]
     saved = torch.load(out / "checkpoint.pt", weights_only=True)
     assert saved["epoch"] == 3 and saved["config"]["seed"] == 0
@@ -181,7 +182,8 @@ def test_overwrite_replaces_another_commands_results(tmp_path, capsys):
     assert "holds the results of `spikebridge train`" in capsys.readouterr().err
     assert main([*convert, "--overwrite"]) == 0
     names = {p.name for p in out.iterdir()}
-    assert "checkpoint.pt" not in names and "history.csv" not in names  # train's files are gone
+    assert "checkpoint.pt" not in names  # train's files are gone; history.csv is convert's
+    assert set(pd.read_csv(out / "history.csv")["route"]) == {"ann"}
     assert {"snn_max.pt", "summary.json", RECORD_NAME} <= names
     assert json.loads((out / RECORD_NAME).read_text())["command"] == "convert"
 

@@ -34,7 +34,8 @@ def report(tmp_path_factory) -> Path:
 
 def test_report_is_self_contained(report):
     text = report.read_text(encoding="utf-8")
-    assert text.count('src="data:image/png;base64,') == 4  # with accuracy vs energy per model
+    # latency, energy, firing rates, accuracy vs energy per model and the training history
+    assert text.count('src="data:image/png;base64,') == 5
     assert "Which networks beat which ANN, per energy model" in text
     # nothing to fetch: no external scripts, stylesheets or images
     assert not re.search(r'(src|href)="(?!data:)', text)

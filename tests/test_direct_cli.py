@@ -42,15 +42,18 @@ def test_train_writes_history_curve_summary_and_checkpoint(tmp_path):
         == 0
     )
     history = pd.read_csv(out / "history.csv")
-    assert list(history.columns) == ["epoch", "loss", "train_accuracy", "test_accuracy", "seconds"]
+    assert list(history.columns) == [
+        "epoch", "loss", "train_accuracy_pct", "validation_accuracy_pct", "test_accuracy_pct",
+        "seconds",
+    ]  # fmt: skip
     assert history["epoch"].tolist() == [1]
     curve = pd.read_csv(out / "accuracy_vs_timesteps.csv")
-    assert list(curve.columns) == ["route", "method", "timesteps", "accuracy"]
+    assert list(curve.columns) == ["route", "method", "timesteps", "accuracy_pct"]
     assert curve["timesteps"].tolist() == [1, 2, 3]
     assert set(curve["route"]) == {"direct"} and set(curve["method"]) == {"stbp-tdbn"}
-    assert curve["accuracy"].between(0, 1).all()
+    assert curve["accuracy_pct"].between(0, 100).all()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["test_accuracy"] == pytest.approx(curve["accuracy"].iloc[-1])
+    assert 100 * summary["test_accuracy"] == pytest.approx(curve["accuracy_pct"].iloc[-1])
     assert summary["test_samples"] == 40
     assert (out / "checkpoint.pt").exists()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

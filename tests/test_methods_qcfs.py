@@ -100,7 +100,10 @@ def test_qcfs_with_negative_spikes_tracks_its_ann_closer_at_t_equals_l():
 def test_qcfs_method_on_a_relu_ann_names_the_layer_and_the_method():
     model = trained_digits()
     assert "qcfs" not in applicable_methods(model)
-    with pytest.raises(MethodNotApplicable, match=r"^2: method 'qcfs' needs an ANN trained with"):
+    with pytest.raises(
+        MethodNotApplicable,
+        match=r"^method 'qcfs' needs an ANN trained with QCFS activations \(layer '2' is a ReLU\)",
+    ):
         Converter(model).build("qcfs")
 
 

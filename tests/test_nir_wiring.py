@@ -18,6 +18,7 @@ from spikebridge.cli import main  # noqa: E402
 from spikebridge.compare import run as compare_run  # noqa: E402
 from spikebridge.direct import load_trained  # noqa: E402
 from spikebridge.interop import NIRExportWarning, export_nir_files, import_nir  # noqa: E402
+from spikebridge.snn_files import load_snn  # noqa: E402
 
 FAST = ["--dataset", "digits", "--width", "0.25", "--timesteps", "4", "--limit", "32", "--quiet"]
 
@@ -40,8 +41,8 @@ def test_convert_writes_a_nir_file_next_to_each_network(tmp_path):
     assert all("4 node(s) need spikebridge's NIR metadata" in m for m in messages)
     x, _ = digits_tensors(train=False, n=16)
     for method in ("percentile", "channel"):
-        pickled = torch.load(out / f"snn_{method}.pt", weights_only=False)
-        assert same_spikes(pickled, import_nir(out / f"snn_{method}.nir"), x)
+        saved = load_snn(out / f"snn_{method}.pt")
+        assert same_spikes(saved, import_nir(out / f"snn_{method}.nir"), x)
 
 
 def test_train_writes_the_trained_network_as_nir(tmp_path):

@@ -61,7 +61,7 @@ def test_bad_values_name_the_setting():
     with pytest.raises(SettingsError, match="percentile must be a number or 'auto'"):
         ConversionSettings(percentile="best")
     assert ConversionSettings(percentile="auto").percentile == "auto"
-    with pytest.raises(SettingsError, match="initial_potential is a fraction"):
+    with pytest.raises(SettingsError, match="initial_potential must be a fraction"):
         check_value("initial_potential", 1.5)
     with pytest.raises(SettingsError, match="unknown setting 'timestep'"):
         check_value("timestep", 3)

@@ -59,11 +59,12 @@ def test_every_route_is_scored_on_the_same_noisy_images(noisy_run):
             ("gaussian", 0.3),
             ("salt-pepper", 0.1),
         ]
-    assert (robust["loss"] - (robust["clean_accuracy"] - robust["accuracy"])).abs().max() < 1e-9
+    drop = robust["clean_accuracy_pct"] - robust["accuracy_pct"]
+    assert (robust["accuracy_drop_points"] - drop).abs().max() < 1e-9
     stdp = robust[(robust["route"] == "stdp") & (robust["timesteps"] == 8)]
     stdp_clean = stdp[stdp["noise"] == "clean"]
     energy = result.energy.set_index("route")
-    assert stdp_clean["accuracy"].item() == pytest.approx(energy.loc["stdp", "accuracy"])
+    assert stdp_clean["accuracy_pct"].item() == pytest.approx(100 * energy.loc["stdp", "accuracy"])
     assert (out / "accuracy_vs_noise.png").stat().st_size > 0
     report = (out / "report.html").read_text()
     assert "Accuracy (%) on noisy test images" in report and "gaussian:0.3" in report

@@ -10,8 +10,10 @@ import re
 import signal
 import sys
 import threading
+import warnings
 
 SUBCOMMANDS = ("convert", "train", "compare", "demo", "export")
+_SHOW_IMPL = getattr(warnings, "_showwarnmsg_impl", None)  # Python's own display
 DEBUG_ENV = "SPIKEBRIDGE_DEBUG"
 DEBUG_HELP = f"show the traceback of an error instead of a one-line message (or set {DEBUG_ENV}=1)"
 
@@ -22,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Convert CNNs to spiking networks, train SNNs directly (STBP-tdBN), and compare both routes.",
     )
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    parser.add_argument(
+        "--version", action="version", version=f"spikebridge {_version()}",
+        help="print spikebridge's version and exit",
+    )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True)
     for name in SUBCOMMANDS:
         try:
@@ -46,11 +52,18 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; an error is one line on stderr and exit status 2 (``--debug`` or
     SPIKEBRIDGE_DEBUG=1: the traceback instead). SIGTERM stops a run as SIGINT does (exit 143)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    restore = _plain_warnings(args.command)
     debug = bool(getattr(args, "debug", False)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
@@ -71,6 +84,33 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if main_thread and previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        restore()
+
+
+def _plain_warnings(command: str):
+    """Show spikebridge's own warnings as one line naming the command, not in Python's form (a
+    source path, a line of code); other libraries' warnings keep theirs. Left alone while
+    warnings are being recorded (``warnings.catch_warnings(record=True)``, pytest). Returns the
+    function that puts the previous display back."""
+    default = warnings.showwarning
+    if default is not getattr(warnings, "_showwarning_orig", default) or (
+        getattr(warnings, "_showwarnmsg_impl", None) is not _SHOW_IMPL
+    ):
+        return lambda: None
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if category.__module__.split(".")[0] == "spikebridge" or "/spikebridge/" in filename:
+            print(f"spikebridge {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+    def restore() -> None:
+        if warnings.showwarning is show:
+            warnings.showwarning = default
+
+    return restore
 
 
 def error_message(err: BaseException) -> str | None:

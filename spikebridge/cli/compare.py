@@ -17,6 +17,7 @@ from ..compare.pipeline import run_settings
 from ..compare.report import accuracy_pivot, summary_frame
 from ..convert.methods import methods_help
 from ..model_files import refuse_architecture_for_graph
+from ..tables import terminal_table
 from .common import add_settings
 from .flags import given
 
@@ -102,15 +103,17 @@ def run(args: argparse.Namespace) -> int:
 
 def print_summary(result, timesteps: int) -> None:
     """Print the accuracy at T = 1, 2, 4, ..., the per-inference costs, the notes and the files."""
-    with pd.option_context(
-        "display.width", 200, "display.max_columns", 30, "display.float_format", "{:.3g}".format
-    ):
-        print(f"ANN accuracy: {100 * result.ann_accuracy:.2f}%")
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        weak = result.flags.get(("ann", result.energy["method"].iloc[0], None))
+        print(
+            f"ANN accuracy: {100 * result.ann_accuracy:.2f}%"
+            + (f"  (WEAK: {weak})" if weak else "")
+        )
         print("\nAccuracy (%) after T steps:")
         pivot = accuracy_pivot(result.accuracy)
-        print(pivot.to_string(index=False) if len(pivot) else "(no spiking network ran)")
+        print(terminal_table(pivot) if len(pivot) else "(no spiking network ran)")
         print(f"\nPer inference, each network at its T (T = {timesteps}, or its own target T):")
-        summary = summary_frame(result.energy)
+        summary = summary_frame(result.energy, result.flags)
         cols = [
             "network",
             "T",
@@ -121,7 +124,8 @@ def print_summary(result, timesteps: int) -> None:
             "energy / ANN",
             "firing rate (%)",
         ]
-        print(summary[cols].to_string(index=False))
+        cols += ["warning"] if "warning" in summary.columns else []
+        print(terminal_table(summary[cols]))
     for note in result.notes:
-        print(f"note: {note}")
+        print(note if note.startswith("warning: ") else f"note: {note}")
     print(f"\nresults in {result.out}/: " + ", ".join(p.name for p in result.files))

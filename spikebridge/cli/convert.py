@@ -14,6 +14,7 @@ from ..convert.experiment import (
 )
 from ..convert.methods import method_settings_class, methods_help, resolve_settings
 from ..convert.tuning import percentile_note
+from ..health import weak_network
 from ..model_files import refuse_architecture_for_graph
 from ..runtime import resolve_device
 from ..settings import (
@@ -23,6 +24,7 @@ from ..settings import (
     SimulationSettings,
     TrainingSettings,
 )
+from ..tables import terminal_table
 from .common import add_quiet, add_settings, progress_enabled, settings_from
 from .flags import given
 from .outdir import add_output_flags, take_output
@@ -46,6 +48,11 @@ def add_parser(sub) -> None:
     names += add_settings(p, method_settings_class())
     names += add_settings(p, ModelFileSettings)
     add_output_flags(p, "spikebridge-convert")
+    p.add_argument(
+        "--save-pickle", action="store_true",
+        help="also write each spiking network pickled whole (snn_NAME.pickle.pt; loading it runs "
+        "code, so it needs --trust-checkpoint); snn_NAME.pt is weights-only either way",
+    )  # fmt: skip
     add_quiet(p)
     p.set_defaults(run=run, settings=names)
 
@@ -70,18 +77,27 @@ def run(args: argparse.Namespace) -> int:
             experiment, training, conversion, simulation, checkpoint=files.checkpoint,
             trust_checkpoint=files.trust_checkpoint, device=device, progress=progress_enabled(args),
             on_start=lambda: run_dir.begin(remove=replaced), method_settings=method_settings,
+            on_epoch=None if args.quiet else epoch_line(training.epochs),
         )  # fmt: skip
         out = write_conversion_outputs(
-            run_dir.path, done, experiment, conversion, simulation, method_settings
+            run_dir.path,
+            done,
+            experiment,
+            conversion,
+            simulation,
+            method_settings,
+            save_pickle=args.save_pickle,
         )
         run_dir.finish(conversion_output_files(out, done), seconds=done.seconds)
     result = done.result
     if result.percentile is not None:
         print(percentile_note(result.percentile))
-    print(f"ANN accuracy: {100 * result.ann_accuracy:.2f}%")
+    flag = weak_network(result.ann_accuracy, done.info.num_classes,
+                        done.history[-1]["train_accuracy"] if done.history else None)  # fmt: skip
+    print(f"ANN accuracy: {100 * result.ann_accuracy:.2f}%" + (f"  (WEAK: {flag})" if flag else ""))
     print("SNN accuracy (%) after T steps:")
-    pivot = accuracy_pivot(result.accuracy)
-    print(pivot.round(2).to_string(index=False) if len(pivot) else "(no method ran)")
+    pivot = flag_weak(accuracy_pivot(result.accuracy), done.info.num_classes)
+    print(terminal_table(pivot) if len(pivot) else "(no method ran)")
     per_target = {k: v for k, v in result.conversion_seconds.items() if re.search(r"-T\d+$", k)}
     if per_target:
         cpu = result.conversion_cpu_seconds
@@ -93,5 +109,35 @@ def run(args: argparse.Namespace) -> int:
         )
     for method, why in result.skipped.items():
         print(f"skipped {method}: {why}")
+    for message in done.warnings:
+        print(f"warning: {message}")
     print(f"results in {out}/")
     return 0
+
+
+def epoch_line(epochs: int):
+    """One plain line per epoch of the ANN's training (for logs and batch jobs as well as
+    terminals)."""
+
+    def report(row: dict) -> None:
+        print(
+            f"ANN epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}  train "
+            f"{100 * row['train_accuracy']:.2f}%  validation {_pct(row['validation_accuracy'])}  "
+            f"({row['seconds']:.1f} s)",
+            flush=True,
+        )
+
+    return report
+
+
+def _pct(value: float) -> str:
+    return "–" if value != value else f"{100 * value:.2f}%"
+
+
+def flag_weak(pivot, num_classes: int):
+    """The accuracy pivot with a ``warning`` column when a network ends near chance."""
+    if not len(pivot):
+        return pivot
+    last = pivot.drop(columns="network").ffill(axis=1).iloc[:, -1] / 100
+    flags = [weak_network(a, num_classes) for a in last]
+    return pivot.assign(warning=flags) if any(flags) else pivot

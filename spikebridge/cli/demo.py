@@ -23,7 +23,11 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--out", default="spikebridge-demo", help="output directory (default ./spikebridge-demo)"
     )
-    p.add_argument("--device", default="auto", choices=DEVICES)
+    p.add_argument(
+        "--device", default="auto", choices=DEVICES,
+        help="where the networks train and run: auto (cuda when available), cpu or cuda "
+        "(default auto)",
+    )  # fmt: skip
     p.add_argument(
         "--overwrite", action="store_true", help="replace another experiment's results in --out"
     )

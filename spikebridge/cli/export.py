@@ -1,9 +1,11 @@
 """``spikebridge export``: write a spiking network to an exchange format (NIR; docs/nir.md).
 
 NET.pt is a direct-training checkpoint (``spikebridge train``; its spec rebuilds the network and
-gives the input shape) or a pickled SpikingNetwork (``spikebridge convert`` writes snn_METHOD.pt),
-which runs code from the file when loaded and so needs ``--trust-checkpoint``. A network with a
-checksum file beside it (``NET.pt.sha256``) is checked against it before it is read.
+gives the input shape), a converted network as ``spikebridge convert`` writes it (snn_METHOD.pt,
+weights-only: rebuilt by the toolkit, :mod:`spikebridge.snn_files`), or a pickled
+SpikingNetwork (``convert --save-pickle``), which runs code from the file when loaded and so
+needs ``--trust-checkpoint``. A network with a checksum file beside it (``NET.pt.sha256``) is
+checked against it before it is read.
 
 OUT is never NET (also through a symlink, a hard link or another spelling of the path), and an
 existing OUT is replaced only with ``--overwrite``.
@@ -52,7 +54,11 @@ def add_parser(sub) -> None:
         "simulators. What NIR cannot say travels as node metadata; each node that needs it "
         "is named in a warning (or refused with --strict).",
     )
-    p.add_argument("network", help="NET.pt: a train checkpoint or a pickled SpikingNetwork")
+    p.add_argument(
+        "network",
+        help="NET.pt: a train checkpoint, a snn_METHOD.pt of `spikebridge convert` (weights-only) "
+        "or a pickled SpikingNetwork (--trust-checkpoint)",
+    )
     p.add_argument("out", help="OUT.nir: the file to write")
     p.add_argument("--format", default="nir", choices=FORMATS, help="exchange format (nir)")
     p.add_argument(
@@ -115,8 +121,24 @@ def load_network(path: str, trust: bool) -> SpikingNetwork:
         raise FileNotFoundError(f"{path!r}: no such file")
     if (file.parent / (file.name + ".sha256")).exists():
         verify_checksum(file, "export an intact copy (write it again with spikebridge)")
-    refusal = "it is a pickled network (as `spikebridge convert` writes)"
+    from ..snn_files import SNN_FORMAT, load_snn, read
+
+    ours = read(file)
+    if ours is not None and ours.get("format") == SNN_FORMAT:
+        return load_snn(file)
+    if ours is not None:
+        raise ValueError(
+            f"{path!r} is the trained ANN of a conversion, not a spiking network; export one of "
+            "the snn_METHOD.pt files beside it"
+        )
+    refusal = "it is a pickled network (as `spikebridge convert --save-pickle` writes)"
     data = read_torch_file(file, trust, refusal)  # names the file; hints trust only if it helps
+    if isinstance(data, dict) and data.get("format") == "spikebridge-stdp":
+        raise ValueError(
+            f"{path!r} is an STDP-route checkpoint (`spikebridge train --route stdp`); its "
+            "winner-take-all neurons (k winners per position, lateral inhibition) have no NIR "
+            "node, so the STDP route cannot be exported to NIR"
+        )
     if isinstance(data, dict) and "spec" in data and "model" in data:
         from ..direct import load_trained
 
@@ -137,6 +159,13 @@ def run(args: argparse.Namespace) -> int:
     if shape is None and args.dataset is not None:
         info = dataset_info(args.dataset)
         shape = (info.in_channels, info.image_size, info.image_size)
+    if shape is None:  # a converted network's file names its dataset
+        from ..snn_files import read
+
+        recorded = read(args.network) if Path(args.network).is_file() else None
+        if recorded is not None and recorded.get("dataset"):
+            info = dataset_info(recorded["dataset"])
+            shape = (info.in_channels, info.image_size, info.image_size)
     check_output(args.network, args.out, args.overwrite)
     network = load_network(args.network, args.trust_checkpoint)
     with warnings.catch_warnings(record=True) as caught:

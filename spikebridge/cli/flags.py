@@ -182,7 +182,8 @@ def add_flags(
         text = (help_overrides or {}).get(f.name, f.metadata.get("help", f.name))
         kind = flag_type(f)
         notes = []
-        if f.default is not None and f.default is not MISSING and kind is not None:
+        has_default = f.default is not None and f.default is not MISSING and kind is not None
+        if has_default and "(default" not in text:  # a help text naming its own default
             notes.append(f"default {f.default}")
         if kind is not None and bound_text(f):
             notes.append(bound_text(f))

@@ -84,10 +84,8 @@ def run_stdp(args: argparse.Namespace) -> int:
     ) as err:
         print(f"spikebridge train: error: {err}", file=sys.stderr)
         return 2
-    print(
-        f"test accuracy at T={s.stdp_timesteps}: {summary['test_accuracy']:.4f}; "
-        f"results in {args.out}"
-    )
+    print(f"test accuracy at T={s.stdp_timesteps}: {_pct(summary['test_accuracy'])}; "
+          f"results in {args.out}")  # fmt: skip
     return 0
 
 
@@ -103,8 +101,9 @@ def run(args: argparse.Namespace) -> int:
         if is_main:
             print(
                 f"epoch {record['epoch']}/{epochs}: loss {record['loss']:.4f}  train "
-                f"{record['train_accuracy']:.4f}  test {record['test_accuracy']:.4f}  "
-                f"({record['seconds']:.1f} s)",
+                f"{_pct(record['train_accuracy'])}  validation "
+                f"{_pct(record.get('validation_accuracy', float('nan')))}  test "
+                f"{_pct(record['test_accuracy'])}  ({record['seconds']:.1f} s)",
                 flush=True,
             )
 
@@ -119,6 +118,21 @@ def run(args: argparse.Namespace) -> int:
     if not is_main:
         return 0
     accuracy = result.evaluation.accuracy.tolist() if result.evaluation is not None else []
-    final = f"{accuracy[-1]:.4f}" if accuracy else "n/a"
+    final = _pct(accuracy[-1]) if accuracy else "–"
     print(f"test accuracy at T={timesteps}: {final}; results in {args.out}")
+    if accuracy and result.history:
+        from ..data import dataset_info
+        from ..health import weak_network_message
+
+        message = weak_network_message(
+            "the directly trained SNN", accuracy[-1], dataset_info(e.dataset).num_classes,
+            result.history[-1]["train_accuracy"],
+        )  # fmt: skip
+        if message:
+            print(f"warning: {message}")
     return 0
+
+
+def _pct(value: float) -> str:
+    """A fraction as a percentage, a dash when missing."""
+    return "–" if value is None or value != value else f"{100 * value:.2f}%"

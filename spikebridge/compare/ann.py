@@ -16,14 +16,15 @@ from ..io import ChecksumMismatch, save_torch, verify_checksum
 from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
 from ..models import build_model
+from ..tables import history_frame
 from ..training import train_ann
 from .checkpoint_cache import damaged
-from .context import ComparisonContext
+from .context import ComparisonContext, epoch_line
 
 ANN_CHECKPOINT_FORMAT = "spikebridge-compare-ann"
 ANN_KEYS = (
     "arch", "dataset", "width", "activation", "alpha", "levels", "pool", "epochs", "lr", "seed",
-    "batch_size", "train_limit",
+    "batch_size", "train_limit", "validation_fraction", "normalize",
 )  # fmt: skip
 """The settings that define the trained ANN."""
 
@@ -98,8 +99,10 @@ def trained_ann(ctx: ComparisonContext, model: nn.Module) -> tuple[nn.Module, fl
             ctx.say(f"training the ANN ({s.arch}, {s.epochs} epochs)")
             start = time.perf_counter()
             history = train_ann(
-                model, ctx.train_loader, s.epochs, s.lr, ctx.device, s.seed, ctx.progress
-            )
+                model, ctx.train_loader, s.epochs, s.lr, ctx.device, s.seed, ctx.progress,
+                validation_loader=ctx.validation_loader,
+                on_epoch=lambda row: ctx.say(epoch_line("ANN", row, s.epochs)),
+            )  # fmt: skip
             seconds = time.perf_counter() - start
             path.parent.mkdir(parents=True, exist_ok=True)
             save_torch(
@@ -121,4 +124,5 @@ def trained_ann(ctx: ComparisonContext, model: nn.Module) -> tuple[nn.Module, fl
         ctx.say(f"reusing the trained ANN from {path}")
         reused = True
     model.load_state_dict(saved["model"])
+    ctx.histories.append(history_frame(saved.get("history", []), "ann", s.ann_method()))
     return model.to(ctx.device).eval(), float(saved["train_seconds"]), reused

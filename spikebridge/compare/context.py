@@ -15,6 +15,19 @@ from ..evaluation import Shard
 from .config import Settings
 
 
+def epoch_line(name: str, row: dict, epochs: int) -> str:
+    """One plain line for an epoch of training (logs and batch jobs see progress too)."""
+
+    def pct(value: float) -> str:
+        return "–" if value != value else f"{100 * value:.2f}%"
+
+    return (
+        f"{name} epoch {row['epoch']}/{epochs}: loss {row['loss']:.4f}  train "
+        f"{pct(row['train_accuracy'])}  validation {pct(row.get('validation_accuracy', float('nan')))}"
+        f"  ({row['seconds']:.1f} s)"
+    )
+
+
 @dataclass
 class ComparisonContext:
     """One comparison in progress.
@@ -29,6 +42,9 @@ class ComparisonContext:
         ann: the trained ANN (set before the routes run); ``ann_train_seconds``: its training.
         user_graph: the ANN is the user's own graph from ``checkpoint`` (a .pt2 or ONNX file,
             or a trusted pickled module), not an architecture spikebridge builds.
+        validation_loader: held-out training images that validate training (None: none).
+        histories: the training history of every network trained (or reused) here
+            (:func:`spikebridge.tables.history_frame` tables).
     """
 
     settings: Settings
@@ -44,6 +60,8 @@ class ComparisonContext:
     ann: nn.Module | None = None
     ann_train_seconds: float = float("nan")
     user_graph: bool = False
+    validation_loader: Iterable | None = None
+    histories: list = field(default_factory=list)
 
     def say(self, message: str) -> None:
         """One line about the current stage (only when a log is attached)."""

@@ -8,14 +8,16 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..io import write_csv, write_json
+from ..io import write_json
 from ..plots import (
     energy_accuracy_figure,
     energy_models_figure,
     firing_rate_figure,
+    history_figure,
     latency_accuracy_figure,
     save_plots,
 )
+from ..tables import percent, write_table
 from .config import Settings
 from .energy import beats_sentences, model_columns
 from .report import write_report
@@ -30,16 +32,19 @@ def _title(s: Settings) -> str:
 
 
 def write_outputs(result: Comparison, s: Settings) -> list[Path]:
-    """Write the CSVs, the plots, ``results.json`` and ``report.html`` (each atomically)."""
+    """Write the tables (CSV with accuracy in %, and LaTeX beside each:
+    :func:`spikebridge.tables.write_table`), the plots, ``results.json`` and ``report.html``
+    (each atomically)."""
     out = result.out
     assert out is not None
     files = [
-        write_csv(out / "accuracy_vs_timesteps.csv", result.accuracy),
-        write_csv(out / "energy.csv", result.energy),
-        write_csv(out / "layers.csv", result.layers),
+        *write_table(out / "accuracy_vs_timesteps.csv", percent(result.accuracy, ["accuracy"])),
+        *write_table(out / "energy.csv", percent(result.energy, ["accuracy"])),
+        *write_table(out / "layers.csv", result.layers),
+        *write_table(out / "history.csv", result.history),
     ]
     if len(result.energy_breakdown):
-        files.append(write_csv(out / "energy_breakdown.csv", result.energy_breakdown))
+        files.extend(write_table(out / "energy_breakdown.csv", result.energy_breakdown))
     extra = dict(result.extra)
     robustness = extra.get("robustness")
     if robustness is not None and len(robustness):  # noise kind, level and loss per network
@@ -47,7 +52,12 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
         columns = ["route", "method", "timesteps", "accuracy"]
         clean = pd.concat([result.accuracy[columns], ann[columns]], ignore_index=True)
         extra["robustness"] = robustness_frame(robustness, clean)
-    files += [write_csv(out / f"{name}.csv", frame) for name, frame in extra.items()]
+    for name, frame in extra.items():
+        frame = percent(frame, ["accuracy", "clean_accuracy"])
+        if "accuracy_drop" in frame.columns:  # percentage points
+            frame = frame.assign(accuracy_drop=100 * frame["accuracy_drop"])
+            frame = frame.rename(columns={"accuracy_drop": "accuracy_drop_points"})
+        files += write_table(out / f"{name}.csv", frame)
     ann_label = f"ANN, {s.ann_method()}"
     title = _title(s)
     figures = {
@@ -69,6 +79,10 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
     if model_columns(result.energy):
         figures["energy_models"] = energy_models_figure(
             result.energy, f"{title}: accuracy against energy per energy model"
+        )
+    if len(result.history):
+        figures["training_history"] = history_figure(
+            result.history, f"{title}: training history (validation: held-out training images)"
         )
     if robustness is not None and len(robustness):
         figures["accuracy_vs_noise"] = robustness_figure(
@@ -93,13 +107,16 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
         "energy_models": "Accuracy against energy per inference under each energy model "
         "(docs/energy.md): spiking networks at their T, the float ANN (star) and the ANN quantised "
         "to ceil(log2(T+1))-bit activations (squares, Yan 2024).",
-        "firing_rates": f"Firing rate of each spiking layer over T = {s.timesteps} steps.",
+        "firing_rates": f"Firing rate of each spiking layer over T = {s.timesteps} steps "
+        "(calibrated: one line per network, each over its own T).",
+        "training_history": "Loss and accuracy per epoch of every network trained: on the "
+        "training batches (solid) and on held-out training images (dashed).",
         "accuracy_vs_noise": "Accuracy on the same seeded noisy test images for every network "
         "(level 0: clean), one panel per noise type.",
     }
     tables = {}
     if robustness is not None and len(robustness):
-        tables["Accuracy (%) on noisy test images (loss against clean, points)"] = (
+        tables["Accuracy (%) on noisy test images (change against clean, points)"] = (
             robustness_summary(extra["robustness"])
         )
     files.append(
@@ -115,6 +132,7 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
             captions=captions,
             extra_tables=tables,
             energy_sentences=beats_sentences(result.energy),
+            flags=result.flags,
         )
     )
     return files

@@ -26,12 +26,14 @@ from typing import Any
 import pandas as pd
 import torch.distributed as dist
 
-from ..data import dataset_info, make_loaders
+from ..data import dataset_info, make_loaders, split_validation
 from ..direct.distributed import setup_distributed
 from ..energy import energy_model_names
 from ..evaluation import current_shard, evaluate, launched_distributed
+from ..health import CONVERTED_ADVICE, weak_network, weak_network_message
 from ..io import output_dir, write_json
 from ..rundir import RunDirectory, claim
+from ..tables import HISTORY_COLUMNS
 from ..validation import check_before_training
 from .ann import build_ann, trained_ann
 from .config import KEYS, ConfigError, Settings
@@ -85,6 +87,10 @@ class Comparison:
         extra: one table per extra evaluation pass (route, method, condition, timesteps,
             accuracy).
         energy_breakdown: per network, energy model, layer and component (pJ per inference).
+        history: the training history of every network trained (route, network, epoch, loss,
+            train/validation/test accuracy in %, seconds).
+        flags: (route, method, T) -> why a network is weak (:mod:`spikebridge.health`; T is
+            None for the ANN); the messages are among the notes.
     """
 
     accuracy: pd.DataFrame
@@ -98,6 +104,8 @@ class Comparison:
     timings: dict[str, float] = field(default_factory=dict)
     extra: dict[str, pd.DataFrame] = field(default_factory=dict)
     energy_breakdown: pd.DataFrame = field(default_factory=pd.DataFrame)
+    history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HISTORY_COLUMNS))
+    flags: dict[tuple, str] = field(default_factory=dict)
 
 
 def run(
@@ -179,11 +187,13 @@ def _start(
     # load the data and build the architecture before claiming DIR, so that a typo in a setting
     # fails without leaving a record of an experiment that never ran
     train_loader, test_loader = make_loaders(
-        s.dataset, s.data_root, s.batch_size, s.limit, s.seed, s.download, train_limit=s.train_limit
-    )
+        s.dataset, s.data_root, s.batch_size, s.limit, s.seed, s.download,
+        train_limit=s.train_limit, normalize=s.normalize,
+    )  # fmt: skip
+    train_loader, validation_loader = split_validation(train_loader, s.validation_fraction, s.seed)
     ctx = ComparisonContext(
         s, out, device, shard, info, train_loader, test_loader, progress and shard.rank == 0,
-        log if shard.rank == 0 else None, notes,
+        log if shard.rank == 0 else None, notes, validation_loader=validation_loader,
     )  # fmt: skip
     ctx.ann = build_ann(ctx)
     check_before_training(ctx.ann, len(train_loader.dataset), s.batch_size, s, s)
@@ -228,7 +238,10 @@ def _compare(
     book = EnergyBook(energy_model_names(s.energy_models), ctx)
     book.ann(energy_rows[0], ann)
     accuracy_parts: list[pd.DataFrame] = []
-    layer_parts: list[pd.DataFrame] = [ann_layer_frame(s.ann_method(), ann)]
+    ann_layers = ann_layer_frame(s.ann_method(), ann)
+    ann_layers.insert(2, "network", s.ann_method())
+    ann_layers.insert(3, "timesteps", pd.NA)
+    layer_parts: list[pd.DataFrame] = [ann_layers]
     extra_passes = [p for p in passes() if p.enabled(s)]
     extra_rows: dict[str, list[tuple]] = {p.name: [] for p in extra_passes}
     for evaluation_pass in extra_passes:
@@ -267,9 +280,16 @@ def _compare(
         total=time.perf_counter() - started,
     )
     extra = {name: pd.DataFrame(rows, columns=PASS_COLUMNS) for name, rows in extra_rows.items()}
+    history = (
+        pd.concat(ctx.histories, ignore_index=True)
+        if ctx.histories
+        else pd.DataFrame(columns=HISTORY_COLUMNS)
+    )
+    energy_table = energy_frame(energy_rows)
+    flags = weak_flags(energy_table, history, ctx.info.num_classes, notes)
     result = Comparison(
-        accuracy, energy_frame(energy_rows), layers, notes, s.experiment(), out, [],
-        float(ann.accuracy[0]), timings, extra, book.breakdown(),
+        accuracy, energy_table, layers, notes, s.experiment(), out, [],
+        float(ann.accuracy[0]), timings, extra, book.breakdown(), history, flags,
     )  # fmt: skip
     if ctx.shard.rank == 0:
         result.files = write_outputs(result, s) + (nir_files or [])
@@ -319,7 +339,35 @@ def _score(ctx: ComparisonContext, c: Candidate, ann_energy: float, book: Energy
         c.route, c.method, ev, s.e_mac, s.e_ac, ann_energy, c.train_seconds, c.convert_seconds
     )
     book.snn(energy, ev, c.network)
-    return accuracy, energy, snn_layer_frame(c.route, c.method, ev)
+    layers = snn_layer_frame(c.route, c.method, ev)
+    name = c.method if c.report_steps is None else f"{c.method}-T{c.timesteps}"
+    layers.insert(2, "network", name)  # calibrated: one network per target T
+    layers.insert(3, "timesteps", c.timesteps)
+    return accuracy, energy, layers
+
+
+def weak_flags(
+    energy: pd.DataFrame, history: pd.DataFrame, num_classes: int, notes: list[str]
+) -> dict[tuple, str]:
+    """(route, method, T) -> flag of every weak network (:mod:`spikebridge.health`); each
+    message is appended to ``notes``. A trained network is checked against its last epoch's
+    training accuracy as well."""
+    trained = {
+        route: float(part["train_accuracy_pct"].iloc[-1]) / 100
+        for route, part in history.groupby("route", sort=False)
+        if len(part)
+    }
+    flags: dict[tuple, str] = {}
+    for r in energy.itertuples(index=False):
+        t = None if r.route == "ann" else int(r.timesteps)
+        train = trained.get(r.route) if r.route in ("ann", "direct") else None
+        name = f"the ANN ({r.method})" if t is None else f"{r.route} {r.method} (T = {t})"
+        advice = CONVERTED_ADVICE if r.route == "conversion" else None
+        message = weak_network_message(name, float(r.accuracy), num_classes, train, advice)
+        if message:
+            flags[(r.route, r.method, t)] = weak_network(float(r.accuracy), num_classes, train)
+            notes.append(f"warning: {message}")
+    return flags
 
 
 def _extra_rows(ctx: ComparisonContext, c: Candidate, evaluation_pass) -> list[tuple]:

@@ -34,6 +34,8 @@ table.data { border-collapse: collapse; font-size: 12.5px; margin: 6px 0; }
 table.data th { background: #d9d9d9; padding: 4px 8px; border: 1px solid #999; text-align: left; }
 table.data td { padding: 3px 8px; border: 1px solid #bbb; text-align: right; }
 table.data td:first-child, table.data td:nth-child(2) { text-align: left; }
+.weak { background: #fde2e1; border: 1px solid #c0392b; padding: 6px 12px; font-size: 13px;
+        margin-bottom: 8px; }
 .notes { background: #fff7d6; border: 1px solid #d9c26b; padding: 6px 12px; font-size: 13px; }
 """
 
@@ -75,8 +77,11 @@ def _table(frame: pd.DataFrame) -> str:
     )
 
 
-def summary_frame(energy: pd.DataFrame) -> pd.DataFrame:
-    """The energy table in readable units: accuracy %, MMACs, MSOPs, µJ, ms."""
+def summary_frame(energy: pd.DataFrame, flags: dict | None = None) -> pd.DataFrame:
+    """The energy table in readable units: accuracy %, MMACs, MSOPs, µJ, ms; with a
+    ``warning`` column when ``flags`` ((route, method, T or None) -> why it is weak) flags a
+    network."""
+    flags = flags or {}
     rows = []
     for r in energy.itertuples(index=False):
         label = network_label(r.route, r.method) if r.route != "ann" else f"ANN ({r.method})"
@@ -95,6 +100,9 @@ def summary_frame(energy: pd.DataFrame) -> pd.DataFrame:
                 "inference (ms/sample)": r.inference_ms_per_sample,
             }
         )
+        if flags:
+            t = None if r.route == "ann" else int(r.timesteps)
+            rows[-1]["warning"] = flags.get((r.route, r.method, t), "")
     return pd.DataFrame(rows)
 
 
@@ -154,6 +162,7 @@ def render_report(
     captions: dict[str, str] | None = None,
     extra_tables: dict[str, pd.DataFrame] | None = None,
     energy_sentences: Sequence[str] = (),
+    flags: dict | None = None,
 ) -> str:
     """The report as one HTML string (figures embedded as base64 PNG); ``extra_tables``:
     heading -> table, after the per-layer table (e.g. the noise robustness)."""
@@ -177,6 +186,14 @@ def render_report(
         )
         meta = ", ".join(f"{k} = {html.escape(str(settings[k]))}" for k in keys if k in settings)
         parts.append(f'<p class="meta">{meta}</p>')
+    if flags:
+        parts.append(
+            '<div class="weak"><strong>Weak networks</strong>: '
+            + ", ".join(html.escape(f"{r}: {m}" + (f" at T = {t}" if t else "") + f" ({why})")
+                        for (r, m, t), why in flags.items())
+            + " (test accuracy near chance or far below training; see the notes and the "
+            "training history)</div>"
+        )  # fmt: skip
     if notes:
         items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
         parts.append(f'<div class="notes"><strong>Notes</strong><ul>{items}</ul></div>')
@@ -189,7 +206,7 @@ def render_report(
         )
     parts.append("</div>")
     parts.append("<h2>Summary: accuracy, operations and energy per inference</h2>")
-    parts.append(_table(summary_frame(energy)))
+    parts.append(_table(summary_frame(energy, flags)))
     if energy_sentences:
         items = "".join(f"<li>{html.escape(n)}</li>" for n in energy_sentences)
         parts.append(f"<h2>Which networks beat which ANN, per energy model</h2><ul>{items}</ul>")

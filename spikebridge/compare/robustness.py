@@ -23,9 +23,12 @@ from ..plots import ANN_STYLE, network_label, network_styles
 from .noise import NoiseSpec, noise_conditions, noisy_loader
 
 COLUMNS = [
-    "route", "method", "noise", "level", "timesteps", "accuracy", "clean_accuracy", "loss",
+    "route", "method", "noise", "level", "timesteps", "accuracy", "clean_accuracy",
+    "accuracy_drop",
 ]  # fmt: skip
-"""Columns of ``robustness.csv``: accuracy and loss (clean - noisy) are fractions."""
+"""Columns of the robustness table: accuracy and its drop against clean (clean - noisy) are
+fractions here; ``robustness.csv`` holds them in % (``accuracy_pct``, ``clean_accuracy_pct``)
+and percentage points (``accuracy_drop_points``)."""
 
 
 def condition_label(kind: str, level: float) -> str:
@@ -52,7 +55,7 @@ def _step_key(timesteps) -> int | None:
 def robustness_frame(rows: pd.DataFrame, clean: pd.DataFrame) -> pd.DataFrame:
     """The pass's rows (route, method, condition, timesteps, accuracy) with the noise kind, the
     level, the same network's clean accuracy after the same number of steps (from ``clean``:
-    route, method, timesteps, accuracy; NaN timesteps for an ANN) and the loss; each network's
+    route, method, timesteps, accuracy; NaN timesteps for an ANN) and the accuracy drop; each network's
     clean rows come first (level 0)."""
     clean_acc = {
         (r.route, r.method, _step_key(r.timesteps)): float(r.accuracy)
@@ -111,8 +114,8 @@ def robustness_figure(frame: pd.DataFrame, title: str = "") -> Figure:
 
 
 def robustness_summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per network (at its largest T), one column per condition: accuracy % (loss in
-    points against clean)."""
+    """One row per network (at its largest T), one column per condition: accuracy % (its change
+    against clean, in points)."""
     frame = at_final_step(frame)
     rows = []
     for (route, method), part in frame.groupby(["route", "method"], sort=False):
@@ -123,7 +126,7 @@ def robustness_summary(frame: pd.DataFrame) -> pd.DataFrame:
                 row["clean"] = f"{100 * r.accuracy:.2f}"
             else:
                 key = condition_label(r.noise, r.level)
-                row[key] = f"{100 * r.accuracy:.2f} ({100 * r.loss:+.2f})"
+                row[key] = f"{100 * r.accuracy:.2f} ({-100 * r.accuracy_drop:+.2f})"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -3,20 +3,24 @@ its files (what ``spikebridge convert`` runs)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
-from ..data import DatasetInfo, dataset_info, make_loaders
-from ..io import output_dir, save_figure, save_torch, write_csv, write_json
+from ..data import DatasetInfo, dataset_info, make_loaders, split_validation
+from ..health import CONVERTED_ADVICE, weak_network_message
+from ..io import output_dir, save_figure, save_torch, write_json
 from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
 from ..models import build_model
+from ..runtime import seed_everything
 from ..settings import (
     ConversionSettings,
     ExperimentSettings,
@@ -24,6 +28,8 @@ from ..settings import (
     TrainingSettings,
     runtime_keys,
 )
+from ..snn_files import ann_record, save_ann, save_snn
+from ..tables import history_frame, percent, write_table
 from ..training import train_ann
 from ..validation import check_before_training
 from .loop import ConversionResult, run_conversion
@@ -42,6 +48,8 @@ class ConversionRun:
     history: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     label: str | None = None  # the model's name in outputs (a graph file's name; else the arch)
+    ann_record: dict | None = None  # how to rebuild the ANN's graph (None: a pickled module)
+    warnings: list[str] = field(default_factory=list)  # weak networks (spikebridge.health)
 
 
 def run_conversion_experiment(
@@ -56,6 +64,7 @@ def run_conversion_experiment(
     progress: bool = False,
     on_start: Callable[[], None] | None = None,
     method_settings: Mapping[str, MethodSettings] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> ConversionRun:
     """Load the data, build the ANN (from ``checkpoint`` when given: a .pt2 or .onnx file with
     its own graph, the architecture settings unused; a state dict for the architecture; or,
@@ -64,12 +73,16 @@ def run_conversion_experiment(
 
     ``method_settings``: method name -> its settings (default: each method's defaults).
     ``on_start`` is called once the data and the ANN are loaded, before any compute (the CLI
-    records its run there: a failure before it leaves the output directory untouched)."""
+    records its run there: a failure before it leaves the output directory untouched);
+    ``on_epoch`` with each epoch's history row of the ANN's training. A fraction
+    ``experiment.validation_fraction`` of the training images is held out to validate the
+    training (history column ``validation_accuracy``)."""
     start = time.perf_counter()
     if experiment.export_nir:
         from ..interop import check_nir_available
 
         check_nir_available()
+    seed_everything(experiment.seed)  # before anything is built: the weights follow the seed
     info = dataset_info(experiment.dataset)
     if info.is_event:
         raise ValueError(
@@ -80,9 +93,15 @@ def run_conversion_experiment(
     e = experiment
     train_loader, test_loader = make_loaders(
         e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
-        train_limit=e.train_limit,
+        train_limit=e.train_limit, normalize=e.normalize,
     )  # fmt: skip
-    if checkpoint and is_graph_file(checkpoint):
+    train_loader, validation_loader = split_validation(train_loader, e.validation_fraction, e.seed)
+    graph_file = checkpoint if checkpoint and is_graph_file(checkpoint) else None
+    record = ann_record(
+        e.arch, info.num_classes, info.in_channels, info.image_size, e.width, e.activation,
+        e.pool, e.alpha, e.levels, graph_file=graph_file,
+    )  # fmt: skip
+    if graph_file:
         model = load_ann(checkpoint, None, trust_checkpoint)  # the file's own graph
         check_input(model, next(iter(test_loader))[0][:2], checkpoint, e.dataset, info.num_classes)
     else:
@@ -91,23 +110,67 @@ def run_conversion_experiment(
             activation=e.activation, pool=e.pool, alpha=e.alpha, levels=e.levels,
         )  # fmt: skip
         if checkpoint:
-            model = load_ann(checkpoint, model, trust_checkpoint)
+            loaded = load_ann(checkpoint, model, trust_checkpoint)
+            record = record if loaded is model else None  # a trusted pickle: the user's class
+            model = loaded
+    # what can be checked before any training is checked now: methods that cannot apply to
+    # these activations, too few training images for --percentile auto, batch sizes
     check_before_training(model, len(train_loader.dataset), e.batch_size, training, conversion)
+    check_methods_apply(model, conversion.methods)
     if on_start is not None:
         on_start()
     history = []
     if training.epochs > 0:
         history = train_ann(
-            model, train_loader, training.epochs, training.lr, device, e.seed, progress
-        )
+            model, train_loader, training.epochs, training.lr, device, e.seed, progress,
+            validation_loader=validation_loader, on_epoch=on_epoch,
+        )  # fmt: skip
     model.eval()
     calib, validation = conversion_loaders(train_loader.dataset, conversion, e.batch_size, e.seed)
     result = run_conversion(
         model, calib, test_loader, conversion, simulation, device=device, seed=e.seed,
-        progress=progress, validation=validation, method_settings=method_settings,
+        progress=progress, validation=validation, method_settings=method_settings, count_ops=True,
     )  # fmt: skip
-    label = Path(checkpoint).name if checkpoint and is_graph_file(checkpoint) else e.arch
-    return ConversionRun(result, model, info, history, time.perf_counter() - start, label)
+    label = Path(checkpoint).name if graph_file else e.arch
+    seconds = time.perf_counter() - start
+    done = ConversionRun(result, model, info, history, seconds, label, record)
+    done.warnings = weak_networks(done)
+    return done
+
+
+def check_methods_apply(model: nn.Module, methods: str | list[str]) -> None:
+    """Raise :class:`~spikebridge.engine.graph.MethodNotApplicable` for a method named
+    explicitly (not through ``all``) that cannot apply to the model's activations (e.g. ``qcfs``
+    on a ReLU network): before training, not after."""
+    if isinstance(methods, str) and methods.strip() == "all":
+        return
+    import warnings
+
+    from ..normalization.calibrate import activation_layers
+    from .methods import get_method, method_list
+    from .prepare import prepare
+
+    with warnings.catch_warnings():  # an inspection: the conversion itself warns
+        warnings.simplefilter("ignore")
+        activations = activation_layers(prepare(model, maxpool="avg"))
+    for name in method_list(methods):
+        get_method(name).check_activations(activations)
+
+
+def weak_networks(run: ConversionRun) -> list[str]:
+    """One message per weak network (:mod:`spikebridge.health`): the ANN near chance or far
+    below its training accuracy, a spiking network near chance at its longest T."""
+    k = run.info.num_classes
+    trained = run.history[-1]["train_accuracy"] if run.history else None
+    result = run.result
+    found = [weak_network_message(f"the ANN ({run.label})", result.ann_accuracy, k, trained)]
+    final = result.accuracy.sort_values("timesteps").groupby("method", sort=False).last()
+    for method, row in final.iterrows():
+        found.append(weak_network_message(
+            f"the {method} SNN (T = {int(row['timesteps'])})", row["accuracy"], k, None,
+            CONVERTED_ADVICE,
+        ))  # fmt: skip
+    return [message for message in found if message]
 
 
 def conversion_settings(
@@ -131,13 +194,51 @@ def conversion_settings(
     return values
 
 
+def network_method(key: str) -> tuple[str, int | None]:
+    """``calibrated-T4`` -> (``calibrated``, 4); ``channel`` -> (``channel``, None)."""
+    match = re.fullmatch(r"(.+)-T(\d+)", key)
+    return (match.group(1), int(match.group(2))) if match else (key, None)
+
+
+def conversion_tables(
+    run: ConversionRun, experiment: ExperimentSettings, simulation: SimulationSettings
+) -> dict[str, pd.DataFrame]:
+    """The tables ``spikebridge convert`` writes, as files hold them (accuracy in %, T an
+    integer): ``accuracy_vs_timesteps``, ``energy`` (the columns of ``spikebridge compare``'s)
+    and ``history`` (the ANN's training, when it was trained here)."""
+    from ..compare.energy import ann_energy_row, energy_frame, snn_energy_row
+
+    result = run.result
+    tables = {"accuracy_vs_timesteps": percent(result.accuracy, ["accuracy"])}
+    if result.ann_evaluation is not None and result.ann_evaluation.macs_per_sample is not None:
+        train = sum(r["seconds"] for r in run.history) if run.history else float("nan")
+        ann = ann_energy_row(
+            experiment.activation if run.label == experiment.arch else run.label,
+            result.ann_evaluation, simulation.e_mac, simulation.e_ac, train,
+        )  # fmt: skip
+        rows = [ann]
+        for key, ev in result.evaluations.items():
+            rows.append(snn_energy_row(
+                "conversion", network_method(key)[0], ev, simulation.e_mac, simulation.e_ac,
+                ann["energy_pJ"], float("nan"), result.conversion_seconds.get(key, float("nan")),
+            ))  # fmt: skip
+        tables["energy"] = percent(energy_frame(rows), ["accuracy"])
+    if run.history:
+        tables["history"] = history_frame(run.history, "ann", run.label or experiment.arch)
+    return tables
+
+
 def conversion_output_files(out: str | Path, run: ConversionRun) -> list[Path]:
     """The files :func:`write_conversion_outputs` writes for ``run``."""
     out = Path(out)
-    names = ["accuracy_vs_timesteps.csv", "latency_accuracy.png", "summary.json"]
-    names += [f"snn_{key}.pt" for key in run.result.networks]
-    nir = [out / f"snn_{key}.nir" for key in run.result.networks]  # with export_nir only
-    return [out / name for name in names] + [path for path in nir if path.exists()]
+    names = ["latency_accuracy.png", "latency_accuracy.svg", "summary.json"]
+    for table in ("accuracy_vs_timesteps", "energy", "history"):
+        names += [f"{table}.csv", f"{table}.tex"]
+    names += ["ann.pt"] + [f"snn_{key}.pt" for key in run.result.networks]
+    optional = [f"snn_{key}.nir" for key in run.result.networks]  # with export_nir
+    optional += [f"snn_{key}.pickle.pt" for key in run.result.networks]  # with save_pickle
+    paths = [out / name for name in names + optional]
+    return [path for path in paths if path.exists()]
 
 
 def write_conversion_outputs(
@@ -147,17 +248,38 @@ def write_conversion_outputs(
     conversion: ConversionSettings,
     simulation: SimulationSettings,
     method_settings: Mapping[str, MethodSettings] | None = None,
+    save_pickle: bool = False,
 ) -> Path:
-    """``accuracy_vs_timesteps.csv``, ``snn_<network>.pt``, ``latency_accuracy.png`` and
-    ``summary.json`` in ``out`` (each written atomically); with ``experiment.export_nir`` also
-    ``snn_<network>.nir`` (docs/nir.md)."""
+    """Write a conversion's files in ``out``, each atomically: the tables of
+    :func:`conversion_tables` as CSV and LaTeX (``NAME.csv``, ``NAME.tex``),
+    ``latency_accuracy.png`` and ``.svg``, ``summary.json``, the trained ANN as ``ann.pt`` and
+    every spiking network as ``snn_<network>.pt``, both weights-only files the toolkit rebuilds
+    without running code from them (:mod:`spikebridge.snn_files`). ``save_pickle`` also writes
+    each network pickled whole (``snn_<network>.pickle.pt``: loading it runs code, so it needs
+    ``--trust-checkpoint``); with ``experiment.export_nir`` also ``snn_<network>.nir``
+    (docs/nir.md). A network converted from a trusted pickled module cannot be rebuilt from
+    weights, so its ``snn_<network>.pt`` is a pickle."""
     from ..plots import latency_accuracy_figure
 
     out = output_dir(out)
     result = run.result
-    write_csv(out / "accuracy_vs_timesteps.csv", result.accuracy)
+    for name, frame in conversion_tables(run, experiment, simulation).items():
+        write_table(out / f"{name}.csv", frame)
+    record = run.ann_record
+    if record is not None:
+        save_ann(out / "ann.pt", run.model, record, dataset=experiment.dataset)
     for key, net in result.networks.items():
-        save_torch(out / f"snn_{key}.pt", net.cpu())
+        if record is None:
+            save_torch(out / f"snn_{key}.pt", net.cpu())
+            continue
+        method, target = network_method(key)
+        save_snn(
+            out / f"snn_{key}.pt", net.cpu(), record, conversion.maxpool, simulation.encoding,
+            experiment.seed, method=method, timesteps=target or simulation.timesteps,
+            dataset=experiment.dataset,
+        )  # fmt: skip
+        if save_pickle:
+            save_torch(out / f"snn_{key}.pickle.pt", net.cpu())
     if experiment.export_nir:
         from ..interop import export_nir_files
 
@@ -167,7 +289,8 @@ def write_conversion_outputs(
     fig = latency_accuracy_figure(
         result.accuracy, result.ann_accuracy, f"{label} on {experiment.dataset}"
     )
-    save_figure(out / "latency_accuracy.png", fig)
+    save_figure(out / "latency_accuracy.png", fig, dpi=160, bbox_inches="tight")
+    save_figure(out / "latency_accuracy.svg", fig, bbox_inches="tight")
     choice = result.percentile
     write_json(
         out / "summary.json",
@@ -178,6 +301,7 @@ def write_conversion_outputs(
             "timesteps": simulation.timesteps,
             "methods": sorted(result.networks),
             "skipped_methods": result.skipped,
+            "warnings": run.warnings,
             "encoding": simulation.encoding,
             "reset": conversion.reset,
             "percentile": choice.percentile if choice is not None else conversion.percentile,

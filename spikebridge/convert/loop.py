@@ -21,7 +21,7 @@ from torch import nn
 
 from ..engine.graph import ConversionError, MethodNotApplicable
 from ..engine.network import SpikingNetwork
-from ..evaluation import evaluate
+from ..evaluation import Evaluation, evaluate
 from ..settings import ConversionSettings, SimulationSettings, parse_targets
 from ..validation import check_positive_int
 from .converter import Converter
@@ -159,6 +159,8 @@ class ConversionResult:
     percentile: PercentileChoice | None = None
     conversion_seconds: dict[str, float] = field(default_factory=dict)
     conversion_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    evaluations: dict[str, Evaluation] = field(default_factory=dict)
+    ann_evaluation: Evaluation | None = None
 
 
 def run_conversion(
@@ -174,6 +176,7 @@ def run_conversion(
     validation: Iterable | None = None,
     strict: bool = True,
     method_settings: Mapping[str, MethodSettings] | None = None,
+    count_ops: bool = False,
 ) -> ConversionResult:
     """Convert ``model`` with each method and evaluate every t <= T in one simulation each.
 
@@ -181,12 +184,16 @@ def run_conversion(
     encoding), ``method_settings`` each method's own (method name -> its settings). With ``conversion.percentile == "auto"`` p is chosen on ``validation`` (held-out
     training images, never the test set). Under ``methods="all"`` a method that does not apply
     is skipped and recorded in ``skipped``; a method named explicitly that does not apply raises
-    :class:`MethodNotApplicable` (unless ``strict=False``).
+    :class:`MethodNotApplicable` (unless ``strict=False``). With ``count_ops`` every
+    evaluation (the ANN's too) counts operations, for the energy table; the evaluations are kept
+    in the result.
     """
     conversion = conversion or ConversionSettings()
     simulation = simulation or SimulationSettings()
     explicit = not (isinstance(conversion.methods, str) and conversion.methods.strip() == "all")
-    ann_accuracy = float(evaluate(model, test_loader, device=device).accuracy[0])
+    ann_evaluation = evaluate(model, test_loader, device=device, count_ops=count_ops)
+    ann_accuracy = float(ann_evaluation.accuracy[0])
+    evaluations: dict[str, Evaluation] = {}
     with warnings.catch_warnings():
         warnings.simplefilter(
             "ignore" if conversion.maxpool == "avg" and not explicit else "default"
@@ -202,7 +209,9 @@ def run_conversion(
         strict=strict, skipped=skipped,
     ):  # fmt: skip
         result = evaluate(item.network, test_loader, item.timesteps, device=device,
-                          progress=progress, description=item.key)  # fmt: skip
+                          progress=progress, description=item.key,
+                          count_ops=count_ops)  # fmt: skip
+        evaluations[item.key] = result
         seconds[item.key] = item.seconds + result.seconds
         conversion_seconds[item.key] = item.seconds
         cpu_seconds[item.key] = item.cpu_seconds
@@ -211,5 +220,6 @@ def run_conversion(
         rows += [("conversion", item.method, t, float(result.accuracy[t - 1])) for t in steps]
     frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     return ConversionResult(
-        frame, ann_accuracy, networks, skipped, seconds, choice, conversion_seconds, cpu_seconds
-    )
+        frame, ann_accuracy, networks, skipped, seconds, choice, conversion_seconds, cpu_seconds,
+        evaluations, ann_evaluation,
+    )  # fmt: skip

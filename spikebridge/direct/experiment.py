@@ -11,18 +11,25 @@ from typing import Any
 
 import pandas as pd
 
-from ..data import dataset_info, make_loaders
-from ..io import write_csv, write_json
+from ..data import dataset_info, make_loaders, split_validation
+from ..io import write_json
 from ..rundir import check_resume, claim
 from ..runtime import resolve_device, seed_everything
 from ..settings import ExperimentSettings, TrainingSettings, runtime_keys
+from ..tables import history_frame, write_table
 from .checkpoint import load_training_checkpoint
 from .snn import build_direct_snn
 from .trainer import TrainResult, train_direct
 
 CHECKPOINT_NAME = "checkpoint.pt"
-OUTPUT_FILES = (CHECKPOINT_NAME, "history.csv", "accuracy_vs_timesteps.csv", "summary.json")
-HISTORY_COLUMNS = ["epoch", "loss", "train_accuracy", "test_accuracy", "seconds"]
+OUTPUT_FILES = (
+    CHECKPOINT_NAME, "history.csv", "history.tex", "accuracy_vs_timesteps.csv",
+    "accuracy_vs_timesteps.tex", "summary.json",
+)  # fmt: skip
+HISTORY_COLUMNS = [
+    "epoch", "loss", "train_accuracy_pct", "validation_accuracy_pct", "test_accuracy_pct",
+    "seconds",
+]  # fmt: skip
 
 
 def training_settings(experiment: ExperimentSettings, training: TrainingSettings) -> dict[str, Any]:
@@ -102,8 +109,11 @@ def run_training_experiment(
         train_loader, test_loader = make_loaders(
             e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
             timesteps=timesteps if info.is_event else None, num_workers=workers,
-            train_limit=e.train_limit,
+            train_limit=e.train_limit, normalize=e.normalize,
         )  # fmt: skip
+        train_loader, validation_loader = split_validation(
+            train_loader, e.validation_fraction, e.seed
+        )
         seed_everything(e.seed)
         network = build_direct_snn(
             e.arch, info.num_classes, info.in_channels, info.image_size, e.width,
@@ -119,7 +129,7 @@ def run_training_experiment(
             lr=t.direct_learning_rate(), momentum=t.direct_momentum,
             weight_decay=t.direct_weight_decay, schedule=t.direct_schedule, seed=e.seed,
             checkpoint_path=checkpoint, resume=resume, device=e.device, progress=progress,
-            on_epoch=on_epoch,
+            on_epoch=on_epoch, validation_loader=validation_loader,
         )  # fmt: skip
         if write:
             summary = {
@@ -129,7 +139,9 @@ def run_training_experiment(
                 "schedule": t.direct_schedule, "weight_decay": t.direct_weight_decay,
                 "batch_size": e.batch_size, "seed": e.seed,
                 "train_samples": len(train_loader.dataset),
+                "validation_samples": len(validation_loader.dataset) if validation_loader else 0,
                 "resumed_from_epoch": resumed_from, "settings": settings,
+                "warnings": weak_warnings(result, info.num_classes),
             }  # fmt: skip
             write_training_outputs(out, result, summary, time.perf_counter() - start)
             if e.export_nir:  # the trained network with tdBN folded: out/direct.nir (docs/nir.md)
@@ -142,10 +154,25 @@ def run_training_experiment(
     return result
 
 
+def weak_warnings(result: TrainResult, num_classes: int) -> list[str]:
+    """The weak-network message of the trained SNN (:mod:`spikebridge.health`), if any."""
+    from ..health import weak_network_message
+
+    ev = result.evaluation
+    if ev is None or not result.history:
+        return []
+    message = weak_network_message(
+        "the directly trained SNN", float(ev.accuracy[-1]), num_classes,
+        result.history[-1]["train_accuracy"],
+    )  # fmt: skip
+    return [message] if message else []
+
+
 def write_training_outputs(out: Path, result: TrainResult, summary: dict, seconds: float) -> None:
     """``history.csv``, ``accuracy_vs_timesteps.csv`` (the test accuracy after every step of one
     simulation) and ``summary.json`` in ``out``, each written atomically."""
-    write_csv(out / "history.csv", pd.DataFrame(result.history, columns=HISTORY_COLUMNS))
+    history = history_frame(result.history, "direct", str(summary.get("arch", "")))
+    write_table(out / "history.csv", history[HISTORY_COLUMNS])
     ev = result.evaluation
     accuracy = ev.accuracy.tolist() if ev is not None else []
     curve = pd.DataFrame(
@@ -153,11 +180,11 @@ def write_training_outputs(out: Path, result: TrainResult, summary: dict, second
             "route": "direct",
             "method": "stbp-tdbn",
             "timesteps": list(range(1, len(accuracy) + 1)),
-            "accuracy": accuracy,
+            "accuracy_pct": [100 * a for a in accuracy],
         },
-        columns=["route", "method", "timesteps", "accuracy"],
+        columns=["route", "method", "timesteps", "accuracy_pct"],
     )
-    write_csv(out / "accuracy_vs_timesteps.csv", curve)
+    write_table(out / "accuracy_vs_timesteps.csv", curve)
     write_json(
         out / "summary.json",
         {

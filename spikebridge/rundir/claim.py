@@ -12,7 +12,7 @@ from typing import Any
 
 from .directory import lock_directory, make_directory
 from .errors import DirectoryNotOwned
-from .record import RECORD_NAME, RunDirectory, read_record
+from .record import RECORD_NAME, RunDirectory, read_record, unfinished
 from .resume import check_resume, plain, resume_differences
 
 
@@ -121,6 +121,10 @@ def _check_ownership(
             f"`spikebridge {command}`; {choose}"
         )
     saved = record.get("settings") or {}
+    if not resume and unfinished(record) and (rerun or record.get("status") == "failed"):
+        # a failed run left no results: retry it, with any settings (a killed training run
+        # keeps its checkpoint for --resume: it is not replaced without --overwrite)
+        return record
     if resume:
         check_resume(saved, settings, may_grow=may_grow, source=str(out / RECORD_NAME))
         return record

@@ -42,6 +42,13 @@ def read_record(directory: str | os.PathLike) -> dict[str, Any] | None:
     return record
 
 
+def unfinished(record: dict[str, Any] | None) -> bool:
+    """Whether a run record is that of a run that failed or was killed (its directory's lock is
+    free, so it is not running): it left no results, and a new run of the same command may
+    take the directory without ``--overwrite`` (its files are removed as the new run begins)."""
+    return bool(record) and record.get("status") in ("failed", "running")
+
+
 class RunDirectory:
     """A claimed output directory (see :mod:`spikebridge.rundir`); a context manager that releases
     the lock on exit. ``previous`` is the record found there (None when there was none)."""
@@ -112,6 +119,8 @@ class RunDirectory:
         names |= {n + CHECKSUM_SUFFIX for n in names if n.endswith(".pt")}
         self._planned = sorted(names)
         self._reserve()  # first: a disk too full for it fails the run before anything changes
+        if unfinished(self.previous):  # a failed run's partial files go, --overwrite or not
+            remove = [*remove, *self.previous_files()]
         for name in remove:
             target = self.path / name
             if target.is_file() or target.is_symlink():
@@ -214,4 +223,4 @@ def _unlink_quietly(path: Path) -> None:
         pass
 
 
-__all__ = ["FORMAT", "RECORD_NAME", "VERSION", "RunDirectory", "read_record"]
+__all__ = ["FORMAT", "RECORD_NAME", "VERSION", "RunDirectory", "read_record", "unfinished"]

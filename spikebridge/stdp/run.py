@@ -19,17 +19,21 @@ from torch.utils.data import DataLoader
 
 from ..data import dataset_info, make_loaders
 from ..evaluation import evaluate
-from ..io import output_dir, write_csv, write_json
+from ..io import output_dir, write_json
 from ..rundir import claim
 from ..runtime import seed_everything
 from ..settings import ExperimentSettings, StdpSettings, runtime_keys
+from ..tables import write_table
 from .model import StdpConfig, config_for
 from .training import StdpResult, train
 
 ROUTE = "stdp"
 METHOD = "ae-stdp"
 CHECKPOINT_NAME = "checkpoint.pt"
-OUTPUT_FILES = (CHECKPOINT_NAME, "history.csv", "accuracy_vs_timesteps.csv", "summary.json")
+OUTPUT_FILES = (
+    CHECKPOINT_NAME, "history.csv", "history.tex", "accuracy_vs_timesteps.csv",
+    "accuracy_vs_timesteps.tex", "summary.json",
+)  # fmt: skip
 HISTORY_COLUMNS = [
     "phase",
     "layer",
@@ -38,7 +42,7 @@ HISTORY_COLUMNS = [
     "spikes_per_input",
     "active_fraction",
     "winner_share_max",
-    "train_accuracy",
+    "train_accuracy_pct",
     "seconds",
 ]
 
@@ -91,7 +95,10 @@ def train_to_directory(
         resume=resume,
     )
     rows = [{k: row.get(k) for k in HISTORY_COLUMNS} for row in result.history]
-    write_csv(out / "history.csv", pd.DataFrame(rows, columns=HISTORY_COLUMNS))
+    for row, done in zip(rows, result.history):
+        accuracy = done.get("train_accuracy")
+        row["train_accuracy_pct"] = None if accuracy is None else 100 * accuracy
+    write_table(out / "history.csv", pd.DataFrame(rows, columns=HISTORY_COLUMNS))
     ev = evaluate(result.network, test_loader, config.timesteps, progress=progress)
     accuracy = ev.accuracy.tolist()
     curve = pd.DataFrame(
@@ -99,11 +106,11 @@ def train_to_directory(
             "route": ROUTE,
             "method": METHOD,
             "timesteps": list(range(1, len(accuracy) + 1)),
-            "accuracy": accuracy,
+            "accuracy_pct": [100 * a for a in accuracy],
         },
-        columns=["route", "method", "timesteps", "accuracy"],
+        columns=["route", "method", "timesteps", "accuracy_pct"],
     )
-    write_csv(out / "accuracy_vs_timesteps.csv", curve)
+    write_table(out / "accuracy_vs_timesteps.csv", curve)
     summary = {
         "route": ROUTE,
         "method": METHOD,
@@ -152,6 +159,17 @@ def run_training_experiment(
     the route has no form of.
     """
     e, s = experiment, settings
+    if e.export_nir:
+        raise ValueError(
+            "--export-nir: the stdp route's winner-take-all neurons (k winners per position, "
+            "lateral inhibition) have no NIR node, so it cannot be written as NIR; drop "
+            "--export-nir (the direct route exports: --route direct)"
+        )
+    if e.normalize:
+        raise ValueError(
+            "--normalize: the stdp route encodes intensities in [0, 1] as spike rates, which "
+            "normalised inputs are not; drop --normalize for --route stdp"
+        )
     info = dataset_info(e.dataset)
     if info.is_event:
         raise ValueError(

@@ -19,8 +19,9 @@ from ...direct.graph import NotDirectlyTrainable, direct_from_graph
 from ...direct.trainer import load_trained, train_direct
 from ...models import MODEL_NAMES
 from ...plots import register_label
+from ...tables import history_frame
 from ..checkpoint_cache import matching_checkpoint, start_training
-from ..context import ComparisonContext
+from ..context import ComparisonContext, epoch_line
 from . import Candidate, Route, register
 
 DIRECT_METHOD = "stbp-tdbn"
@@ -29,7 +30,8 @@ DIRECT_KEYS = (
     "arch", "dataset", "width", "pool", "encoding", "direct_epochs", "direct_timesteps",
     "direct_lr", "direct_optimizer", "direct_momentum", "direct_weight_decay", "direct_schedule",
     "direct_threshold", "direct_tau_decay", "direct_surrogate", "direct_surrogate_width", "seed",
-    "batch_size", "train_limit", "checkpoint", "checkpoint_sha256",
+    "batch_size", "train_limit", "checkpoint", "checkpoint_sha256", "validation_fraction",
+    "normalize",
 )  # fmt: skip
 """The settings that define the trained direct SNN."""
 
@@ -89,6 +91,7 @@ def trained_direct_snn(ctx: ComparisonContext, network=None):
             network.load_state_dict(saved["model"])
             network = network.to(ctx.device).eval()
         seconds = sum(float(r.get("seconds", 0.0)) for r in saved.get("history", []))
+        ctx.histories.append(history_frame(saved.get("history", []), "direct", DIRECT_METHOD))
         return network, seconds, True
     resume = saved is not None
     start_training(ctx, path, expected, resume)
@@ -117,8 +120,11 @@ def trained_direct_snn(ctx: ComparisonContext, network=None):
         resume=resume,
         device=ctx.device,
         progress=ctx.progress,
+        validation_loader=ctx.validation_loader,
+        on_epoch=lambda row: ctx.say(epoch_line("direct SNN", row, epochs)),
         **build,
     )
+    ctx.histories.append(history_frame(result.history, "direct", DIRECT_METHOD))
     seconds = (
         sum(float(r.get("seconds", 0.0)) for r in result.history) or time.perf_counter() - start
     )

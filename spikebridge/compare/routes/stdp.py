@@ -47,6 +47,12 @@ def stdp_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
     if s.stdp_epochs == 0:
         ctx.notes.append("stdp route skipped (stdp_epochs = 0)")
         return
+    if s.normalize:
+        ctx.notes.append(
+            "stdp route skipped: it encodes intensities in [0, 1] as spike rates, which "
+            "normalised inputs (--normalize) are not"
+        )
+        return
     if s.checkpoint and is_graph_file(s.checkpoint):
         ctx.notes.append(
             f"stdp route skipped: it learns its own architecture (Tavanaei & Maida 2017), not "

@@ -93,7 +93,8 @@ def calibrate_target(
                 f"calibrated T={target}: the layer-wise search's twin is further from the "
                 f"float ANN (KL {divergence['search']:.4g} on the calibration images) than the "
                 f"channel-wise {DEFAULT_PERCENTILE:g}th-percentile twin ({divergence['percentile']:.4g}); "
-                "starting from the percentile thresholds (CalibratedSettings.output_check)",
+                "starting from the percentile thresholds (calibrated's output check, "
+                "docs/normalization.md)",
                 CalibrationWarning,
                 stacklevel=2,
             )

@@ -187,8 +187,8 @@ class ThresholdMethod:
         for name, act in activations.items():
             if not isinstance(act, self.activations):
                 raise MethodNotApplicable(
-                    f"{name}: method {self.name!r} {self.requirement or 'does not apply'} "
-                    f"(found {type(act).__name__}); {self.fix}"
+                    f"method {self.name!r} {self.requirement or 'does not apply'} (layer "
+                    f"{name!r} is a {type(act).__name__}); {self.fix}"
                 )
 
 
