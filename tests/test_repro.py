@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from spikebridge.plots import firing_rate_figure
 from torch import nn
 
 from spikebridge.batchnorm import reestimate_batchnorm
@@ -19,6 +18,7 @@ from spikebridge.cli import main
 from spikebridge.convert.experiment import run_conversion_experiment
 from spikebridge.data import make_loaders, split_validation
 from spikebridge.health import weak_network
+from spikebridge.plots import firing_rate_figure
 from spikebridge.settings import (
     ConversionSettings,
     ExperimentSettings,
