@@ -270,20 +270,21 @@ def energy_models_figure(energy: pd.DataFrame, title: str = "") -> Figure:
         ax = fig.add_subplot(rows_n, cols, i + 1)
         if col is None:
             break
-        for j, r in enumerate(energy.itertuples(index=False)):
-            e, a = float(getattr(r, col)) / 1e6, 100 * float(r.accuracy)
+        for j, r in enumerate(energy.to_dict("records")):  # names with '-' too
+            route, method, t = r["route"], r["method"], r["timesteps"]
+            e, a = float(r[col]) / 1e6, 100 * float(r["accuracy"])
             if not (e > 0 and math.isfinite(e)):
                 continue
-            if r.route == "ann":
+            if route == "ann":
                 style = dict(marker="*", markersize=14, color="0.2")
-                label = f"ANN, {r.method} (float)"
-            elif r.route == "ann-quantised":
+                label = f"ANN, {method} (float)"
+            elif route == "ann-quantised":
                 style = dict(marker="s", markersize=7, color="0.45", markerfacecolor="white")
-                label = f"quantised ANN, {r.method}, T={int(r.timesteps)}"
+                label = f"quantised ANN, {method}, T={int(t)}"
             else:
                 style = dict(marker=MARKERS[j % len(MARKERS)], markersize=8,
                              color=COLORS[j % len(COLORS)])  # fmt: skip
-                label = f"{network_label(r.route, r.method)}, T={int(r.timesteps)}"
+                label = f"{network_label(route, method)}, T={int(t)}"
             ax.plot([e], [a], linestyle="none", label=label, **style)
         ax.set_xscale("log")
         ax.set_xlabel("energy per inference (µJ, log scale)")
