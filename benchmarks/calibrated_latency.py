@@ -40,7 +40,6 @@ from convert_vs_spikingjelly import (  # noqa: E402
     first_within,
 )
 
-from spikebridge.compare.energy import energy_pj  # noqa: E402
 from spikebridge.convert import (
     CalibratedSettings,
     prepare,  # noqa: E402
@@ -51,6 +50,7 @@ from spikebridge.convert.calibration import (  # noqa: E402
 )
 from spikebridge.convert.quantised_twin import count_agreement, settled_samples  # noqa: E402
 from spikebridge.data import calibration_loader, load_dataset  # noqa: E402
+from spikebridge.energy.table import energy_pj  # noqa: E402
 from spikebridge.evaluation import evaluate  # noqa: E402
 from spikebridge.evaluation.counters import SnnOpCounter  # noqa: E402
 from spikebridge.evaluation.layers import layer_kind  # noqa: E402

@@ -11,7 +11,7 @@ import torch
 from spikebridge.cli import build_parser
 from spikebridge.cli.compare import settings_from_args
 from spikebridge.compare.config import ConfigError, Settings, key_line, load_config
-from spikebridge.compare.energy import energy_pj, firing_rate, snn_energy_row
+from spikebridge.energy.table import energy_pj, firing_rate, snn_energy_row
 from spikebridge.evaluation import Evaluation, LayerOps
 
 

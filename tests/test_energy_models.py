@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from spikebridge import convert_model
-from spikebridge.compare.energy import snn_energy_row
 from spikebridge.energy import (
     ENERGY_MODELS,
     EnergyModel,
@@ -28,6 +27,7 @@ from spikebridge.energy import (
     snn_counts,
     sram_pj_per_byte,
 )
+from spikebridge.energy.table import snn_energy_row
 from spikebridge.engine.lif import LIFNeuron
 from spikebridge.engine.network import SpikingNetwork
 from spikebridge.engine.neurons import IFNeuron

@@ -10,10 +10,10 @@ Example:
     >>> result.energy[["route", "method", "accuracy", "energy_pJ"]]      # doctest: +SKIP
 """
 
+from ..energy.table import E_AC_PJ, E_MAC_PJ, energy_pj, firing_rate
 from ..plots import energy_accuracy_figure, firing_rate_figure, latency_accuracy_figure
 from .config import ConfigError, Settings, load_config
 from .directory import RESULT_FILES, claim_directory
-from .energy import E_AC_PJ, E_MAC_PJ, energy_pj, firing_rate
 from .passes import EvaluationPass
 from .pipeline import DEMO_SETTINGS, Comparison, run, run_settings
 from .report import render_report

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from ..energy.table import beats_sentences, model_columns
 from ..io import write_json
 from ..plots import (
     energy_accuracy_figure,
@@ -19,7 +20,6 @@ from ..plots import (
 )
 from ..tables import percent, write_table
 from .config import Settings
-from .energy import beats_sentences, model_columns
 from .report import write_report
 from .robustness import robustness_figure, robustness_frame, robustness_summary
 

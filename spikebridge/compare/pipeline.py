@@ -29,6 +29,17 @@ import torch.distributed as dist
 from ..data import dataset_info, make_loaders, split_validation
 from ..direct.distributed import setup_distributed
 from ..energy import energy_model_names
+from ..energy.table import (
+    ACCURACY_COLUMNS,
+    LAYER_COLUMNS,
+    EnergyBook,
+    ann_energy_row,
+    ann_layer_frame,
+    energy_frame,
+    snn_accuracy_frame,
+    snn_energy_row,
+    snn_layer_frame,
+)
 from ..evaluation import current_shard, evaluate, launched_distributed
 from ..health import CONVERTED_ADVICE, weak_network, weak_network_message
 from ..io import output_dir, write_json
@@ -45,17 +56,6 @@ from .directory import (
     claim_directory,
     clear_results,
     holds_experiment,
-)
-from .energy import (
-    ACCURACY_COLUMNS,
-    LAYER_COLUMNS,
-    EnergyBook,
-    ann_energy_row,
-    ann_layer_frame,
-    energy_frame,
-    snn_accuracy_frame,
-    snn_energy_row,
-    snn_layer_frame,
 )
 from .outputs import write_outputs
 from .passes import PASS_COLUMNS, passes

@@ -206,7 +206,7 @@ def conversion_tables(
     """The tables ``spikebridge convert`` writes, as files hold them (accuracy in %, T an
     integer): ``accuracy_vs_timesteps``, ``energy`` (the columns of ``spikebridge compare``'s)
     and ``history`` (the ANN's training, when it was trained here)."""
-    from ..compare.energy import ann_energy_row, energy_frame, snn_energy_row
+    from ..energy.table import ann_energy_row, energy_frame, snn_energy_row
 
     result = run.result
     tables = {"accuracy_vs_timesteps": percent(result.accuracy, ["accuracy"])}

@@ -30,7 +30,7 @@ from .tuning import PercentileChoice, resolve_percentile
 
 SCORE_COLUMNS = ["route", "method", "timesteps", "accuracy"]
 """The columns of the conversion loop's accuracy table (the comparison's ``ACCURACY_COLUMNS``,
-:mod:`spikebridge.compare.energy`, add the cost columns to these)."""
+:mod:`spikebridge.energy.table`, add the cost columns to these)."""
 
 
 def conversion_converter(
