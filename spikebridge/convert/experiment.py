@@ -50,6 +50,8 @@ class ConversionRun:
     label: str | None = None  # the model's name in outputs (a graph file's name; else the arch)
     ann_record: dict | None = None  # how to rebuild the ANN's graph (None: a pickled module)
     warnings: list[str] = field(default_factory=list)  # weak networks (spikebridge.health)
+    energy: pd.DataFrame | None = None  # energy.csv's rows (spikebridge.energy.table)
+    energy_breakdown: pd.DataFrame | None = None  # per network, model, layer and component
 
 
 def run_conversion_experiment(
@@ -132,8 +134,14 @@ def run_conversion_experiment(
         progress=progress, validation=validation, method_settings=method_settings, count_ops=True,
     )  # fmt: skip
     label = Path(checkpoint).name if graph_file else e.arch
+    energy, breakdown, notes = conversion_energy(
+        result, model, train_loader.dataset, test_loader, e, conversion, simulation, device,
+        ann_method=e.activation if not graph_file else label,
+        ann_train_seconds=sum(r["seconds"] for r in history) if history else float("nan"),
+    )  # fmt: skip
     seconds = time.perf_counter() - start
     done = ConversionRun(result, model, info, history, seconds, label, record)
+    done.energy, done.energy_breakdown = energy, breakdown
     done.warnings = weak_networks(done)
     return done
 
@@ -200,29 +208,60 @@ def network_method(key: str) -> tuple[str, int | None]:
     return (match.group(1), int(match.group(2))) if match else (key, None)
 
 
+def conversion_energy(
+    result: ConversionResult,
+    model: nn.Module,
+    calibration_dataset,
+    test_loader,
+    experiment: ExperimentSettings,
+    conversion: ConversionSettings,
+    simulation: SimulationSettings,
+    device: torch.device | str = "cpu",
+    *,
+    ann_method: str = "relu",
+    ann_train_seconds: float = float("nan"),
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[str]]:
+    """``energy.csv``'s rows of a conversion (the ANN, every converted network at its T, the
+    quantised ANNs and the break-even columns, under ``simulation.energy_models``), its
+    breakdown and notes, from the evaluations the loop already made (operations counted)."""
+    from ..energy.table import energy_tables
+
+    if result.ann_evaluation is None or result.ann_evaluation.macs_per_sample is None:
+        return None, None, []
+    keys = list(result.evaluations)
+    networks = [
+        (
+            "conversion",
+            network_method(key)[0],
+            result.networks[key],
+            result.evaluations[key].timesteps,
+        )
+        for key in keys
+    ]
+    return energy_tables(
+        model, networks, test_loader, calibration_dataset, models=simulation.energy_models,
+        calibration_samples=conversion.calibration_samples, batch_size=experiment.batch_size,
+        seed=experiment.seed, e_mac=simulation.e_mac, e_ac=simulation.e_ac, device=device,
+        ann_method=ann_method, ann_evaluation=result.ann_evaluation,
+        evaluations=[result.evaluations[key] for key in keys],
+        convert_seconds=[result.conversion_seconds.get(key, float("nan")) for key in keys],
+        ann_train_seconds=ann_train_seconds,
+    )  # fmt: skip
+
+
 def conversion_tables(
     run: ConversionRun, experiment: ExperimentSettings, simulation: SimulationSettings
 ) -> dict[str, pd.DataFrame]:
     """The tables ``spikebridge convert`` writes, as files hold them (accuracy in %, T an
-    integer): ``accuracy_vs_timesteps``, ``energy`` (the columns of ``spikebridge compare``'s)
-    and ``history`` (the ANN's training, when it was trained here)."""
-    from ..energy.table import ann_energy_row, energy_frame, snn_energy_row
-
+    integer): ``accuracy_vs_timesteps``, ``energy`` (the columns of ``spikebridge compare``'s,
+    every energy model's included, with the quantised-ANN rows), ``energy_breakdown`` and
+    ``history`` (the ANN's training, when it was trained here)."""
     result = run.result
     tables = {"accuracy_vs_timesteps": percent(result.accuracy, ["accuracy"])}
-    if result.ann_evaluation is not None and result.ann_evaluation.macs_per_sample is not None:
-        train = sum(r["seconds"] for r in run.history) if run.history else float("nan")
-        ann = ann_energy_row(
-            experiment.activation if run.label == experiment.arch else run.label,
-            result.ann_evaluation, simulation.e_mac, simulation.e_ac, train,
-        )  # fmt: skip
-        rows = [ann]
-        for key, ev in result.evaluations.items():
-            rows.append(snn_energy_row(
-                "conversion", network_method(key)[0], ev, simulation.e_mac, simulation.e_ac,
-                ann["energy_pJ"], float("nan"), result.conversion_seconds.get(key, float("nan")),
-            ))  # fmt: skip
-        tables["energy"] = percent(energy_frame(rows), ["accuracy"])
+    if run.energy is not None:
+        tables["energy"] = percent(run.energy, ["accuracy"])
+    if run.energy_breakdown is not None and len(run.energy_breakdown):
+        tables["energy_breakdown"] = run.energy_breakdown
     if run.history:
         tables["history"] = history_frame(run.history, "ann", run.label or experiment.arch)
     return tables
@@ -232,7 +271,7 @@ def conversion_output_files(out: str | Path, run: ConversionRun) -> list[Path]:
     """The files :func:`write_conversion_outputs` writes for ``run``."""
     out = Path(out)
     names = ["latency_accuracy.png", "latency_accuracy.svg", "summary.json"]
-    for table in ("accuracy_vs_timesteps", "energy", "history"):
+    for table in ("accuracy_vs_timesteps", "energy", "energy_breakdown", "history"):
         names += [f"{table}.csv", f"{table}.tex"]
     names += ["ann.pt"] + [f"snn_{key}.pt" for key in run.result.networks]
     optional = [f"snn_{key}.nir" for key in run.result.networks]  # with export_nir

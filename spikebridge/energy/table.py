@@ -494,12 +494,22 @@ def energy_tables(
     e_mac: float = E_MAC_PJ,
     e_ac: float = E_AC_PJ,
     device="cpu",
+    ann_method: str = "relu",
+    ann_evaluation: Evaluation | None = None,
+    evaluations: Sequence[Evaluation | None] | None = None,
+    train_seconds: Sequence[float] | None = None,
+    convert_seconds: Sequence[float] | None = None,
+    ann_train_seconds: float = float("nan"),
 ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """``energy.csv``, ``energy_breakdown.csv`` and notes for networks made outside a comparison
-    (what ``spikebridge convert`` and ``train`` can write): the ANN's row, one row per
+    (what ``spikebridge convert`` and ``train`` write): the ANN's row, one row per
     (route, method, network, T) of ``networks`` evaluated on ``test_loader`` at T, the
     quantised-ANN rows (calibrated on ``calibration_dataset``) and the break-even columns.
-    ``ann`` None (``spikebridge train``: no ANN): the spiking rows alone."""
+    ``ann`` None (``spikebridge train``: no ANN): the spiking rows alone, no quantised ANN.
+
+    Evaluations with counted operations already made (``ann_evaluation``, ``evaluations[i]``
+    for ``networks[i]``) are used as they are; the others are run here. ``train_seconds`` /
+    ``convert_seconds`` (per network) and ``ann_train_seconds`` fill the cost columns."""
     from types import SimpleNamespace
 
     from ..energy import energy_model_names
@@ -514,12 +524,20 @@ def energy_tables(
     book = EnergyBook(energy_model_names(models), ctx)
     rows: list[dict] = []
     if ann is not None:
-        ann_ev = evaluate(ann, test_loader, count_ops=True, device=device)
-        rows.append(book.ann(ann_energy_row("relu", ann_ev, e_mac, e_ac), ann_ev))
+        ann_ev = ann_evaluation or evaluate(ann, test_loader, count_ops=True, device=device)
+        row = ann_energy_row(ann_method, ann_ev, e_mac, e_ac, ann_train_seconds)
+        rows.append(book.ann(row, ann_ev))
     ann_pj = rows[0]["energy_pJ"] if rows else None
-    for route, method, network, timesteps in networks:
-        ev = evaluate(network, test_loader, timesteps, count_ops=True, device=device)
-        row = snn_energy_row(route, method, ev, e_mac, e_ac, ann_pj)
+    nan = float("nan")
+    for i, (route, method, network, timesteps) in enumerate(networks):
+        ev = evaluations[i] if evaluations is not None else None
+        if ev is None:
+            ev = evaluate(network, test_loader, timesteps, count_ops=True, device=device)
+        row = snn_energy_row(
+            route, method, ev, e_mac, e_ac, ann_pj,
+            train_seconds[i] if train_seconds is not None else nan,
+            convert_seconds[i] if convert_seconds is not None else nan,
+        )  # fmt: skip
         rows.append(book.snn(row, ev, network))
     rows += book.finish()
     return energy_frame(rows), book.breakdown(), ctx.notes
