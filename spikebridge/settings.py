@@ -248,7 +248,7 @@ class SimulationSettings(_Checked):
     e_ac: float = setting(0.9, "energy per accumulate / synaptic operation, pJ (Horowitz 2014: "
                           "0.9)", non_negative=True, maximum=1e6)  # fmt: skip
     energy_models: str = setting(
-        "all", "energy models of compare's energy.csv: 'all' or comma-separated names (ops, lemaire, "
+        "all", "energy models of energy.csv (convert, train, compare): 'all' or comma-separated names (ops, lemaire, "
         "reuse, loihi; docs/energy.md)", aliases=("--energy-model",), runtime=True,
     )  # fmt: skip
 

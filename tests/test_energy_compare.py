@@ -72,3 +72,30 @@ def test_an_unknown_energy_model_flag_exits_2_naming_the_known_ones(tmp_path, ca
     err = capsys.readouterr().err
     assert "unknown energy model 'nope'" in err and "lemaire" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_convert_and_train_write_every_energy_model_and_convert_the_quantised_ann(tmp_path):
+    """convert: the ANN, each network and the quantised-ANN rows under every model, with the
+    breakdown; train: its network's row under the models asked for (--energy-model)."""
+    from spikebridge.cli import main
+
+    small = ["--dataset", "digits", "--train-limit", "400", "--limit", "120", "--quiet"]
+    conv = tmp_path / "conv"
+    assert main(["convert", *small, "--epochs", "1", "--methods", "channel",
+                 "--timesteps", "4", "--out", str(conv)]) == 0  # fmt: skip
+    energy = pd.read_csv(conv / "energy.csv")
+    for model in ("ops", "lemaire", "reuse", "loihi"):
+        assert (
+            energy[f"energy_{model}_pJ"].notna().all() and (energy[f"energy_{model}_pJ"] > 0).all()
+        )
+    assert set(energy["route"]) == {"ann", "conversion", "ann-quantised"}
+    assert (conv / "energy_breakdown.csv").is_file() and (conv / "energy.tex").is_file()
+
+    train = tmp_path / "train"
+    assert main(["train", *small, "--epochs", "1", "--timesteps", "2", "--energy-model", "ops,lemaire",
+                 "--out", str(train)]) == 0  # fmt: skip
+    row = pd.read_csv(train / "energy.csv")
+    assert list(row["route"]) == ["direct"] and int(row["timesteps"].iloc[0]) == 2
+    assert {"energy_ops_pJ", "energy_lemaire_pJ"} <= set(row.columns)
+    assert "energy_loihi_pJ" not in row.columns
+    assert row["energy_lemaire_pJ"].iloc[0] > row["energy_ops_pJ"].iloc[0] > 0

@@ -21,7 +21,7 @@ import sys
 from ..direct.checkpoint import CheckpointError
 from ..direct.experiment import CHECKPOINT_NAME, run_training_experiment
 from ..direct.trainer import TrainingDiverged
-from ..settings import ExperimentSettings, StdpSettings, TrainingSettings
+from ..settings import ExperimentSettings, SimulationSettings, StdpSettings, TrainingSettings
 from ..stdp import StdpDivergenceError, UnsupportedArchitectureError
 from ..stdp.checkpoint import StdpCheckpointError
 from .common import add_quiet, add_settings, settings_from
@@ -53,6 +53,7 @@ def add_parser(sub) -> None:
                         "direct_timesteps": "simulation steps T per sample"},
     )  # fmt: skip
     names += add_settings(p, StdpSettings)
+    names += add_settings(p, SimulationSettings, exclude=("timesteps", "encoding"))  # energy
     p.add_argument(
         "--workers", type=bounded_int(0, MAX_WORKERS), default=0,
         help=f"data loader worker processes (at most {MAX_WORKERS})",
@@ -71,10 +72,11 @@ def run_stdp(args: argparse.Namespace) -> int:
 
     e = settings_from(args, args.settings, ExperimentSettings)
     s = settings_from(args, args.settings, StdpSettings)
+    sim = settings_from(args, args.settings, SimulationSettings)
     try:
         _, summary = run_stdp_experiment(
             e, s, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-            log=lambda line: print(line, flush=True),
+            log=lambda line: print(line, flush=True), energy=sim,
         )  # fmt: skip
     except (
         StdpCheckpointError,
@@ -94,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         return run_stdp(args)
     e = settings_from(args, args.settings, ExperimentSettings)
     t = settings_from(args, args.settings, TrainingSettings)
+    sim = settings_from(args, args.settings, SimulationSettings)
     epochs, timesteps = t.direct_epoch_count(), t.direct_timesteps
     is_main = int(os.environ.get("RANK", "0")) == 0
 
@@ -110,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_training_experiment(
             e, t, args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
-            progress=not args.quiet, on_epoch=report, write=is_main,
+            progress=not args.quiet, on_epoch=report, write=is_main, energy=sim,
         )  # fmt: skip
     except (CheckpointError, TrainingDiverged) as err:
         print(f"spikebridge train: error: {err}", file=sys.stderr)

@@ -12,10 +12,11 @@ from typing import Any
 import pandas as pd
 
 from ..data import dataset_info, make_loaders, split_validation
+from ..energy.table import write_network_energy
 from ..io import write_json
 from ..rundir import check_resume, claim
 from ..runtime import resolve_device, seed_everything
-from ..settings import ExperimentSettings, TrainingSettings, runtime_keys
+from ..settings import ExperimentSettings, SimulationSettings, TrainingSettings, runtime_keys
 from ..tables import history_frame, write_table
 from .checkpoint import load_training_checkpoint
 from .snn import build_direct_snn
@@ -24,7 +25,8 @@ from .trainer import TrainResult, train_direct
 CHECKPOINT_NAME = "checkpoint.pt"
 OUTPUT_FILES = (
     CHECKPOINT_NAME, "history.csv", "history.tex", "accuracy_vs_timesteps.csv",
-    "accuracy_vs_timesteps.tex", "summary.json",
+    "accuracy_vs_timesteps.tex", "summary.json", "energy.csv", "energy.tex",
+    "energy_breakdown.csv", "energy_breakdown.tex",
 )  # fmt: skip
 HISTORY_COLUMNS = [
     "epoch", "loss", "train_accuracy_pct", "validation_accuracy_pct", "test_accuracy_pct",
@@ -76,11 +78,15 @@ def run_training_experiment(
     progress: bool = False,
     on_epoch: Callable[[dict], None] | None = None,
     write: bool = True,
+    energy: SimulationSettings | None = None,
 ) -> TrainResult:
     """Train the direct SNN of ``experiment.arch`` with the ``direct_*`` settings of
     ``training``, checkpointing to ``out/checkpoint.pt`` every epoch (``resume`` continues from
     it); with ``write`` (rank 0 under torchrun) also ``history.csv``,
-    ``accuracy_vs_timesteps.csv`` and ``summary.json``. Event datasets are fed as frames.
+    ``accuracy_vs_timesteps.csv``, ``summary.json`` and the trained network's ``energy.csv``
+    and ``energy_breakdown.csv`` under ``energy.energy_models`` (default: every model; there is
+    no ANN here, so no quantised-ANN rows: ``spikebridge compare`` has them). Event datasets are
+    fed as frames.
 
     ``out`` is taken for this run first (:func:`spikebridge.rundir.claim`): one run at a time, a
     directory holding other results refused unless ``overwrite``, a finished training run
@@ -144,6 +150,11 @@ def run_training_experiment(
                 "warnings": weak_warnings(result, info.num_classes),
             }  # fmt: skip
             write_training_outputs(out, result, summary, time.perf_counter() - start)
+            seconds = sum(r.get("seconds", 0.0) for r in result.history) or float("nan")
+            write_network_energy(
+                out, "direct", "stbp-tdbn", result.network, timesteps, test_loader,
+                energy or SimulationSettings(), resolve_device(e.device), train_seconds=seconds,
+            )  # fmt: skip
             if e.export_nir:  # the trained network with tdBN folded: out/direct.nir (docs/nir.md)
                 from ..interop import export_nir_files
 

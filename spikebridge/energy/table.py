@@ -541,3 +541,35 @@ def energy_tables(
         rows.append(book.snn(row, ev, network))
     rows += book.finish()
     return energy_frame(rows), book.breakdown(), ctx.notes
+
+
+def write_network_energy(
+    out,
+    route: str,
+    method: str,
+    network,
+    timesteps: int,
+    test_loader,
+    simulation,
+    device="cpu",
+    *,
+    evaluation: Evaluation | None = None,
+    train_seconds: float = float("nan"),
+) -> list:
+    """``energy.csv`` (one spiking network at its T, a column per energy model of
+    ``simulation.energy_models``, accuracy in %) and ``energy_breakdown.csv`` in ``out``, each
+    with its LaTeX twin, for a command that trains one network (``spikebridge train``: no ANN,
+    so no quantised-ANN rows; ``spikebridge compare`` has them). Returns the paths written."""
+    from pathlib import Path
+
+    from ..tables import percent, write_table
+
+    energy, breakdown, _ = energy_tables(
+        None, [(route, method, network, timesteps)], test_loader, None,
+        models=simulation.energy_models, e_mac=simulation.e_mac, e_ac=simulation.e_ac,
+        device=device, evaluations=[evaluation], train_seconds=[train_seconds],
+    )  # fmt: skip
+    paths = write_table(Path(out) / "energy.csv", percent(energy, ["accuracy"]))
+    if len(breakdown):
+        paths += write_table(Path(out) / "energy_breakdown.csv", breakdown)
+    return paths

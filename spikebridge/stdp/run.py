@@ -18,11 +18,12 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from ..data import dataset_info, make_loaders
+from ..energy.table import write_network_energy
 from ..evaluation import evaluate
 from ..io import output_dir, write_json
 from ..rundir import claim
 from ..runtime import seed_everything
-from ..settings import ExperimentSettings, StdpSettings, runtime_keys
+from ..settings import ExperimentSettings, SimulationSettings, StdpSettings, runtime_keys
 from ..tables import write_table
 from .model import StdpConfig, config_for
 from .training import StdpResult, train
@@ -32,7 +33,8 @@ METHOD = "ae-stdp"
 CHECKPOINT_NAME = "checkpoint.pt"
 OUTPUT_FILES = (
     CHECKPOINT_NAME, "history.csv", "history.tex", "accuracy_vs_timesteps.csv",
-    "accuracy_vs_timesteps.tex", "summary.json",
+    "accuracy_vs_timesteps.tex", "summary.json", "energy.csv", "energy.tex",
+    "energy_breakdown.csv", "energy_breakdown.tex",
 )  # fmt: skip
 HISTORY_COLUMNS = [
     "phase",
@@ -73,10 +75,12 @@ def train_to_directory(
     progress: bool = True,
     log: Callable[[str], None] | None = print,
     extra_summary: dict | None = None,
+    energy: SimulationSettings | None = None,
 ) -> tuple[StdpResult, dict]:
     """Train (or resume) the route, score it on ``test_loader``, write the outputs to ``out``.
 
-    Returns the result and the summary written to ``summary.json``.
+    Returns the result and the summary written to ``summary.json``; ``energy.csv`` and
+    ``energy_breakdown.csv`` under ``energy.energy_models`` (default: every model).
     """
     start = time.perf_counter()
     out = output_dir(out)
@@ -99,7 +103,11 @@ def train_to_directory(
         accuracy = done.get("train_accuracy")
         row["train_accuracy_pct"] = None if accuracy is None else 100 * accuracy
     write_table(out / "history.csv", pd.DataFrame(rows, columns=HISTORY_COLUMNS))
-    ev = evaluate(result.network, test_loader, config.timesteps, progress=progress)
+    ev = evaluate(result.network, test_loader, config.timesteps, progress=progress, count_ops=True)
+    write_network_energy(
+        out, ROUTE, METHOD, result.network, config.timesteps, test_loader,
+        energy or SimulationSettings(), evaluation=ev, train_seconds=sum(result.seconds.values()),
+    )  # fmt: skip
     accuracy = ev.accuracy.tolist()
     curve = pd.DataFrame(
         {
@@ -147,6 +155,7 @@ def run_training_experiment(
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
+    energy: SimulationSettings | None = None,
 ) -> tuple[StdpResult, dict]:
     """What ``spikebridge train --route stdp`` runs: the data of ``experiment``, the route's
     configuration for its architecture (:func:`config_for`), training and the outputs in ``out``.
@@ -197,7 +206,16 @@ def run_training_experiment(
         extra = {"arch": e.arch, "dataset": e.dataset, "batch_size": e.batch_size,
                  "settings": record}  # fmt: skip
         done = train_to_directory(
-            config, train_loader, test_loader, run.path, e.seed, resume, progress, log, extra
+            config,
+            train_loader,
+            test_loader,
+            run.path,
+            e.seed,
+            resume,
+            progress,
+            log,
+            extra,
+            energy=energy,
         )
         run.finish([run.path / name for name in OUTPUT_FILES])
     return done
