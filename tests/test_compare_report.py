@@ -81,3 +81,36 @@ def test_report_renders_plots_and_tables_in_chromium(report, tmp_path):
     assert colour_pixels(shot, HEADER_GREY, tolerance=2) > 5_000, "no table header visible"
     rows = np.where((np.abs(shot - np.array(HEADER_GREY)).max(-1) <= 2).sum(1) > 200)[0]
     assert len(rows) > 20  # header bands of several tables
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium)"
+)
+def test_report_fits_a_laptop_screen_without_horizontal_scrolling(report, tmp_path):
+    """At 1366 px wide (a common laptop) the page's width is the window's: wide tables scroll
+    inside their own box, never the page. The page measures itself (a script added to a copy)
+    and chromium's --dump-dom reads the result."""
+    probe = tmp_path / "probe.html"
+    script = (
+        "<script>window.addEventListener('load', () => { const d = document.documentElement;"
+        " document.body.setAttribute('data-page-width', d.scrollWidth);"
+        " document.body.setAttribute('data-window-width', window.innerWidth); });</script>"
+    )
+    probe.write_text(
+        report.read_text(encoding="utf-8").replace("</body>", script + "</body>"),
+        encoding="utf-8",
+    )
+    command = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1366,768",
+        "--virtual-time-budget=5000", "--dump-dom", probe.resolve().as_uri(),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    page = re.search(r'data-page-width="(\d+)"', done.stdout)
+    window = re.search(r'data-window-width="(\d+)"', done.stdout)
+    assert page and window, f"the page did not measure itself: {done.stderr[-2000:]}"
+    assert int(window.group(1)) > 1000  # the laptop width took effect
+    assert int(page.group(1)) <= int(window.group(1)), (
+        f"the page is {page.group(1)} px wide in a {window.group(1)} px window"
+    )
