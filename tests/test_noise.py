@@ -114,5 +114,5 @@ def test_robustness_table_scores_every_route_on_the_same_images(digits_loaders):
     assert not torch.equal(a.seen[0], a.seen[3])  # clean differs from noisy
     assert list(table["noise"][:4]) == ["clean", "gaussian", "gaussian", "salt-pepper"]
     assert list(table["level"][:4]) == [0.0, 0.1, 0.3, 0.05]
-    assert (table["loss"] == table["clean_accuracy"] - table["accuracy"]).all()
+    assert (table["accuracy_drop"] == table["clean_accuracy"] - table["accuracy"]).all()
     assert len(robustness_figure(table).axes) == 2  # one panel per noise kind

@@ -233,7 +233,7 @@ def test_a_method_that_cannot_apply_is_refused_before_training(tmp_path, capsys)
     assert main([*CONVERT, "--methods", "qcfs", "--epochs", "50", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "method 'qcfs' needs an ANN trained with QCFS activations" in err
-    assert "is a ReLU" in err and not out.exists()
+    assert "ReLU" in err and not out.exists()
 
 
 def test_every_option_of_every_command_has_a_help_text(capsys):

@@ -367,6 +367,7 @@ class EnergyBook:
             )
             try:  # the percentile thresholds, once: quantised_ann's at every T
                 base = convert_model(ctx.ann, calib, "percentile", device=ctx.device)
+                network_twin(base, 1)  # e.g. signed (LeakyReLU) neurons have no T-level twin
             except Exception as err:  # an ANN the converter refuses has no quantised twin
                 ctx.notes.append(f"no quantised ANN: {err}")
                 base = None
