@@ -25,7 +25,6 @@ the trained ANN's state dict. A pickled module is written only on request (``--s
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 import pickle
 from pathlib import Path
@@ -39,7 +38,7 @@ from .engine.encoding import make_encoder
 from .engine.graph import set_submodule
 from .engine.network import SpikingNetwork
 from .engine.neurons import IFNeuron, SignedIFNeuron, SpikingMaxPool
-from .io import save_torch
+from .io import file_sha256, save_torch
 
 SNN_FORMAT = "spikebridge-snn"
 ANN_FORMAT = "spikebridge-ann"
@@ -52,11 +51,8 @@ class SnnFileError(ValueError):
 
 
 def sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """The SHA-256 digest of ``path`` (hex): how a network file names the graph file it needs."""
+    return file_sha256(path)
 
 
 def ann_record(

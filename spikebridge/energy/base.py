@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..registry import Registry
-from ..settings import SettingsError, register_check
+from ..settings import SettingsError, register_check, setting
 from .counts import NetworkCounts
 
 EXTRA_COMPONENTS = ("pooling", "residual", "leak", "signed", "readout")
@@ -133,6 +133,34 @@ __all__ = [
     "register_energy_model",
     "sram_pj_per_byte",
 ]
+
+
+@dataclass
+class SramModel(EnergyModel):
+    """The constants the memory-aware models share (Lemaire 2022 after Horowitz 2014): 32-bit
+    integer arithmetic, SRAM energy by capacity, a spiking layer's event FIFO. Not a model by
+    itself (not registered): :class:`~spikebridge.energy.lemaire.Lemaire` and
+    :class:`~spikebridge.energy.reuse.Reuse` extend it."""
+
+    e_add_pj: float = setting(0.1, "energy of a 32-bit integer addition (pJ)", non_negative=True,
+                              maximum=1e6)  # fmt: skip
+    e_mul_pj: float = setting(3.1, "energy of a 32-bit integer multiply (pJ)", non_negative=True,
+                              maximum=1e6)  # fmt: skip
+    sram_8kib_pj: float = setting(10.0, "energy of a 32-bit access to an 8 KiB SRAM (pJ)",
+                                  non_negative=True, maximum=1e6)  # fmt: skip
+    sram_32kib_pj: float = setting(20.0, "energy of a 32-bit access to a 32 KiB SRAM (pJ)",
+                                   non_negative=True, maximum=1e6)  # fmt: skip
+    sram_1mib_pj: float = setting(100.0, "energy of a 32-bit access to a 1 MiB SRAM (pJ)",
+                                  non_negative=True, maximum=1e6)  # fmt: skip
+    fifo_words: int = setting(1000, "capacity of a spiking layer's event FIFO (words)",
+                              positive=True, maximum=2**30)  # fmt: skip
+
+    def memory(self, access_bytes: float, capacity_bytes: float) -> float:
+        """pJ of ``access_bytes`` read or written in an SRAM of ``capacity_bytes``."""
+        per_byte = sram_pj_per_byte(
+            capacity_bytes, self.sram_8kib_pj, self.sram_32kib_pj, self.sram_1mib_pj
+        )
+        return access_bytes * per_byte
 
 
 def check_energy_models_setting(value: str) -> str:

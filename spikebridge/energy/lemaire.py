@@ -43,8 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..settings import setting
-from .base import WORD_BITS, EnergyModel, EnergyTerm, register_energy_model, sram_pj_per_byte
+from .base import WORD_BITS, EnergyTerm, SramModel, register_energy_model
 from .counts import SYNAPTIC_KINDS, LayerCounts, NetworkCounts
 
 WORD = WORD_BITS // 8
@@ -52,7 +51,7 @@ WORD = WORD_BITS // 8
 
 @register_energy_model
 @dataclass
-class Lemaire(EnergyModel):
+class Lemaire(SramModel):
     """Lemaire et al. 2022: 32-bit integer operations, addressing and SRAM accesses at 45 nm."""
 
     name: ClassVar[str] = "lemaire"
@@ -60,24 +59,6 @@ class Lemaire(EnergyModel):
     paper_components: ClassVar[tuple[str, ...]] = (
         "ops", "addressing", "memory_inout", "memory_params", "memory_potential",
     )  # fmt: skip
-
-    e_add_pj: float = setting(0.1, "energy of a 32-bit integer addition (pJ)", non_negative=True)
-    e_mul_pj: float = setting(3.1, "energy of a 32-bit integer multiply (pJ)", non_negative=True)
-    sram_8kib_pj: float = setting(10.0, "energy of a 32-bit access to an 8 KiB SRAM (pJ)",
-                                  non_negative=True)  # fmt: skip
-    sram_32kib_pj: float = setting(20.0, "energy of a 32-bit access to a 32 KiB SRAM (pJ)",
-                                   non_negative=True)  # fmt: skip
-    sram_1mib_pj: float = setting(100.0, "energy of a 32-bit access to a 1 MiB SRAM (pJ)",
-                                  non_negative=True)  # fmt: skip
-    fifo_words: int = setting(1000, "capacity of a spiking layer's input/output FIFO (words)",
-                              positive=True)  # fmt: skip
-
-    def memory(self, access_bytes: float, capacity_bytes: float) -> float:
-        """pJ of ``access_bytes`` read or written in a buffer of ``capacity_bytes``."""
-        per_byte = sram_pj_per_byte(
-            capacity_bytes, self.sram_8kib_pj, self.sram_32kib_pj, self.sram_1mib_pj
-        )
-        return access_bytes * per_byte
 
     def layer_energy(self, counts: NetworkCounts) -> list[EnergyTerm]:
         terms: list[EnergyTerm] = []

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..settings import setting
-from .base import WORD_BITS, EnergyModel, EnergyTerm, register_energy_model, sram_pj_per_byte
+from .base import WORD_BITS, EnergyTerm, SramModel, register_energy_model
 from .counts import SYNAPTIC_KINDS, LayerCounts, NetworkCounts
 
 WORD = WORD_BITS // 8
@@ -47,7 +47,7 @@ WORD = WORD_BITS // 8
 
 @register_energy_model
 @dataclass
-class Reuse(EnergyModel):
+class Reuse(SramModel):
     """Data reuse from local buffers for both networks (Dampfhoffer et al. 2023)."""
 
     name: ClassVar[str] = "reuse"
@@ -56,24 +56,8 @@ class Reuse(EnergyModel):
         "ops", "neuron_update", "memory_local", "memory_global",
     )  # fmt: skip
 
-    e_add_pj: float = setting(0.1, "energy of a 32-bit integer addition (pJ)", non_negative=True)
-    e_mul_pj: float = setting(3.1, "energy of a 32-bit integer multiply (pJ)", non_negative=True)
     local_pj: float = setting(1.25, "energy of a 32-bit access to a local buffer (pJ; the "
-                              "Lemaire curve at 1 KiB)", non_negative=True)  # fmt: skip
-    sram_8kib_pj: float = setting(10.0, "energy of a 32-bit access to an 8 KiB SRAM (pJ)",
-                                  non_negative=True)  # fmt: skip
-    sram_32kib_pj: float = setting(20.0, "energy of a 32-bit access to a 32 KiB SRAM (pJ)",
-                                   non_negative=True)  # fmt: skip
-    sram_1mib_pj: float = setting(100.0, "energy of a 32-bit access to a 1 MiB SRAM (pJ)",
-                                  non_negative=True)  # fmt: skip
-    fifo_words: int = setting(1000, "capacity of a spiking layer's event FIFO (words)",
-                              positive=True)  # fmt: skip
-
-    def _global(self, access_bytes: float, capacity_bytes: float) -> float:
-        per_byte = sram_pj_per_byte(
-            capacity_bytes, self.sram_8kib_pj, self.sram_32kib_pj, self.sram_1mib_pj
-        )
-        return access_bytes * per_byte
+                              "Lemaire curve at 1 KiB)", non_negative=True, maximum=1e6)  # fmt: skip
 
     def layer_energy(self, counts: NetworkCounts) -> list[EnergyTerm]:
         terms: list[EnergyTerm] = []
@@ -91,9 +75,9 @@ class Reuse(EnergyModel):
             terms += self._synaptic(layer, counts, fifo)
         for n in counts.neurons:
             steps = n.neurons * counts.timesteps
-            potentials = self._global(2 * steps * WORD, n.neurons * WORD)
+            potentials = self.memory(2 * steps * WORD, n.neurons * WORD)
             terms += [
-                EnergyTerm(n.name, "memory_global", potentials + self._global(n.spikes * WORD, fifo)),
+                EnergyTerm(n.name, "memory_global", potentials + self.memory(n.spikes * WORD, fifo)),
                 EnergyTerm(n.name, "neuron_update", (steps + n.spikes) * self.e_add_pj),
             ]  # fmt: skip
             if n.leaky:
@@ -109,14 +93,14 @@ class Reuse(EnergyModel):
     def _synaptic(self, layer: LayerCounts, counts: NetworkCounts, fifo: int) -> list[EnergyTerm]:
         s, name = layer.shape, layer.name
         params = (s.weights + s.biases) * WORD
-        weights = self._global(params, params)
+        weights = self.memory(params, params)
         if layer.mode == "events":
             synops = layer.events * s.fan_out
             biases = (s.out_elements * counts.timesteps if s.biases else 0) * self.e_add_pj
             return [
                 EnergyTerm(name, "ops", synops * self.e_add_pj + biases),
                 EnergyTerm(name, "memory_local", 3 * synops * self.local_pj),
-                EnergyTerm(name, "memory_global", weights + self._global(layer.events * WORD, fifo)),
+                EnergyTerm(name, "memory_global", weights + self.memory(layer.events * WORD, fifo)),
             ]  # fmt: skip
         x = layer.executions
         in_bits = WORD_BITS if (counts.spiking or s.input_layer) else counts.bits
@@ -127,9 +111,9 @@ class Reuse(EnergyModel):
         ops = macs * (self.e_mul_pj * in_bits / WORD_BITS + self.e_add_pj)
         ops += x * (s.out_elements if s.biases else 0) * self.e_add_pj
         local = macs * self.local_pj * (1 + in_bits / WORD_BITS)
-        moved = self._global(x * s.in_elements * in_b, s.in_elements * in_b)
+        moved = self.memory(x * s.in_elements * in_b, s.in_elements * in_b)
         if not counts.spiking:
-            moved += self._global(x * s.out_elements * out_b, s.out_elements * out_b)
+            moved += self.memory(x * s.out_elements * out_b, s.out_elements * out_b)
         return [
             EnergyTerm(name, "ops", ops),
             EnergyTerm(name, "memory_local", local),
