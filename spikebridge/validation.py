@@ -17,11 +17,12 @@ def check_positive_int(value: Any, name: str = "timesteps", allow_none: bool = F
     return value
 
 
-def check_methods_apply(model: Any, methods: Any) -> None:
-    """When none of the conversion methods named in ``methods`` fits the activations of
-    ``model`` (nothing would be converted), a ValueError naming ``--methods`` and the fix (e.g.
-    ``--activation qcfs``), raised before the ANN trains: an untrained ANN will do, only its
-    activation types are read. When some fit, those that do not are skipped with their reason
+def check_methods_apply(model: Any, methods: Any, strict: bool = False) -> None:
+    """A ValueError naming ``--methods`` and the fix (e.g. ``--activation qcfs``) when none of
+    the conversion methods named in ``methods`` fits the activations of ``model`` (nothing would
+    be converted) or, with ``strict`` (``spikebridge convert``, where a method named explicitly
+    must apply), when any does not; raised before the ANN trains: an untrained ANN will do, only
+    its activation types are read. Otherwise those that do not fit are skipped with their reason
     later, as under ``"all"``. A model the converter cannot prepare is left to the conversion,
     which says why."""
     from .convert.methods import get_method, method_list
@@ -29,7 +30,8 @@ def check_methods_apply(model: Any, methods: Any) -> None:
     if isinstance(methods, str) and methods.strip() == "all":
         return
     named = [get_method(n) for n in method_list(methods)]
-    if not all(m.activations for m in named):
+    restricted = [m for m in named if m.activations]  # the others apply to any activation
+    if not restricted or (not strict and len(restricted) < len(named)):
         return
     from .convert.prepare import prepare
     from .normalization import activation_layers
@@ -41,16 +43,16 @@ def check_methods_apply(model: Any, methods: Any) -> None:
     except Exception:  # noqa: BLE001 - the conversion reports an unconvertible ANN
         return
     reasons = []
-    for method in named:
+    for method in restricted:
         wrong = [a for a in acts.values() if not isinstance(a, method.activations)]
-        if not wrong and acts:
-            return
-        found = type(wrong[0]).__name__ if wrong else "no"
-        reasons.append(
-            f"method {method.name!r} {method.requirement or 'does not apply to this ANN'} "
-            f"(this ANN has {found} activations); {method.fix}"
-        )
-    raise ValueError(f"--methods {','.join(m.name for m in named)}: {'; '.join(reasons)}")
+        if wrong or not acts:
+            found = type(wrong[0]).__name__ if wrong else "no"
+            reasons.append(
+                f"method {method.name!r} {method.requirement or 'does not apply to this ANN'} "
+                f"(this ANN has {found} activations); {method.fix}"
+            )
+    if reasons and (strict or len(reasons) == len(named)):
+        raise ValueError(f"--methods {','.join(m.name for m in named)}: {'; '.join(reasons)}")
 
 
 def check_percentile_auto(train_size: int, conversion: Any) -> None:
@@ -90,11 +92,17 @@ def check_ann_training(model: Any, train_size: int, batch_size: int, epochs: int
 
 
 def check_before_training(
-    model: Any, train_size: int, batch_size: int, training: Any, conversion: Any
+    model: Any,
+    train_size: int,
+    batch_size: int,
+    training: Any,
+    conversion: Any,
+    strict_methods: bool = False,
 ) -> None:
     """What the conversion route checks once its data and (untrained) ANN are there, before the
     ANN trains: :func:`check_ann_training` (``training.epochs``), :func:`check_methods_apply`
-    and :func:`check_percentile_auto` (``conversion``'s settings)."""
+    (``strict_methods``: every method named must apply) and :func:`check_percentile_auto`
+    (``conversion``'s settings)."""
     check_ann_training(model, train_size, batch_size, training.epochs)
-    check_methods_apply(model, conversion.methods)
+    check_methods_apply(model, conversion.methods, strict_methods)
     check_percentile_auto(train_size, conversion)

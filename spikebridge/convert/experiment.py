@@ -116,9 +116,11 @@ def run_conversion_experiment(
             record = record if loaded is model else None  # a trusted pickle: the user's class
             model = loaded
     # what can be checked before any training is checked now: methods that cannot apply to
-    # these activations, too few training images for --percentile auto, batch sizes
-    check_before_training(model, len(train_loader.dataset), e.batch_size, training, conversion)
-    check_methods_apply(model, conversion.methods)
+    # these activations (every method named must: the loop is strict), too few training images
+    # for --percentile auto, batch sizes
+    check_before_training(
+        model, len(train_loader.dataset), e.batch_size, training, conversion, strict_methods=True
+    )
     if on_start is not None:
         on_start()
     history = []
@@ -144,25 +146,6 @@ def run_conversion_experiment(
     done.energy, done.energy_breakdown = energy, breakdown
     done.warnings = weak_networks(done)
     return done
-
-
-def check_methods_apply(model: nn.Module, methods: str | list[str]) -> None:
-    """Raise :class:`~spikebridge.engine.graph.MethodNotApplicable` for a method named
-    explicitly (not through ``all``) that cannot apply to the model's activations (e.g. ``qcfs``
-    on a ReLU network): before training, not after."""
-    if isinstance(methods, str) and methods.strip() == "all":
-        return
-    import warnings
-
-    from ..normalization.calibrate import activation_layers
-    from .methods import get_method, method_list
-    from .prepare import prepare
-
-    with warnings.catch_warnings():  # an inspection: the conversion itself warns
-        warnings.simplefilter("ignore")
-        activations = activation_layers(prepare(model, maxpool="avg"))
-    for name in method_list(methods):
-        get_method(name).check_activations(activations)
 
 
 def weak_networks(run: ConversionRun) -> list[str]:
