@@ -87,6 +87,21 @@ def layer_shape(mod: nn.Module, kind: str, inputs: tuple, output: Tensor) -> Lay
     return shape
 
 
+class _RootInput:
+    """Remembers the network's input of the current call (a forward pre-hook on the root) so a
+    layer hook can tell whether a layer reads that input directly."""
+
+    _root_input: Tensor | None = None
+
+    def _on_input(self, _mod, inp) -> None:
+        self._root_input = inp[0] if inp and isinstance(inp[0], Tensor) else None
+
+    def _reads_input(self, x: Tensor) -> bool:
+        """``x`` is (a view of) the network's input of this call."""
+        root = self._root_input
+        return root is not None and x.numel() > 0 and x.data_ptr() == root.data_ptr()
+
+
 @dataclass
 class LayerOps:
     """Operations of one counted layer over an evaluation.
@@ -129,7 +144,7 @@ class LayerOps:
         return self.sops.double()
 
 
-class SnnOpCounter:
+class SnnOpCounter(_RootInput):
     """Forward hooks that count SOPs per step (and analog MACs) on a spiking module.
 
     Usage: ``counter.attach(module)``, then for every batch ``counter.start_batch(B, T)``
@@ -152,7 +167,6 @@ class SnnOpCounter:
         self._cursor: dict[str, int] = {}
         self._fanouts: dict[tuple[str, tuple[int, ...]], tuple[Tensor, int]] = {}
         self._neuron_seen = False
-        self._root_input: Tensor | None = None
 
     def attach(self, module: nn.Module) -> SnnOpCounter:
         for name, mod in module.named_modules():
@@ -165,14 +179,6 @@ class SnnOpCounter:
             self._handles.append(module.register_forward_pre_hook(self._on_start))
         self._handles.append(module.register_forward_pre_hook(self._on_input))
         return self
-
-    def _on_input(self, _mod, inp) -> None:
-        self._root_input = inp[0] if inp and isinstance(inp[0], Tensor) else None
-
-    def _reads_input(self, x: Tensor) -> bool:
-        """``x`` is (a view of) the network's input of this call."""
-        root = self._root_input
-        return root is not None and x.numel() > 0 and x.data_ptr() == root.data_ptr()
 
     def detach(self) -> None:
         """Remove the hooks and move the counts to the CPU."""
@@ -275,13 +281,12 @@ class SnnOpCounter:
         return self._per_step(sops), self._per_step(per_pos.reshape(rows, -1).sum(1))
 
 
-class AnnOpCounter:
+class AnnOpCounter(_RootInput):
     """Forward hooks that record the dense MACs and ACs of one sample per layer."""
 
     def __init__(self) -> None:
         self.layers: dict[str, LayerOps] = {}
         self._handles: list = []
-        self._root_input: Tensor | None = None
 
     def attach(self, module: nn.Module) -> AnnOpCounter:
         for name, mod in module.named_modules():
@@ -290,9 +295,6 @@ class AnnOpCounter:
                 self._handles.append(mod.register_forward_hook(self._hook(name, kind)))
         self._handles.append(module.register_forward_pre_hook(self._on_input))
         return self
-
-    def _on_input(self, _mod, inp) -> None:
-        self._root_input = inp[0] if inp and isinstance(inp[0], Tensor) else None
 
     def detach(self) -> None:
         for h in self._handles:
@@ -305,8 +307,7 @@ class AnnOpCounter:
             if name not in self.layers:
                 macs, acs = dense_macs(mod, inputs, output)
                 shape = layer_shape(mod, kind, inputs, output)
-                root = self._root_input
-                shape.input_layer = root is not None and inputs[0].data_ptr() == root.data_ptr()
+                shape.input_layer = self._reads_input(inputs[0])
                 self.layers[name] = LayerOps(
                     kind, True, macs, acs, module=type(mod).__name__, shape=shape
                 )

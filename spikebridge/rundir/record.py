@@ -170,7 +170,7 @@ class RunDirectory:
             os.fsync(fd)
         except BaseException:
             os.close(fd)
-            os.unlink(tmp)
+            _unlink_quietly(tmp)  # never masks the error that stopped the reservation
             raise
         os.close(fd)
         self._reserved = tmp
