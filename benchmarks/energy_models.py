@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from spikebridge.compare import run
-from spikebridge.energy.table import QUANTISED_ROUTE, model_columns
+from spikebridge.energy.book import QUANTISED_ROUTE, model_columns
 from spikebridge.io import write_csv, write_text
 
 

@@ -49,7 +49,7 @@ def test_one_energy_model_is_chosen_with_its_setting(tmp_path):
 
 def test_energy_tables_price_networks_made_outside_a_comparison(trained_digits_cnn, digits_loaders):
     from spikebridge import convert_model
-    from spikebridge.energy.table import energy_tables
+    from spikebridge.energy.book import energy_tables
 
     train, test = digits_loaders[:2]
     snn = convert_model(trained_digits_cnn, next(iter(train))[0], method="channel")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ..energy.table import beats_sentences, model_columns
+from ..energy.book import beats_sentences, model_columns
 from ..io import write_json
 from ..plots import (
     energy_accuracy_figure,

@@ -29,10 +29,10 @@ import torch.distributed as dist
 from ..data import dataset_info, make_loaders, split_validation
 from ..direct.distributed import setup_distributed
 from ..energy import energy_model_names
+from ..energy.book import EnergyBook
 from ..energy.table import (
     ACCURACY_COLUMNS,
     LAYER_COLUMNS,
-    EnergyBook,
     ann_energy_row,
     ann_layer_frame,
     energy_frame,

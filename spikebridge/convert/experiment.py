@@ -50,7 +50,7 @@ class ConversionRun:
     label: str | None = None  # the model's name in outputs (a graph file's name; else the arch)
     ann_record: dict | None = None  # how to rebuild the ANN's graph (None: a pickled module)
     warnings: list[str] = field(default_factory=list)  # weak networks (spikebridge.health)
-    energy: pd.DataFrame | None = None  # energy.csv's rows (spikebridge.energy.table)
+    energy: pd.DataFrame | None = None  # energy.csv's rows (spikebridge.energy.book)
     energy_breakdown: pd.DataFrame | None = None  # per network, model, layer and component
 
 
@@ -207,7 +207,7 @@ def conversion_energy(
     """``energy.csv``'s rows of a conversion (the ANN, every converted network at its T, the
     quantised ANNs and the break-even columns, under ``simulation.energy_models``), its
     breakdown and notes, from the evaluations the loop already made (operations counted)."""
-    from ..energy.table import energy_tables
+    from ..energy.book import energy_tables
 
     if result.ann_evaluation is None or result.ann_evaluation.macs_per_sample is None:
         return None, None, []

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from ..data import dataset_info, make_loaders, split_validation
-from ..energy.table import write_network_energy
+from ..energy.book import write_network_energy
 from ..io import write_json
 from ..rundir import check_resume, claim
 from ..runtime import resolve_device, seed_everything

@@ -18,7 +18,7 @@ import pandas as pd
 from torch.utils.data import DataLoader
 
 from ..data import dataset_info, make_loaders
-from ..energy.table import write_network_energy
+from ..energy.book import write_network_energy
 from ..evaluation import evaluate
 from ..io import output_dir, write_json
 from ..rundir import claim
