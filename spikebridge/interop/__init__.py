@@ -4,9 +4,10 @@
 a function here runs, so ``import spikebridge`` works without it.
 """
 
+from .nir_checks import NIRImportError
 from .nir_export import NIRExportError, NIRExportWarning, build_nir_graph, export_nir
 from .nir_files import check_nir_available, export_nir_files
-from .nir_import import NIRImportError, import_nir
+from .nir_import import import_nir
 from .nir_metadata import NIRUnavailable
 
 __all__ = [

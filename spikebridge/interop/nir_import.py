@@ -37,6 +37,7 @@ from ..engine.nir_neurons import (
     NIRLIFNeuron,
     SumPool2d,
 )
+from .nir_checks import NIRImportError, ShapeProbe, check_parameters, fact, number, whole
 from .nir_export_graph import amplitude_factor
 from .nir_metadata import DEFAULT_DT, FORMAT, KEY, read_facts, require_nir
 
@@ -44,10 +45,6 @@ SUPPORTED = (
     "IF, LIF, CubaLIF, Affine, Linear, Conv1d, Conv2d, SumPool2d, AvgPool2d, Flatten, Scale, "
     "Input, Output"
 )
-
-
-class NIRImportError(ValueError):
-    """The NIR graph cannot be read into a SpikingNetwork; the message names the node."""
 
 
 _PASS = object()  # a node that forwards the sum of its inputs unchanged
@@ -76,14 +73,14 @@ def import_nir(
     nir = require_nir()
     graph = _read(nir, source)
     graph_facts = read_facts(graph) if use_metadata else {}
-    if _whole(graph_facts.get("format", FORMAT), "the graph", "format") > FORMAT:
+    if whole(graph_facts.get("format", FORMAT), "the graph", "format") > FORMAT:
         raise NIRImportError(
             f"this graph uses spikebridge metadata format {graph_facts['format']}, newer than "
             f"this version reads ({FORMAT}); upgrade spikebridge or pass use_metadata=False"
         )
     if dt is None:
         meta = read_facts(graph)  # the step the graph was exported with, even without metadata
-        dt = _number(meta, "dt", "the graph", DEFAULT_DT)
+        dt = number(meta, "dt", "the graph", DEFAULT_DT)
     if not (math.isfinite(dt) and dt > 0):
         raise NIRImportError(f"dt must be a positive step length in seconds, got {dt!r}")
     nodes: dict[str, Any] = dict(graph.nodes)
@@ -96,7 +93,7 @@ def import_nir(
             f"a SpikingNetwork has one input and one output; this graph has inputs {inputs} and "
             f"outputs {outputs}"
         )
-    probe = _ShapeProbe(nodes[inputs[0]])
+    probe = ShapeProbe(nodes[inputs[0]])
     fx_graph = fx.Graph()
     modules: dict[str, nn.Module] = {}
     env: dict[str, fx.Node] = {}
@@ -116,7 +113,7 @@ def import_nir(
         if isinstance(node, nir.Output):
             fx_graph.output(x)
             continue
-        _check_parameters(name, node, read_facts(node) if use_metadata else {})
+        check_parameters(name, node, read_facts(node) if use_metadata else {})
         try:
             module = _module_for(nir, name, node, use_metadata, dt)
         except NIRImportError:
@@ -208,7 +205,7 @@ def _target(name: str, taken: set[str]) -> str:
 def _encoder(facts: dict[str, Any], seed: int | None):
     kind = facts.get("encoder", "analog")
     if kind == "poisson":
-        rate = _number(facts, "probability", "the input node", 1.0)
+        rate = number(facts, "probability", "the input node", 1.0)
         if not 0 <= rate <= 1:
             raise NIRImportError(
                 f"NIR input node: the Poisson encoder's probability must be in [0, 1], got {rate}"
@@ -283,15 +280,15 @@ def _neuron(nir, name: str, node: Any, facts: dict[str, Any], dt: float) -> nn.M
     if kind == "SignedIFNeuron":
         return SignedIFNeuron(
             _threshold(node, facts.get("threshold_kind", "channel"), name),
-            _number(facts, "alpha", name),
-            _number(facts, "initial_potential", name, 0.0),
+            number(facts, "alpha", name),
+            number(facts, "initial_potential", name, 0.0),
         )
     if kind == "LIFNeuron":
         return LIFNeuron(
-            _number(facts, "threshold", name, positive=True),
-            _number(facts, "tau_decay", name, positive=True),
+            number(facts, "threshold", name, positive=True),
+            number(facts, "tau_decay", name, positive=True),
             str(facts.get("surrogate", "rectangular")),
-            _number(facts, "width", name, 1.0, positive=True),
+            number(facts, "width", name, 1.0, positive=True),
             bool(facts.get("detach_reset", False)),
         )
     if kind is not None:
@@ -386,11 +383,11 @@ def _pool(nir, name: str, node: Any, facts: dict[str, Any]) -> nn.Module:
     if op == "avg_pool":
         return nn.AvgPool2d(kernel, stride, padding)
     if op == "adaptive_avg_pool":
-        return nn.AdaptiveAvgPool2d(_ints(_fact(facts, "output_size", name), 2))
+        return nn.AdaptiveAvgPool2d(_ints(fact(facts, "output_size", name), 2))
     if op in ("max_pool", "spiking_max_pool"):
         pool: nn.Module = nn.MaxPool2d(kernel, stride, padding)
     elif op == "adaptive_max_pool":
-        pool = nn.AdaptiveMaxPool2d(_ints(_fact(facts, "output_size", name), 2))
+        pool = nn.AdaptiveMaxPool2d(_ints(fact(facts, "output_size", name), 2))
     else:
         raise NIRImportError(f"NIR node {name!r}: unknown pooling {op!r} in its {KEY} metadata")
     if op != "spiking_max_pool":
@@ -402,150 +399,6 @@ def _pool(nir, name: str, node: Any, facts: dict[str, Any]) -> nn.Module:
             f"expected one of {SpikingMaxPool.RULES}"
         )
     return SpikingMaxPool(pool, rule)
-
-
-_MISSING = object()
-
-
-def _fact(facts: dict[str, Any], key: str, name: str, default: Any = _MISSING) -> Any:
-    """``facts[key]``, or ``default``; NIRImportError naming the node and the key if absent."""
-    if key in facts:
-        return facts[key]
-    if default is not _MISSING:
-        return default
-    raise NIRImportError(
-        f"NIR node {name!r}: its {KEY} metadata lacks {key!r}; the file was not written by "
-        "spikebridge's export or was edited (read it with use_metadata=False to ignore the metadata)"
-    )
-
-
-def _number(
-    facts: dict[str, Any], key: str, name: str, default: Any = _MISSING, *, positive: bool = False
-) -> float:
-    """A finite number from node ``name``'s metadata (> 0 with ``positive``); else a
-    NIRImportError naming the node and the key."""
-    value = _fact(facts, key, name, default)
-    try:
-        number = float(np.asarray(value, dtype=np.float64).reshape(()))
-    except (TypeError, ValueError):
-        raise NIRImportError(
-            f"NIR node {name!r}: {KEY} metadata {key!r} must be a number, got {value!r:.60}"
-        ) from None
-    if not math.isfinite(number) or (positive and number <= 0):
-        need = "finite and > 0" if positive else "finite"
-        raise NIRImportError(
-            f"NIR node {name!r}: {KEY} metadata {key!r} must be {need}, got {number}"
-        )
-    return number
-
-
-def _whole(value: Any, name: str, key: str) -> int:
-    """An integer metadata value (e.g. the format version), or a NIRImportError naming it."""
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):
-        raise NIRImportError(
-            f"NIR {name}: {KEY} metadata {key!r} must be an integer, got {value!r:.60}"
-        ) from None
-
-
-# what each numeric field of a NIR node must hold: "finite", "threshold" (finite, >= 0) or
-# "positive" (finite, > 0: time constants, which are divided by)
-_FIELD_RULES = {
-    "weight": "finite", "bias": "finite", "scale": "finite", "r": "finite", "v_leak": "finite",
-    "v_reset": "finite", "w_in": "finite", "v_threshold": "threshold", "tau": "positive",
-    "tau_syn": "positive", "tau_mem": "positive",
-}  # fmt: skip
-_FACT_RULES = {"initial_potential": "finite", "alpha": "finite", "input_amplitude": "positive"}
-_RULE_TEXT = {
-    "finite": "finite numbers",
-    "threshold": "finite and >= 0 (a threshold)",
-    "positive": "finite and > 0",
-}
-
-
-def _check_parameters(name: str, node: Any, facts: dict[str, Any]) -> None:
-    """Refuse a node whose weights, thresholds or time constants are not numbers the network can
-    run (NaN, infinite, a negative threshold, a time constant <= 0), naming the node and field."""
-    values = [(f, getattr(node, f, None), rule) for f, rule in _FIELD_RULES.items()]
-    values += [(f"{KEY} metadata {f!r}", facts.get(f), rule) for f, rule in _FACT_RULES.items()]
-    for field, value, rule in values:
-        if value is None or isinstance(value, str):
-            continue
-        if hasattr(value, "detach"):
-            value = value.detach().cpu().numpy()
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise NIRImportError(
-                f"NIR node {name!r} ({type(node).__name__}): {field} must hold numbers"
-            ) from None
-        bad = ~np.isfinite(arr)
-        if rule == "threshold":
-            bad |= arr < 0
-        elif rule == "positive":
-            bad |= arr <= 0
-        if bad.any():
-            first = arr.reshape(-1)[int(np.flatnonzero(bad.reshape(-1))[0])]
-            raise NIRImportError(
-                f"NIR node {name!r} ({type(node).__name__}): {field} must be {_RULE_TEXT[rule]}, "
-                f"but {int(bad.sum())} of its {arr.size} values are not (e.g. {first})"
-            )
-
-
-class _ShapeProbe:
-    """Runs one zero input of the graph's input shape ([1, ...]) through each node as it is
-    read, so that a node that does not fit its input (a weight of the wrong size, per-neuron
-    parameters of another shape, inputs of different shapes summed) is refused at import naming
-    the node, not at run time. Skipped when the input node gives no usable shape (or a huge one)."""
-
-    LARGEST = 1 << 24  # elements of the probe input
-
-    def __init__(self, input_node: Any) -> None:
-        self.shapes: dict[str, torch.Tensor] = {}
-        self.current: torch.Tensor | None = None
-        shape = None
-        try:
-            shape = tuple(int(d) for d in np.asarray(input_node.input_type["input"]).reshape(-1))
-        except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
-            pass
-        usable = shape and all(d > 0 for d in shape) and math.prod(shape) <= self.LARGEST
-        self.enabled = bool(usable)
-        self.input = torch.zeros(1, *shape) if usable else None
-
-    def sum(self, name: str, node: Any, preds: list[str]) -> None:
-        """The example arriving at ``name``: the sum of its predecessors' outputs."""
-        if not self.enabled:
-            return
-        outs = [self.input if p not in self.shapes else self.shapes[p] for p in preds]
-        shapes = [tuple(o.shape[1:]) for o in outs]
-        if len(set(shapes)) > 1:
-            listed = ", ".join(f"{p!r} {list(sh)}" for p, sh in zip(preds, shapes))
-            raise NIRImportError(
-                f"NIR node {name!r} ({type(node).__name__}) sums inputs of different shapes: "
-                f"{listed}"
-            )
-        self.current = outs[0]
-
-    def forward(self, name: str, node: Any, module: nn.Module | None) -> None:
-        """Run ``module`` (None: a node that passes its input on) on the example."""
-        if not self.enabled:
-            return
-        x = self.current
-        if module is not None:
-            try:
-                with torch.no_grad():
-                    x = module(x)
-            except Exception as err:  # noqa: BLE001 - any failure is this node's misfit
-                text = re.sub(r"\s+", " ", str(err)).strip()
-                raise NIRImportError(
-                    f"NIR node {name!r} ({type(node).__name__}) does not fit its input of shape "
-                    f"{list(self.current.shape[1:])}: {text}"
-                ) from None
-            finally:
-                if hasattr(module, "reset_state"):
-                    module.reset_state()
-        self.shapes[name] = x
 
 
 __all__ = ["NIRImportError", "import_nir"]
