@@ -568,3 +568,19 @@ def test_default_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("SPIKEBRIDGE_DATA", str(tmp_path))
     with pytest.raises(DatasetNotFoundError, match=str(tmp_path)):
         load_dataset("mnist", train=False)
+
+
+@needs_mnist
+def test_idx_reader_gives_torchvisions_tensors_on_the_real_mnist_files(tmp_path):
+    """Our IDX reader (kept for the flat .gz layout and its errors; docs/loading.md, Dataset
+    readers) reads the distributed MNIST test files into exactly the tensors torchvision's own
+    parser gives for the unpacked files."""
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    ours = load_dataset("mnist", root=MNIST_DIR, train=False)
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / stem).write_bytes(gzip.decompress((MNIST_DIR / f"{stem}.gz").read_bytes()))
+    images = read_image_file(str(tmp_path / "t10k-images-idx3-ubyte"))
+    labels = read_label_file(str(tmp_path / "t10k-labels-idx1-ubyte"))
+    assert torch.equal(ours.images.squeeze(1), images)
+    assert torch.equal(ours.targets, labels.long())
