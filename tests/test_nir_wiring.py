@@ -72,6 +72,15 @@ def test_compare_writes_every_candidate_under_nir(tmp_path):
     assert names == ["conversion-channel.nir", "conversion-max.nir", "direct-stbp-tdbn.nir"]
     assert all(out / "nir" / n in result.files for n in names)
     assert any(n.startswith("NIR: conversion-max.nir") for n in result.notes)
+    # a second run removes the files the first recorded, never one it did not write
+    (out / "nir" / "mine.nir").write_bytes(b"the user's own file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NIRExportWarning)
+        compare_run("cnn", "digits", methods="max", out=out, export_nir=True, overwrite=True,
+                    **{**tiny, "direct_epochs": 0, "stdp_epochs": 0})  # fmt: skip
+    names = sorted(p.name for p in (out / "nir").glob("*.nir"))
+    assert names == ["conversion-max.nir", "mine.nir"]
+    assert (out / "nir" / "mine.nir").read_bytes() == b"the user's own file"
 
 
 def test_a_network_nir_cannot_express_is_left_out_with_the_reason(tmp_path):

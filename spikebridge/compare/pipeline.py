@@ -251,7 +251,7 @@ def _compare(
                 ("ann", s.ann_method(), condition, float("nan"), float(acc))
             )
     timings: dict[str, float] = {}
-    nir_files = _nir_folder(ctx) if s.export_nir else None
+    nir_files = _nir_folder(ctx, run_dir) if s.export_nir else None
     for route in routes():
         for candidate in route.networks(ctx):
             if nir_files is not None:
@@ -298,15 +298,18 @@ def _compare(
     return result
 
 
-def _nir_folder(ctx: ComparisonContext) -> list[Path]:
-    """With ``export_nir``: check that ``nir`` is installed and empty ``DIR/nir`` of an earlier
-    run's files (every network of this run is written there as ``<route>-<method>.nir``)."""
+def _nir_folder(ctx: ComparisonContext, run_dir: RunDirectory) -> list[Path]:
+    """With ``export_nir``: check that ``nir`` is installed and remove from ``DIR/nir`` the
+    files an earlier run recorded there (every network of this run is written there as
+    ``<route>-<method>.nir``); any other file in that folder is left alone."""
     from ..interop import check_nir_available
 
     check_nir_available()
-    if ctx.shard.rank == 0 and (ctx.out / "nir").is_dir():
-        for old in (ctx.out / "nir").glob("*.nir"):
-            old.unlink()
+    if ctx.shard.rank == 0:
+        for name in run_dir.previous_files("nir"):
+            old = ctx.out / name
+            if old.is_file() and not old.is_symlink():
+                old.unlink()
     return []
 
 

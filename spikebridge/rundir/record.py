@@ -77,13 +77,18 @@ class RunDirectory:
     def held(self) -> bool:
         return self._lock_fd is not None
 
-    def previous_files(self) -> list[str]:
-        """The files the run recorded here had written or planned (top-level names), to remove
-        when this run replaces it."""
+    def previous_files(self, folder: str | None = None) -> list[str]:
+        """The files the run recorded here had written or planned, to remove when this run
+        replaces it: top-level names, or with ``folder`` the names directly inside that
+        subfolder (``"nir"`` -> ``["nir/snn-max.nir", ...]``). Never a file the record does not
+        list: a user's file beside ours stays."""
         if not self.previous:
             return []
-        files = self.previous.get("files") or []
-        return [f for f in files if isinstance(f, str) and "/" not in f and not f.startswith(".")]
+        files = [f for f in self.previous.get("files") or [] if isinstance(f, str)]
+        if folder is not None:
+            files = [f[len(folder) + 1 :] for f in files if f.startswith(folder + "/")]
+        names = [f for f in files if f and "/" not in f and not f.startswith(".")]
+        return [f"{folder}/{n}" for n in names] if folder is not None else names
 
     def __enter__(self) -> RunDirectory:
         return self
