@@ -538,3 +538,23 @@ def test_a_bit_flipped_stdp_checkpoint_is_refused_by_resume(tmp_path):
         training.train(
             config, _digits_loader(), seed=0, progress=False, checkpoint_path=path, resume=True
         )
+
+
+def test_a_model_file_with_a_checksum_beside_it_is_verified_before_it_is_read(tmp_path):
+    """`--checkpoint` given a file the toolkit wrote (an ANN with its ``.sha256``): a changed
+    copy is refused naming the file; an intact one, or the user's own without a checksum,
+    loads."""
+    from spikebridge.io import save_torch
+    from spikebridge.loading import ModelLoadError, load_model
+
+    def arch():
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+    path = save_torch(tmp_path / "ann.pt", arch().state_dict())
+    assert isinstance(load_model(path, arch=arch()), torch.nn.Module)
+    _flip_bit(path, offset_from_end=100)
+    with pytest.raises(ModelLoadError, match=r"ann\.pt is damaged or was changed.*ann\.pt\.sha256"):
+        load_model(path, arch=arch())
+    own = tmp_path / "own.pt"
+    torch.save(arch().state_dict(), own)
+    assert isinstance(load_model(own, arch=arch()), torch.nn.Module)

@@ -107,6 +107,7 @@ def load_model(path: str | Path, trust: bool = False, arch: nn.Module | None = N
     if not file.is_file():
         what = "a directory, not a model file" if file.is_dir() else "no such file"
         raise ModelLoadError(f"{path}: {what}")
+    _check_recorded_checksum(file)
     kind = file_kind(file)
     if kind == "onnx":
         from .onnx_graph import onnx_to_module
@@ -115,6 +116,20 @@ def load_model(path: str | Path, trust: bool = False, arch: nn.Module | None = N
     if kind == "pt2":
         return _load_pt2(file, trust)
     return _load_torch_file(file, trust, arch)
+
+
+def _check_recorded_checksum(file: Path) -> None:
+    """A file the toolkit wrote (``ann.pt``, a compare cache's ``checkpoints/ann.pt``) carries
+    ``<name>.sha256``: a damaged or changed copy is refused before it is read. A file without
+    one (the user's own) is read as it is."""
+    from ..io import ChecksumMismatch, recorded_checksums, verify_checksum
+
+    if recorded_checksums(file) is None:
+        return
+    try:
+        verify_checksum(file, "use an intact copy, or delete the .sha256 file if you changed it")
+    except ChecksumMismatch as err:
+        raise ModelLoadError(str(err)) from None
 
 
 def check_input(
