@@ -39,7 +39,7 @@ def test_convert_writes_csv_summary_networks_and_plot(tmp_path, capsys):
     assert sorted(frame["timesteps"].unique()) == list(range(1, 9))
     assert frame["accuracy_pct"].between(0, 100).all()
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("dataset", "arch", "ann_accuracy", "timesteps", "methods", "seconds"):
+    for key in ("dataset", "arch", "ann_accuracy", "timesteps", "methods", "seconds", "notes"):
         assert key in summary
     assert (out / "latency_accuracy.png").stat().st_size > 1000
     assert (out / "snn_max.pt").exists() and (out / "snn_channel.pt").exists()

@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"skipped {method}: {why}")
     for message in done.warnings:
         print(f"warning: {message}")
+    for note in done.notes:
+        print(f"note: {note}")
     print(f"results in {out}/")
     return 0
 

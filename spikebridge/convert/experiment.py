@@ -52,6 +52,7 @@ class ConversionRun:
     warnings: list[str] = field(default_factory=list)  # weak networks (spikebridge.health)
     energy: pd.DataFrame | None = None  # energy.csv's rows (spikebridge.energy.book)
     energy_breakdown: pd.DataFrame | None = None  # per network, model, layer and component
+    notes: list[str] = field(default_factory=list)  # what the energy models assumed or left out
 
 
 def run_conversion_experiment(
@@ -143,7 +144,7 @@ def run_conversion_experiment(
     )  # fmt: skip
     seconds = time.perf_counter() - start
     done = ConversionRun(result, model, info, history, seconds, label, record)
-    done.energy, done.energy_breakdown = energy, breakdown
+    done.energy, done.energy_breakdown, done.notes = energy, breakdown, list(notes)
     done.warnings = weak_networks(done)
     return done
 
@@ -324,6 +325,7 @@ def write_conversion_outputs(
             "methods": sorted(result.networks),
             "skipped_methods": result.skipped,
             "warnings": run.warnings,
+            "notes": run.notes,
             "encoding": simulation.encoding,
             "reset": conversion.reset,
             "percentile": choice.percentile if choice is not None else conversion.percentile,
