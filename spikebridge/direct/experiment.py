@@ -141,7 +141,8 @@ def run_training_experiment(
     resolve_device(e.device)  # a missing GPU is an error before the directory is taken
     if t.direct_epoch_count() < 1:
         raise ValueError(
-            f"--epochs must be a positive integer to train, got {t.direct_epoch_count()}"
+            f"--direct-epochs (--epochs) must be a positive integer to train, got "
+            f"{t.direct_epoch_count()}"
         )
     info = dataset_info(e.dataset)
     if info.is_event and simulated != timesteps:
