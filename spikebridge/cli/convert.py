@@ -68,7 +68,10 @@ def add_parser(sub) -> None:
     finish(p)
 
 
-def run(args: argparse.Namespace) -> int:
+def settings_from_args(args: argparse.Namespace) -> dict:
+    """convert's settings from ``--config`` and the flags (:func:`.config.resolve`): the
+    groups by name (``experiment``, ``training``, ``conversion``, ``simulation``, ``files``,
+    ``methods``: each method's settings) and ``record``, what ``run.json`` records."""
     resolve(args, {"workers": 0, "save_pickle": False})
     names = args.settings
     files = settings_from(args, names, ModelFileSettings)
@@ -79,10 +82,21 @@ def run(args: argparse.Namespace) -> int:
     conversion = settings_from(args, names, ConversionSettings)
     simulation = settings_from(args, names, SimulationSettings)
     method_settings = resolve_settings(given(args, names))
-    device = resolve_device(experiment.device)
     record = conversion_settings(
         experiment, training, conversion, simulation, files.checkpoint, method_settings
     )
+    return dict(
+        experiment=experiment, training=training, conversion=conversion, simulation=simulation,
+        files=files, methods=method_settings, record=record,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    chosen = settings_from_args(args)
+    experiment, training = chosen["experiment"], chosen["training"]
+    conversion, simulation = chosen["conversion"], chosen["simulation"]
+    files, method_settings, record = chosen["files"], chosen["methods"], chosen["record"]
+    device = resolve_device(experiment.device)
     with take_output(args, "convert", record) as run_dir:  # before any data or training
         replaced = run_dir.previous_files() if args.overwrite else []
         done = run_conversion_experiment(

@@ -19,11 +19,12 @@ import os
 import sys
 
 from ..direct.checkpoint import CheckpointError
-from ..direct.experiment import CHECKPOINT_NAME, run_training_experiment
+from ..direct.experiment import CHECKPOINT_NAME, run_training_experiment, training_settings
 from ..direct.trainer import TrainingDiverged
 from ..settings import ExperimentSettings, SimulationSettings, StdpSettings, TrainingSettings
 from ..stdp import StdpDivergenceError, UnsupportedArchitectureError
 from ..stdp.checkpoint import StdpCheckpointError
+from ..stdp.run import stdp_run_settings
 from .common import MAX_WORKERS, add_quiet, add_settings, add_workers, settings_from
 from .config import add_config, finish, resolve
 from .flags import add_generic
@@ -112,19 +113,34 @@ def run_stdp(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(args: argparse.Namespace) -> int:
+def settings_from_args(args: argparse.Namespace) -> dict:
+    """train's settings from ``--config`` and the flags (:func:`.config.resolve`):
+    ``experiment``, ``training``, ``simulation`` (its ``timesteps``: the simulated T, default the
+    training T), ``stdp`` and ``record``, what ``run.json`` records."""
     resolve(args, {"workers": 0, "route": "direct"})
+    e = settings_from(args, args.settings, ExperimentSettings)
+    s = settings_from(args, args.settings, StdpSettings)
     if args.route == "stdp":
         if args.timesteps is not None:
             raise ValueError(
                 "--timesteps is the direct route's simulated T; the STDP network is simulated "
                 "for --stdp-timesteps: give that instead"
             )
-        return run_stdp(args)
-    e = settings_from(args, args.settings, ExperimentSettings)
+        sim = settings_from(args, args.settings, SimulationSettings)
+        return dict(experiment=e, stdp=s, simulation=sim, record=stdp_run_settings(e, s))
     t = settings_from(args, args.settings, TrainingSettings)
     simulated = args.timesteps if args.timesteps is not None else t.direct_timesteps
     sim = settings_from(args, args.settings, SimulationSettings, timesteps=simulated)
+    record = training_settings(e, t, simulated)
+    return dict(experiment=e, training=t, simulation=sim, stdp=s, record=record)
+
+
+def run(args: argparse.Namespace) -> int:
+    chosen = settings_from_args(args)
+    if args.route == "stdp":
+        return run_stdp(args)
+    e, t, sim = chosen["experiment"], chosen["training"], chosen["simulation"]
+    simulated = sim.timesteps
     epochs = t.direct_epoch_count()
     is_main = int(os.environ.get("RANK", "0")) == 0
 
