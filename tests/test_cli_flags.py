@@ -283,3 +283,14 @@ def test_other_libraries_warnings_are_one_line_without_a_source_path(tmp_path):
     assert done.stderr.strip() == (
         "spikebridge convert: warning: deprecated thing (UserWarning from torch)"
     )
+
+
+def test_the_example_config_of_docs_cli_md_reads(tmp_path):
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "cli.md").read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    args = parse("compare", "--config", str(write(tmp_path, "compare.toml", example)))
+    s, out, _ = compare_cli.settings_from_args(args)
+    assert (s.epochs, s.direct_epochs, s.direct_timesteps, s.timesteps) == (5, 3, 4, 32)
+    assert out == "runs/mnist-compare" and args.workers == 4

@@ -84,8 +84,9 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument(
         "--trust-checkpoint",
-        action="store_true",
-        help="allow loading a pickled network (runs code from the file)",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="allow loading a pickled network (runs code from the file; default: refused)",
     )
     add_quiet(
         p, "print only the warnings (nodes that need spikebridge's metadata), not the summary"
