@@ -294,3 +294,18 @@ def test_the_example_config_of_docs_cli_md_reads(tmp_path):
     s, out, _ = compare_cli.settings_from_args(args)
     assert (s.epochs, s.direct_epochs, s.direct_timesteps, s.timesteps) == (5, 3, 4, 32)
     assert out == "runs/mnist-compare" and args.workers == 4
+
+
+def test_a_graph_file_runs_record_feeds_back_without_its_unused_architecture(tmp_path):
+    """A run on a .onnx/.pt2 records the architecture defaults too; they are not refused."""
+    graph = tmp_path / "net.onnx"
+    graph.write_bytes(b"")
+    settings = {"arch": "cnn", "width": 1.0, "pool": "avg", "checkpoint": str(graph),
+                "timesteps": 8, "methods": "channel", "epochs": 0}  # fmt: skip
+    record = write(tmp_path, "run.json", json.dumps(
+        {"format": "spikebridge-run", "command": "convert", "settings": settings}))  # fmt: skip
+    chosen = convert_cli.settings_from_args(parse("convert", "--config", str(record)))
+    assert chosen["files"].checkpoint == str(graph) and chosen["simulation"].timesteps == 8
+    toml = write(tmp_path, "c.toml", f'checkpoint = "{graph}"\narch = "vgg11"\n')
+    with pytest.raises(ValueError, match="--arch describe"):
+        convert_cli.settings_from_args(parse("convert", "--config", str(toml)))

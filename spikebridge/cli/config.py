@@ -175,6 +175,14 @@ def _record_settings(path: Path, data: Any, command: str) -> dict[str, Any]:
         settings = upgrade_record(settings)
     for key in DERIVED_KEYS:
         settings.pop(key, None)
+    checkpoint = settings.get("checkpoint")
+    if isinstance(checkpoint, str) and checkpoint:
+        from ..loading import is_graph_file
+        from ..model_files import ARCHITECTURE_SETTINGS
+
+        if is_graph_file(checkpoint):  # the file's graph was the model: its record's
+            for key in ARCHITECTURE_SETTINGS:  # architecture entries are defaults, unused
+                settings.pop(key, None)
     return settings
 
 
