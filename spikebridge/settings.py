@@ -6,7 +6,8 @@ Six groups: :class:`ExperimentSettings` (data, architecture, seed, device),
 operation), :class:`StdpSettings` (the unsupervised STDP route) and :class:`RobustnessSettings`
 (noisy test images). A field is declared with :func:`setting`, which records its help text and checks;
 command-line flags (:func:`spikebridge.cli.flags.add_flags`) and config-file keys
-(:func:`check_value`, used by :func:`spikebridge.compare.config.load_config`) are generated from
+(:func:`check_value`, used by :mod:`spikebridge.cli.config` and
+:func:`spikebridge.compare.config.load_config`) are generated from
 the fields, so adding a setting is one line in its group::
 
     noise_std: float = setting(0.0, "std of Gaussian noise added to test images", non_negative=True)

@@ -46,7 +46,7 @@ def test_every_option_has_one_help_text_without_repeated_notes(command):
         name = "/".join(action.option_strings) or action.dest
         assert action.help and action.help.strip(), f"{command} {name} has no help text"
         text = action.help
-        assert len(re.findall(r"\(default", text)) <= 1, f"{command} {name}: {text}"
+        assert len(re.findall(r"[(;,]\s*default\b", text)) <= 1, f"{command} {name}: {text}"
         assert not re.search(r"(\([^()]*\))\s*\1", text), f"{command} {name} repeats: {text}"
         assert "at most" not in text or text.count("at most") == 1, f"{command} {name}: {text}"
     assert "%(default)s" not in parser.format_help()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -198,7 +199,7 @@ def help_text(f, text: str, kind) -> str:
     own default keeps it)."""
     notes = []
     has_default = f.default is not None and f.default is not MISSING and kind is not None
-    if has_default and "(default" not in text:
+    if has_default and not re.search(r"[(;,]\s*default\b", text):  # it names its own default
         notes.append(f"default {f.default}")
     bound = bound_text(f)
     if kind is not None and bound and bound not in text:
