@@ -38,7 +38,10 @@ BASE = [
 def test_train_writes_history_curve_summary_and_checkpoint(tmp_path):
     out = tmp_path / "run"
     assert (
-        main(BASE + ["--dataset", "digits", "--direct-timesteps", "3", "--epochs", "1", "--out", str(out)])
+        main(
+            BASE
+            + ["--dataset", "digits", "--direct-timesteps", "3", "--epochs", "1", "--out", str(out)]
+        )
         == 0
     )
     history = pd.read_csv(out / "history.csv")
@@ -82,7 +85,10 @@ def test_train_writes_history_curve_summary_and_checkpoint(tmp_path):
 def test_resume_with_another_architecture_fails_clearly(tmp_path, capsys):
     out = tmp_path / "run"
     assert (
-        main(BASE + ["--dataset", "digits", "--direct-timesteps", "2", "--epochs", "1", "--out", str(out)])
+        main(
+            BASE
+            + ["--dataset", "digits", "--direct-timesteps", "2", "--epochs", "1", "--out", str(out)]
+        )
         == 0
     )
     args = BASE + [
