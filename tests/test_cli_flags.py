@@ -224,6 +224,7 @@ REFUSALS = [
     ("train", "t.toml", "resume = true\n", r"key 'resume' is not allowed in a config file"),
     ("convert", "c.toml", "trust_checkpoint = true\n", r"key 'trust_checkpoint' is not allowed in a config file.*--trust-checkpoint"),
     ("compare", "c.toml", "lr = 0.1\nann_lr = 0.2\n", r"c.toml, line 2: key 'ann_lr' sets what another key of the file sets \('lr'\)"),
+    ("compare", "c.toml", "no-negative-spikes = true\n", r"unknown key 'no-negative-spikes'; write negative_spikes = false instead"),
     ("train", "t.toml", "quiet = true\n", r"key 'quiet' is not a setting; give --quiet on the command line"),
     ("convert", "c.toml", "timesteps = 0\n", r"c.toml, line 1: key 'timesteps': timesteps must be a positive integer"),
     ("convert", "run.json", json.dumps({"format": "spikebridge-run", "command": "train", "settings": {"seed": 0}}), r"run.json: key 'command': a record of `spikebridge train`, not of `spikebridge convert`"),

@@ -61,9 +61,10 @@ def finish(parser: argparse.ArgumentParser) -> None:
     for :func:`resolve`."""
     keys: dict[str, str] = {}
     for action in parser._actions:
+        negative = isinstance(action, argparse.BooleanOptionalAction)
         for option in action.option_strings:
-            if option.startswith("--"):
-                keys[option[2:].replace("-", "_")] = action.dest
+            if option.startswith("--") and not (negative and option.startswith("--no-")):
+                keys[option[2:].replace("-", "_")] = action.dest  # (--no-X: key X = false)
     parser.set_defaults(config_keys=keys)
 
 
@@ -143,6 +144,8 @@ def _dest(key: str, raw: str, command: str, keys: dict[str, str], args, where: s
             f"{where}: key {raw!r} does not apply to `spikebridge {command}` (it is a setting "
             f"of {which}); remove it"
         )
+    if key.startswith("no_") and key[3:] in settings:
+        raise ConfigError(f"{where}: unknown key {raw!r}; write {key[3:]} = false instead")
     raise ConfigError(
         f"{where}: unknown key {raw!r}; the keys are the settings and flags of `spikebridge "
         f"{command} --help` without '--' (docs/cli.md)"
