@@ -8,7 +8,10 @@ probabilistic STDP, then a linear readout; docs/stdp.md), with the ``--stdp-*`` 
 Writes to ``--out``: ``checkpoint.pt`` (after every epoch; ``--resume`` continues from it),
 ``history.csv`` (epoch, loss, train_accuracy, test_accuracy, seconds),
 ``accuracy_vs_timesteps.csv`` (route, method, timesteps, accuracy: the test accuracy read out
-after every step t <= T of one simulation) and ``summary.json``. Every file is written atomically.
+after every step t <= T of one simulation, T = ``--timesteps``, by default the training T
+``--direct-timesteps``) and ``summary.json`` (``timesteps``: the training T,
+``simulated_timesteps``: T). ``--epochs`` and ``--lr`` are the SNN's (``--direct-epochs``,
+``--direct-lr``); ``--config FILE`` reads a TOML file or a train run's ``run.json``. Every file is written atomically.
 Launch under ``torchrun --nproc_per_node N`` for data-parallel training.
 """
 
