@@ -310,3 +310,11 @@ def test_a_graph_file_runs_record_feeds_back_without_its_unused_architecture(tmp
     toml = write(tmp_path, "c.toml", f'checkpoint = "{graph}"\narch = "vgg11"\n')
     with pytest.raises(ValueError, match="--arch describe"):
         convert_cli.settings_from_args(parse("convert", "--config", str(toml)))
+
+
+def test_event_data_is_simulated_for_its_frames(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--dataset", "nmnist", "--direct-timesteps", "4", "--timesteps", "8"]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "nmnist is fed as 4 event frames" in capsys.readouterr().err
+    assert not out.exists()
