@@ -6,7 +6,8 @@ Six groups: :class:`ExperimentSettings` (data, architecture, seed, device),
 operation), :class:`StdpSettings` (the unsupervised STDP route) and :class:`RobustnessSettings`
 (noisy test images). A field is declared with :func:`setting`, which records its help text and checks;
 command-line flags (:func:`spikebridge.cli.flags.add_flags`) and config-file keys
-(:func:`check_value`, used by :func:`spikebridge.compare.config.load_config`) are generated from
+(:func:`check_value`, used by :mod:`spikebridge.cli.config` and
+:func:`spikebridge.compare.config.load_config`) are generated from
 the fields, so adding a setting is one line in its group::
 
     noise_std: float = setting(0.0, "std of Gaussian noise added to test images", non_negative=True)
@@ -21,8 +22,9 @@ Defaults chosen where commands used to disagree: ``calibration_samples`` 2000 (t
 MNIST figures in benchmarks/RESULTS.md were measured with; 512 was compare's); the direct SNN's
 optimizer ``sgd`` with momentum 0.9 (Zheng et al. 2021 train tdBN networks with SGD; compare's
 choice; ``spikebridge train`` used adam), its learning rate 0.1 for sgd and 1e-3 for adam unless
-given; the direct SNN trains as many epochs as the ANN (``epochs``, 5) unless ``direct_epochs``
-says otherwise.
+given; in the library the direct SNN trains as many epochs as the ANN (``epochs``, 5) unless
+``direct_epochs`` says otherwise (the commands resolve both: ``--epochs`` sets every network's,
+``--ann-epochs`` and ``--direct-epochs`` one each; docs/cli.md).
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def setting(
     runtime: bool = False,
     aliases: tuple[str, ...] = (),
     flag: bool = True,
+    flag_name: str | None = None,
 ) -> Any:
     """A settings field: ``default``, a one-line ``help`` and the checks its values must pass.
 
@@ -87,11 +90,13 @@ def setting(
             experiment may change it freely.
         aliases: other flag spellings (e.g. ``("--method",)`` for ``methods``).
         flag: whether the command line gets a flag for it.
+        flag_name: its flag when not ``--`` and the name with ``-`` (``epochs``: ``--ann-epochs``;
+            the record and config keys keep the field's name).
     """
     metadata = dict(
         help=help, choices=choices, positive=positive, non_negative=non_negative,
         fraction=fraction, maximum=maximum, below=below, runtime=runtime, aliases=aliases,
-        flag=flag,
+        flag=flag, flag_name=flag_name,
     )  # fmt: skip
     return field(default=default, metadata=metadata)
 
@@ -152,15 +157,16 @@ class TrainingSettings(_Checked):
     """Training of the ANN (Adam, cosine schedule) and of the direct SNN (STBP-tdBN)."""
 
     epochs: int = setting(
-        5, "ANN training epochs (0: none, e.g. for a loaded checkpoint)", non_negative=True,
-        maximum=MAX_EPOCHS, aliases=("--train-epochs",),
+        5, "training epochs of the ANN (0: none, e.g. for a loaded checkpoint)",
+        non_negative=True, maximum=MAX_EPOCHS, flag_name="--ann-epochs",
     )  # fmt: skip
-    lr: float = setting(1e-3, "ANN learning rate (Adam)", positive=True, maximum=MAX_LR)
+    lr: float = setting(1e-3, "learning rate of the ANN (Adam)", positive=True, maximum=MAX_LR,
+                        flag_name="--ann-lr")  # fmt: skip
     direct_epochs: int | None = setting(
-        None, "direct SNN training epochs (default: --epochs; 0 skips the direct route)",
-        non_negative=True, maximum=MAX_EPOCHS,
+        None, "training epochs of the direct SNN (default: --epochs, else 5; 0 skips the direct "
+        "route in compare)", non_negative=True, maximum=MAX_EPOCHS,
     )  # fmt: skip
-    direct_timesteps: int = setting(4, "timesteps per sample when training the direct SNN",
+    direct_timesteps: int = setting(4, "timesteps T per sample while training the direct SNN",
                                     positive=True, maximum=1000)  # fmt: skip
     direct_optimizer: str = setting("sgd", "direct SNN optimizer: sgd or adam", choices=OPTIMIZERS)
     direct_lr: float | None = setting(
@@ -509,3 +515,19 @@ def build(cls: type, values: dict[str, Any]) -> Any:
     """An instance of settings class ``cls`` from ``values`` (only its own fields are taken)."""
     own = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in own})
+
+
+def primary_flag(f) -> str:
+    """The command-line flag of settings field ``f``: its ``flag_name``, else ``--`` and its name
+    with ``-`` (``batch_size`` -> ``--batch-size``; ``epochs`` -> ``--ann-epochs``)."""
+    return f.metadata.get("flag_name") or "--" + f.name.replace("_", "-")
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of the setting called ``name`` in records and config files (a name
+    that is no field of the settings groups here gets ``--`` and ``-``)."""
+    for cls in (*SETTINGS_GROUPS, ModelFileSettings):
+        f = setting_fields(cls).get(name)
+        if f is not None:
+            return primary_flag(f)
+    return "--" + name.replace("_", "-")

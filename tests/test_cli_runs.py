@@ -23,7 +23,7 @@ from spikebridge.rundir import LOCK_NAME, RECORD_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [
-    "train", "--width", "0.25", "--batch-size", "32", "--limit", "32", "--timesteps", "2",
+    "train", "--width", "0.25", "--batch-size", "32", "--limit", "32", "--direct-timesteps", "2",
     "--device", "cpu", "--quiet",
 ]  # fmt: skip
 COMPARE = [
@@ -156,9 +156,9 @@ def test_resume_with_a_changed_timesteps_is_refused_and_summary_records_what_ran
     assert main([*base, "--epochs", "1"]) == 0
     files = {p.name: p.read_bytes() for p in out.iterdir()}
     capsys.readouterr()
-    assert main([*base, "--epochs", "2", "--resume", "--timesteps", "3"]) == 2
+    assert main([*base, "--epochs", "2", "--resume", "--direct-timesteps", "3"]) == 2
     err = capsys.readouterr().err
-    assert "--timesteps: 2 in the run being resumed, 3 now" in err
+    assert "--direct-timesteps: 2 in the run being resumed, 3 now" in err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == files
     # the same settings with more epochs resume, and summary.json says what ran
     assert main([*base, "--epochs", "2", "--resume"]) == 0
@@ -166,7 +166,7 @@ def test_resume_with_a_changed_timesteps_is_refused_and_summary_records_what_ran
     assert summary["timesteps"] == 2 and summary["epochs"] == 2
     assert summary["resumed_from_epoch"] == 1
     record = json.loads((out / RECORD_NAME).read_text())
-    assert record["status"] == "finished" and record["settings"]["epochs"] == 2
+    assert record["status"] == "finished" and record["settings"]["direct_epochs"] == 2
     assert "summary.json" in record["files"]
 
 

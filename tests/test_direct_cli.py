@@ -38,7 +38,10 @@ BASE = [
 def test_train_writes_history_curve_summary_and_checkpoint(tmp_path):
     out = tmp_path / "run"
     assert (
-        main(BASE + ["--dataset", "digits", "--timesteps", "3", "--epochs", "1", "--out", str(out)])
+        main(
+            BASE
+            + ["--dataset", "digits", "--direct-timesteps", "3", "--epochs", "1", "--out", str(out)]
+        )
         == 0
     )
     history = pd.read_csv(out / "history.csv")
@@ -65,7 +68,7 @@ def test_train_writes_history_curve_summary_and_checkpoint(tmp_path):
             + [
                 "--dataset",
                 "digits",
-                "--timesteps",
+                "--direct-timesteps",
                 "3",
                 "--epochs",
                 "2",
@@ -82,13 +85,16 @@ def test_train_writes_history_curve_summary_and_checkpoint(tmp_path):
 def test_resume_with_another_architecture_fails_clearly(tmp_path, capsys):
     out = tmp_path / "run"
     assert (
-        main(BASE + ["--dataset", "digits", "--timesteps", "2", "--epochs", "1", "--out", str(out)])
+        main(
+            BASE
+            + ["--dataset", "digits", "--direct-timesteps", "2", "--epochs", "1", "--out", str(out)]
+        )
         == 0
     )
     args = BASE + [
         "--dataset",
         "digits",
-        "--timesteps",
+        "--direct-timesteps",
         "2",
         "--epochs",
         "2",
@@ -118,7 +124,7 @@ def test_nmnist_events_train_through_the_cli(tmp_path):
         "nmnist",
         "--data-root",
         str(root),
-        "--timesteps",
+        "--direct-timesteps",
         "4",
         "--epochs",
         "1",

@@ -92,7 +92,7 @@ def test_convert_and_train_write_every_energy_model_and_convert_the_quantised_an
     assert (conv / "energy_breakdown.csv").is_file() and (conv / "energy.tex").is_file()
 
     train = tmp_path / "train"
-    assert main(["train", *small, "--epochs", "1", "--timesteps", "2", "--energy-model", "ops,lemaire",
+    assert main(["train", *small, "--epochs", "1", "--direct-timesteps", "2", "--energy-model", "ops,lemaire",
                  "--out", str(train)]) == 0  # fmt: skip
     row = pd.read_csv(train / "energy.csv")
     assert list(row["route"]) == ["direct"] and int(row["timesteps"].iloc[0]) == 2

@@ -105,7 +105,7 @@ def test_cli_names_the_symlinked_lock_and_exits_2(tmp_path, capsys):
 
 TRAIN = [
     "train", "--width", "0.25", "--batch-size", "32", "--limit", "32", "--train-limit", "64",
-    "--timesteps", "2", "--device", "cpu", "--quiet",
+    "--direct-timesteps", "2", "--device", "cpu", "--quiet",
 ]  # fmt: skip
 
 

@@ -80,3 +80,13 @@ def test_a_bad_input_shape_is_an_argument_error(converted_file, tmp_path, capsys
     with pytest.raises(SystemExit):
         main(["export", str(path), str(tmp_path / "x.nir"), "--input-shape", "1,eight,8"])
     assert "1,28,28" in capsys.readouterr().err
+
+
+def test_quiet_export_prints_only_the_warnings(converted_file, tmp_path, capsys):
+    network, path = converted_file
+    out = tmp_path / "net.nir"
+    argv = ["export", str(path), str(out), "--trust-checkpoint", "--dataset", "digits", "--quiet"]
+    assert main(argv) == 0 and out.is_file()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines and all(line.startswith("warning: NIR node '") for line in lines)
+    assert len(lines) == len(list(network.neurons()))

@@ -80,8 +80,9 @@ def test_strict_refuses_naming_every_node_and_writes_nothing(tmp_path):
     path = tmp_path / "net.nir"
     with pytest.raises(NIRExportError, match="strict") as err:
         export_nir(network, path, input_shape=(1, 8, 8), strict=True)
-    for name in network.neurons():
-        assert f"{name}:" in str(err.value)
+    neurons = list(network.neurons())
+    for i, name in enumerate(neurons, start=1):  # named by NIR node name and place among its kind
+        assert f"NIR node '{name}' (IF {i} of {len(neurons)}):" in str(err.value)
     assert "starts at v = 0.5" in str(err.value)
     assert list(tmp_path.iterdir()) == []
     # a reset-to-zero network with u[0] = 0 passes strict

@@ -103,7 +103,10 @@ def test_calibrated_network_with_running_max_pool_round_trips(tmp_path):
     del pools[0].metadata["spikebridge"]["rule"]
     assert any(m.rule == "gate" for m in import_nir(graph).modules() if hasattr(m, "rule"))
     pools[0].metadata["spikebridge"]["rule"] = "fastest"
-    with pytest.raises(NIRImportError, match=r"node '.*': unknown spiking max-pool rule 'fastest'"):
+    with pytest.raises(
+        NIRImportError,
+        match=r"node '.*' \(AvgPool2d \d of \d\): unknown spiking max-pool rule 'fastest'",
+    ):
         import_nir(graph)
 
 

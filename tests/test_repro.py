@@ -36,7 +36,7 @@ SMALL = ["--dataset", "digits", "--width", "0.25", "--limit", "64", "--train-lim
          "--batch-size", "64", "--device", "cpu", "--quiet"]  # fmt: skip
 CONVERT = ["convert", *SMALL, "--epochs", "1", "--methods", "channel", "--timesteps", "4",
            "--calibration-samples", "64"]  # fmt: skip
-TRAIN = ["train", *SMALL, "--epochs", "1", "--timesteps", "2"]
+TRAIN = ["train", *SMALL, "--epochs", "1", "--direct-timesteps", "2"]
 COMPARE = ["compare", *SMALL, "--epochs", "1", "--direct-epochs", "1", "--direct-timesteps", "2",
            "--stdp-epochs", "0", "--methods", "channel,calibrated", "--timesteps", "2",
            "--calibration-samples", "64", "--calibrated-samples", "32"]  # fmt: skip

@@ -195,14 +195,14 @@ def test_a_failure_after_begin_is_recorded(tmp_path):
 def test_resume_refuses_each_changed_setting_by_name():
     changed = {**TRAIN, "timesteps": 8, "lr": 0.01, "seed": 3}
     problems = resume_differences(TRAIN, changed)
-    assert [p.split(":")[0] for p in problems] == ["--lr", "--seed", "--timesteps"]
+    assert [p.split(":")[0] for p in problems] == ["--ann-lr", "--seed", "--timesteps"]
     with pytest.raises(ResumeMismatch, match=r"--timesteps: 4 in the run being resumed, 8 now"):
         check_resume(TRAIN, changed)
 
 
 def test_resume_lets_epochs_grow_but_not_shrink():
     check_resume(TRAIN, {**TRAIN, "epochs": 5})
-    with pytest.raises(ResumeMismatch, match=r"--epochs: 1 now, fewer than the 2"):
+    with pytest.raises(ResumeMismatch, match=r"--ann-epochs: 1 now, fewer than the 2"):
         check_resume(TRAIN, {**TRAIN, "epochs": 1})
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from spikebridge.cli import build_parser
+from spikebridge.cli.config import resolve
 from spikebridge.cli.flags import add_flags, given
 from spikebridge.compare.config import Settings, check_value
 from spikebridge.settings import ConversionSettings, SettingsError, TrainingSettings, setting
@@ -50,6 +51,7 @@ def test_compare_and_train_flags_come_from_the_same_fields():
     )
     assert (compare.direct_optimizer, compare.calibration_samples) == ("adam", 9)
     train = parser.parse_args(["train", "--optimizer", "adam", "--epochs", "3"])
+    resolve(train)  # --epochs: every network train trains, the SNN
     assert (train.direct_optimizer, train.direct_epochs) == ("adam", 3)
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--optimizer", "rmsprop"])

@@ -88,10 +88,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _plain_warnings(command: str):
-    """Show spikebridge's own warnings as one line naming the command, not in Python's form (a
-    source path, a line of code); other libraries' warnings keep theirs. Left alone while
-    warnings are being recorded (``warnings.catch_warnings(record=True)``, pytest). Returns the
-    function that puts the previous display back."""
+    """Show every warning as one line naming the command, not in Python's form (a source path,
+    a line of code): spikebridge's own as they are, another library's with its category and
+    package (``UserWarning from torch``). Left alone while warnings are being recorded
+    (``warnings.catch_warnings(record=True)``, pytest). Returns the function that puts the
+    previous display back."""
     default = warnings.showwarning
     if default is not getattr(warnings, "_showwarning_orig", default) or (
         getattr(warnings, "_showwarnmsg_impl", None) is not _SHOW_IMPL
@@ -99,10 +100,8 @@ def _plain_warnings(command: str):
         return lambda: None
 
     def show(message, category, filename, lineno, file=None, line=None):
-        if category.__module__.split(".")[0] == "spikebridge" or "/spikebridge/" in filename:
-            print(f"spikebridge {command}: warning: {message}", file=file or sys.stderr)
-        else:
-            default(message, category, filename, lineno, file, line)
+        print(f"spikebridge {command}: warning: {warning_text(message, category, filename)}",
+              file=file or sys.stderr)  # fmt: skip
 
     warnings.showwarning = show
 
@@ -111,6 +110,25 @@ def _plain_warnings(command: str):
             warnings.showwarning = default
 
     return restore
+
+
+def warning_text(message, category: type, filename: str) -> str:
+    """A warning as one line: spikebridge's own message, or another library's with where it
+    comes from (its category and top-level package, never a source path)."""
+    text = _one_line(str(message))
+    if category.__module__.split(".")[0] == "spikebridge" or "/spikebridge/" in filename:
+        return text
+    return f"{text} ({category.__name__} from {_package(filename)})"
+
+
+def _package(filename: str) -> str:
+    """The top-level package a source file belongs to (``.../site-packages/torch/x.py`` ->
+    ``torch``), or the file's name."""
+    parts = re.split(r"[\\/]", filename)
+    for marker in ("site-packages", "dist-packages"):
+        if marker in parts and parts.index(marker) + 1 < len(parts):
+            return parts[parts.index(marker) + 1].removesuffix(".py")
+    return parts[-1] or "python"
 
 
 def error_message(err: BaseException) -> str | None:

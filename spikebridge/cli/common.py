@@ -7,7 +7,10 @@ import sys
 from typing import Any
 
 from ..settings import build
-from .flags import add_flags, given
+from .flags import add_flags, bounded_int, given
+
+MAX_WORKERS = 256
+"""The most data loader worker processes ``--workers`` takes."""
 
 
 def add_settings(parser: argparse.ArgumentParser, *groups: type, **options: Any) -> list[str]:
@@ -30,3 +33,12 @@ def add_quiet(parser: argparse.ArgumentParser, text: str = "no progress bars") -
 
 def progress_enabled(args: argparse.Namespace) -> bool:
     return not args.quiet and sys.stderr.isatty()
+
+
+def add_workers(parser: argparse.ArgumentParser) -> None:
+    """``--workers N``: data loader worker processes (None until resolved; 0 by default)."""
+    parser.add_argument(
+        "--workers", type=bounded_int(0, MAX_WORKERS), default=None, metavar="N",
+        help=f"data loader worker processes (default 0: load in the main process; at most "
+        f"{MAX_WORKERS}); the results do not depend on it",
+    )  # fmt: skip

@@ -1,7 +1,9 @@
 """``spikebridge compare``: both routes on one dataset; tables, plots and an HTML report in DIR.
 
-Settings come from ``--config FILE`` (TOML, the same keys as the flags with ``_`` or ``-``) and
-the flags; a flag given on the command line wins over the file.
+Settings come from ``--config FILE`` (TOML or a comparison's own record; :mod:`.config`) and the
+flags; a flag given on the command line wins over the file. ``--epochs`` sets the ANN's and the
+direct SNN's epochs, ``--ann-epochs`` / ``--direct-epochs`` one each; ``--lr`` is refused (two
+optimisers): ``--ann-lr`` / ``--direct-lr``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import sys
 
 import pandas as pd
 
-from ..compare.config import ConfigError, Settings, load_config
+from ..compare.config import ConfigError, Settings
 from ..compare.pipeline import run_settings
 from ..compare.report import accuracy_pivot, summary_frame
 from ..convert.methods import methods_help
 from ..model_files import refuse_architecture_for_graph
+from ..settings import TrainingSettings
 from ..tables import terminal_table
-from .common import add_settings
-from .flags import given
+from .common import add_settings, add_workers
+from .config import add_config, finish, resolve
+from .flags import add_generic, add_refused, given
+from .outdir import add_output_flags
 
 DEFAULT_OUT = "spikebridge-compare"
 
@@ -37,51 +42,48 @@ def add_parser(sub) -> None:
             "robustness.csv and accuracy_vs_noise.png, every network on the same noisy images."
         ),
     )
-    p.add_argument(
-        "--config",
-        default=None,
-        metavar="FILE",
-        help="TOML file with the settings (flags override it)",
-    )
-    p.add_argument(
-        "--out", default=None, metavar="DIR", help=f"output directory (default {DEFAULT_OUT})"
-    )
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        default=None,
-        help="replace another experiment's results in DIR",
-    )
+    add_config(p)
+    add_output_flags(p, DEFAULT_OUT, overwrite_help="replace another experiment's results in DIR")
     p.add_argument("--quiet", action="store_true", help="no progress bars or stage messages")
+    add_workers(p)
     names = add_settings(
-        p, Settings, help_overrides={"methods": f"conversion methods: 'all' (every applicable "
-                                     f"one) or comma-separated: {methods_help()}"}
+        p, Settings, help_overrides={
+            "methods": f"conversion methods: 'all' (every applicable one) or comma-separated: "
+            f"{methods_help()}",
+            "epochs": "training epochs of the ANN (default: --epochs, else 5; unused with "
+            "--checkpoint)",
+        },
     )  # fmt: skip
+    add_generic(
+        p, TrainingSettings, "epochs", ("epochs", "direct_epochs"), aliases=("--train-epochs",),
+        text="training epochs of every network this command trains: the ANN and the direct SNN, "
+        "each unless --ann-epochs / --direct-epochs is given (default 5)",
+    )  # fmt: skip
+    add_refused(p, "--lr", LR_REFUSAL)
     p.set_defaults(run=run, settings=names)
+    finish(p)
+
+
+LR_REFUSAL = (
+    "compare trains two networks with two optimisers: give --ann-lr (the ANN's, Adam) and/or "
+    "--direct-lr (the direct SNN's)"
+)
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[Settings, str, bool]:
     """(settings, output directory, overwrite) from the config file and the flags."""
-    values: dict = {}
-    out = None
-    overwrite = False
-    if args.config:
-        values = load_config(args.config)
-        out = values.pop("out", None)
-        overwrite = bool(values.pop("overwrite", False))
-    values.update(given(args, args.settings))
-    refuse_architecture_for_graph(values.get("checkpoint"), list(values))
-    if args.out is not None:
-        out = args.out
-    if args.overwrite:
-        overwrite = True
+    resolve(args, {"workers": 0})
+    values = given(args, args.settings)
+    if "direct_epochs" not in values:  # --ann-epochs alone leaves the direct SNN's default
+        values["direct_epochs"] = TrainingSettings().epochs
+    refuse_architecture_for_graph(values.get("checkpoint"), list(given(args, args.settings)))
     try:
         settings = Settings(**values)
     except ConfigError as err:
         raise ConfigError(
             f"{err} (from {'--config ' + args.config + ' or ' if args.config else ''}the flags)"
         ) from None
-    return settings, out or DEFAULT_OUT, overwrite
+    return settings, args.out, bool(args.overwrite)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -94,8 +96,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"[compare] {message}", file=sys.stderr, flush=True)
 
     result = run_settings(
-        settings, out, progress=progress, overwrite=overwrite, log=log if verbose else None
-    )
+        settings, out, progress=progress, overwrite=overwrite, log=log if verbose else None,
+        workers=args.workers,
+    )  # fmt: skip
     if main_process:
         print_summary(result, settings.timesteps)
     return 0

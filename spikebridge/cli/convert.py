@@ -25,8 +25,9 @@ from ..settings import (
     TrainingSettings,
 )
 from ..tables import terminal_table
-from .common import add_quiet, add_settings, progress_enabled, settings_from
-from .flags import given
+from .common import add_quiet, add_settings, add_workers, progress_enabled, settings_from
+from .config import add_config, finish, resolve
+from .flags import add_generic, given
 from .outdir import add_output_flags, take_output
 
 GROUPS = (ExperimentSettings, TrainingSettings, ConversionSettings, SimulationSettings)
@@ -36,28 +37,42 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "convert", help="convert a trained CNN into a spiking network and evaluate it"
     )
+    add_config(p)
     names = add_settings(
         p,
         *GROUPS,
         exclude=tuple(n for n in vars(TrainingSettings()) if n.startswith("direct_")),
         help_overrides={
             "methods": f"methods, comma-separated, or 'all': {methods_help()}",
-            "epochs": "train the ANN first for N epochs (default 5; 0 with --checkpoint)",
+            "epochs": "training epochs of the ANN (default 5; 0 with --checkpoint: the file's "
+            "ANN is used as it is)",
         },
     )
+    add_generic(
+        p, TrainingSettings, "epochs", ("epochs",), aliases=("--train-epochs",),
+        text="training epochs of every network this command trains: here the ANN "
+        "(= --ann-epochs)",
+    )  # fmt: skip
+    add_generic(p, TrainingSettings, "lr", ("lr",), text="learning rate of the ANN (= --ann-lr)")
     names += add_settings(p, method_settings_class())
     names += add_settings(p, ModelFileSettings)
     add_output_flags(p, "spikebridge-convert")
     p.add_argument(
-        "--save-pickle", action="store_true",
+        "--save-pickle", action="store_true", default=None,
         help="also write each spiking network pickled whole (snn_NAME.pickle.pt; loading it runs "
         "code, so it needs --trust-checkpoint); snn_NAME.pt is weights-only either way",
     )  # fmt: skip
+    add_workers(p)
     add_quiet(p)
     p.set_defaults(run=run, settings=names)
+    finish(p)
 
 
-def run(args: argparse.Namespace) -> int:
+def settings_from_args(args: argparse.Namespace) -> dict:
+    """convert's settings from ``--config`` and the flags (:func:`.config.resolve`): the
+    groups by name (``experiment``, ``training``, ``conversion``, ``simulation``, ``files``,
+    ``methods``: each method's settings) and ``record``, what ``run.json`` records."""
+    resolve(args, {"workers": 0, "save_pickle": False})
     names = args.settings
     files = settings_from(args, names, ModelFileSettings)
     refuse_architecture_for_graph(files.checkpoint, list(given(args, names)))
@@ -67,17 +82,28 @@ def run(args: argparse.Namespace) -> int:
     conversion = settings_from(args, names, ConversionSettings)
     simulation = settings_from(args, names, SimulationSettings)
     method_settings = resolve_settings(given(args, names))
-    device = resolve_device(experiment.device)
     record = conversion_settings(
         experiment, training, conversion, simulation, files.checkpoint, method_settings
     )
+    return dict(
+        experiment=experiment, training=training, conversion=conversion, simulation=simulation,
+        files=files, methods=method_settings, record=record,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    chosen = settings_from_args(args)
+    experiment, training = chosen["experiment"], chosen["training"]
+    conversion, simulation = chosen["conversion"], chosen["simulation"]
+    files, method_settings, record = chosen["files"], chosen["methods"], chosen["record"]
+    device = resolve_device(experiment.device)
     with take_output(args, "convert", record) as run_dir:  # before any data or training
         replaced = run_dir.previous_files() if args.overwrite else []
         done = run_conversion_experiment(
             experiment, training, conversion, simulation, checkpoint=files.checkpoint,
             trust_checkpoint=files.trust_checkpoint, device=device, progress=progress_enabled(args),
             on_start=lambda: run_dir.begin(remove=replaced), method_settings=method_settings,
-            on_epoch=None if args.quiet else epoch_line(training.epochs),
+            on_epoch=None if args.quiet else epoch_line(training.epochs), workers=args.workers,
         )  # fmt: skip
         out = write_conversion_outputs(
             run_dir.path,

@@ -22,6 +22,7 @@ from ..data import dataset_info
 from ..engine.network import SpikingNetwork
 from ..loading.load import read_torch_file
 from ..settings import shown
+from .common import add_quiet
 from .flags import bounded_float
 
 FORMATS = ("nir",)
@@ -83,8 +84,12 @@ def add_parser(sub) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     p.add_argument(
         "--trust-checkpoint",
-        action="store_true",
-        help="allow loading a pickled network (runs code from the file)",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="allow loading a pickled network (runs code from the file; default: refused)",
+    )
+    add_quiet(
+        p, "print only the warnings (nodes that need spikebridge's metadata), not the summary"
     )
     p.set_defaults(run=run)
 
@@ -184,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
     ours = [w for w in caught if issubclass(w.category, NIRExportWarning)]
     for w in ours:
         print(f"warning: {w.message}")
+    if args.quiet:
+        return 0
     kinds: dict[str, int] = {}
     for node in graph.nodes.values():
         kinds[type(node).__name__] = kinds.get(type(node).__name__, 0) + 1

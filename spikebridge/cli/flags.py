@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from dataclasses import MISSING, fields
 from typing import Any
 
@@ -12,7 +13,9 @@ from ..settings import (
     bound_text,
     check_percentile,
     check_value,
+    primary_flag,
     scalar_type,
+    setting_fields,
     shown,
 )
 
@@ -159,50 +162,119 @@ def flag_type(f):
     return kind
 
 
-def flag_name(name: str, prefix: str = "") -> str:
-    """``direct_lr`` -> ``--lr`` under prefix ``direct_``; ``data_root`` -> ``--data-root``."""
-    return "--" + name[len(prefix) :].replace("_", "-")
-
-
 def add_flags(
     parser: argparse.ArgumentParser,
     cls: type,
     *,
-    prefix: str = "",
     exclude: tuple[str, ...] = (),
+    only: tuple[str, ...] | None = None,
     help_overrides: dict[str, str] | None = None,
+    aliases: dict[str, tuple[str, ...]] | None = None,
 ) -> list[str]:
-    """Add a flag for every setting of ``cls`` (those starting with ``prefix``, which the flag
-    drops) and return the settings' names. Every flag defaults to None ("not given"), so the
-    dataclass default, a config file or a command's own rule decides."""
+    """Add a flag for every setting of ``cls`` (all but ``exclude``; only ``only`` when given)
+    and return the settings' names. A flag is the field's :func:`~spikebridge.settings.primary_flag`
+    with the field's own aliases and this command's ``aliases[name]``; its ``dest`` is the
+    field's name. Every flag defaults to None ("not given"), so the dataclass default, a config
+    file or a command's own rule decides."""
     names = []
     for f in fields(cls):
-        if not f.name.startswith(prefix) or f.name in exclude or not f.metadata.get("flag", True):
+        if f.name in exclude or (only is not None and f.name not in only):
+            continue
+        if not f.metadata.get("flag", True):
             continue
         text = (help_overrides or {}).get(f.name, f.metadata.get("help", f.name))
         kind = flag_type(f)
-        notes = []
-        has_default = f.default is not None and f.default is not MISSING and kind is not None
-        if has_default and "(default" not in text:  # a help text naming its own default
-            notes.append(f"default {f.default}")
-        if kind is not None and bound_text(f):
-            notes.append(bound_text(f))
-        if notes:
-            text += f" ({', '.join(notes)})"
-        option_strings = [flag_name(f.name, prefix), *f.metadata.get("aliases", ())]
-        if kind is None:
-            parser.add_argument(*option_strings, dest=f.name, default=None, help=text,
-                                action=argparse.BooleanOptionalAction)  # fmt: skip
-        elif kind is list:  # a repeatable flag, one item each
-            parser.add_argument(*option_strings, dest=f.name, default=None, help=text,
-                                action="append", metavar="SPEC")  # fmt: skip
-        else:
-            choices = f.metadata.get("choices")
-            metavar = None if choices else option_strings[0][2:].upper().replace("-", "_")
-            parser.add_argument(*option_strings, dest=f.name, type=kind, default=None,
-                                choices=choices, metavar=metavar, help=text)  # fmt: skip
+        option_strings = [
+            primary_flag(f),
+            *f.metadata.get("aliases", ()),
+            *(aliases or {}).get(f.name, ()),
+        ]
+        _add(parser, f, option_strings, f.name, text, kind)
         names.append(f.name)
     return names
+
+
+def help_text(f, text: str, kind) -> str:
+    """``text`` with the field's default and bound appended, each once (a text that names its
+    own default keeps it)."""
+    notes = []
+    has_default = f.default is not None and f.default is not MISSING and kind is not None
+    if has_default and not re.search(r"[(;,]\s*default\b", text):  # it names its own default
+        notes.append(f"default {f.default}")
+    bound = bound_text(f)
+    if kind is not None and bound and bound not in text:
+        notes.append(bound)
+    if not notes:
+        return text
+    if text.endswith(")") and "(default" in text:  # one parenthesis: "(default 5, at most 9)"
+        return f"{text[:-1]}, {', '.join(notes)})"
+    return f"{text} ({', '.join(notes)})"
+
+
+def _add(parser, f, option_strings: list[str], dest: str, text: str, kind) -> None:
+    text = help_text(f, text, kind)
+    if kind is None:
+        parser.add_argument(*option_strings, dest=dest, default=None, help=text,
+                            action=argparse.BooleanOptionalAction)  # fmt: skip
+    elif kind is list:  # a repeatable flag, one item each
+        parser.add_argument(*option_strings, dest=dest, default=None, help=text,
+                            action="append", metavar="SPEC")  # fmt: skip
+    else:
+        choices = f.metadata.get("choices")
+        metavar = None if choices else option_strings[0][2:].upper().replace("-", "_")
+        parser.add_argument(*option_strings, dest=dest, type=kind, default=None,
+                            choices=choices, metavar=metavar, help=text)  # fmt: skip
+
+
+GENERIC_PREFIX = "every_"
+"""The ``dest`` of a flag that sets one setting of every network a command trains (``--epochs``:
+``every_epochs``), expanded into those settings by :func:`spikebridge.cli.config.resolve`."""
+
+
+def add_generic(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    field: str,
+    targets: tuple[str, ...],
+    text: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    name: str | None = None,
+) -> str:
+    """``--NAME`` (``name``, default ``field``; and ``aliases``), checked as ``field`` of ``cls``
+    is, setting each setting in ``targets`` that is not given on its own
+    (:func:`spikebridge.cli.config.resolve`). Returns its dest; the parser's ``generics`` maps it
+    to ``targets``."""
+    f = setting_fields(cls)[field]
+    name = name or field
+    dest = GENERIC_PREFIX + name
+    _add(parser, f, ["--" + name.replace("_", "-"), *aliases], dest, text, flag_type(f))
+    generics = dict(parser.get_default("generics") or {})
+    generics[dest] = targets
+    parser.set_defaults(generics=generics)
+    return dest
+
+
+class _Refused(argparse.Action):
+    """A flag refused with one line: what to give instead."""
+
+    def __init__(self, option_strings, dest, message: str = "", **kwargs):
+        super().__init__(option_strings, dest, nargs="?", default=argparse.SUPPRESS, **kwargs)
+        self.message = message
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.exit(2, f"{parser.prog}: error: {option_string}: {self.message}\n")
+
+
+def add_refused(parser: argparse.ArgumentParser, flag: str, message: str) -> None:
+    """``flag`` refused with one line (exit status 2) saying ``message``: a spelling that would
+    mean two things in this command."""
+    parser.add_argument(
+        flag, action=_Refused, message=message, metavar=flag[2:].upper(), help=f"refused: {message}"
+    )
+    refused = dict(parser.get_default("refused") or {})
+    refused[flag[2:].replace("-", "_")] = message
+    parser.set_defaults(refused=refused)
 
 
 def given(args: argparse.Namespace, names: list[str]) -> dict[str, Any]:

@@ -11,16 +11,19 @@ from ..rundir import RunDirectory, claim
 
 
 def add_output_flags(
-    parser: argparse.ArgumentParser, default: str | None, *, resume_help: str | None = None
+    parser: argparse.ArgumentParser,
+    default: str | None,
+    *,
+    resume_help: str | None = None,
+    overwrite_help: str = "replace another command's or another experiment's results in DIR",
 ) -> None:
-    """``--out DIR`` and ``--overwrite`` (and ``--resume`` when ``resume_help`` is given)."""
+    """``--out DIR`` and ``--overwrite`` (and ``--resume`` when ``resume_help`` is given).
+    ``--out`` stays None until :func:`spikebridge.cli.config.resolve` gives it the config
+    file's ``out`` or ``default``."""
     shown = f" (default {default})" if default else ""
-    parser.add_argument("--out", default=default, metavar="DIR", help=f"output directory{shown}")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="replace another command's or another experiment's results in DIR",
-    )
+    parser.add_argument("--out", default=None, metavar="DIR", help=f"output directory{shown}")
+    parser.set_defaults(out_default=default)
+    parser.add_argument("--overwrite", action="store_true", help=overwrite_help)
     if resume_help is not None:
         parser.add_argument("--resume", action="store_true", help=resume_help)
 

@@ -8,7 +8,10 @@ probabilistic STDP, then a linear readout; docs/stdp.md), with the ``--stdp-*`` 
 Writes to ``--out``: ``checkpoint.pt`` (after every epoch; ``--resume`` continues from it),
 ``history.csv`` (epoch, loss, train_accuracy, test_accuracy, seconds),
 ``accuracy_vs_timesteps.csv`` (route, method, timesteps, accuracy: the test accuracy read out
-after every step t <= T of one simulation) and ``summary.json``. Every file is written atomically.
+after every step t <= T of one simulation, T = ``--timesteps``, by default the training T
+``--direct-timesteps``) and ``summary.json`` (``timesteps``: the training T,
+``simulated_timesteps``: T). ``--epochs`` and ``--lr`` are the SNN's (``--direct-epochs``,
+``--direct-lr``); ``--config FILE`` reads a TOML file or a train run's ``run.json``. Every file is written atomically.
 Launch under ``torchrun --nproc_per_node N`` for data-parallel training.
 """
 
@@ -19,25 +22,34 @@ import os
 import sys
 
 from ..direct.checkpoint import CheckpointError
-from ..direct.experiment import CHECKPOINT_NAME, run_training_experiment
+from ..direct.experiment import CHECKPOINT_NAME, run_training_experiment, training_settings
 from ..direct.trainer import TrainingDiverged
 from ..settings import ExperimentSettings, SimulationSettings, StdpSettings, TrainingSettings
 from ..stdp import StdpDivergenceError, UnsupportedArchitectureError
 from ..stdp.checkpoint import StdpCheckpointError
-from .common import add_quiet, add_settings, settings_from
-from .flags import bounded_int
+from ..stdp.run import stdp_run_settings
+from .common import MAX_WORKERS, add_quiet, add_settings, add_workers, settings_from
+from .config import add_config, finish, resolve
+from .flags import add_generic
 from .outdir import add_output_flags
 
-MAX_WORKERS = 256
+__all__ = ["MAX_WORKERS", "add_parser", "run"]
+
+LEGACY_ALIASES = (
+    "optimizer", "momentum", "weight_decay", "schedule", "threshold", "tau_decay", "surrogate",
+    "surrogate_width",
+)  # fmt: skip
+"""Direct settings that train also takes without ``direct_`` (each has one meaning here)."""
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train", help="train a spiking network directly (STBP-tdBN, or unsupervised STDP)"
     )
+    add_config(p)
     p.add_argument(
         "--route",
-        default="direct",
+        default=None,
         choices=("direct", "stdp"),
         help="direct: STBP-tdBN with surrogate gradients; stdp: unsupervised spiking CNN "
         "(Tavanaei & Maida 2017), --stdp-* settings (default direct)",
@@ -47,17 +59,29 @@ def add_parser(sub) -> None:
         help_overrides={"dataset": "digits (offline default), mnist, fashion-mnist, cifar10, "
                         "nmnist (events)"},
     )  # fmt: skip
+    direct = tuple(n for n in vars(TrainingSettings()) if n.startswith("direct_"))
     names += add_settings(
-        p, TrainingSettings, prefix="direct_",
-        help_overrides={"direct_epochs": "training epochs (default 5, as many as an ANN's)",
-                        "direct_timesteps": "simulation steps T per sample"},
+        p, TrainingSettings, only=direct,
+        aliases={f"direct_{n}": ("--" + n.replace("_", "-"),) for n in LEGACY_ALIASES},
+        help_overrides={"direct_epochs": "training epochs of the SNN (default 5)"},
+    )  # fmt: skip
+    add_generic(
+        p, TrainingSettings, "direct_epochs", ("direct_epochs",), aliases=("--train-epochs",),
+        name="epochs", text="training epochs of every network this command trains: here the "
+        "SNN (= --direct-epochs)",
+    )  # fmt: skip
+    add_generic(
+        p, TrainingSettings, "direct_lr", ("direct_lr",), name="lr",
+        text="learning rate of the SNN (= --direct-lr)",
     )  # fmt: skip
     names += add_settings(p, StdpSettings)
-    names += add_settings(p, SimulationSettings, exclude=("timesteps", "encoding"))  # energy
-    p.add_argument(
-        "--workers", type=bounded_int(0, MAX_WORKERS), default=0,
-        help=f"data loader worker processes (at most {MAX_WORKERS})",
+    names += add_settings(
+        p, SimulationSettings, exclude=("encoding",),
+        help_overrides={"timesteps": "simulate the trained SNN for T steps: accuracy_vs_timesteps"
+                        ".csv has every t <= T, energy.csv counts T (default: --direct-timesteps, "
+                        "the training T; direct route)"},
     )  # fmt: skip
+    add_workers(p)
     add_output_flags(
         p,
         "spikebridge-train",
@@ -65,6 +89,7 @@ def add_parser(sub) -> None:
     )
     add_quiet(p)
     p.set_defaults(run=run, settings=names)
+    finish(p)
 
 
 def run_stdp(args: argparse.Namespace) -> int:
@@ -91,13 +116,35 @@ def run_stdp(args: argparse.Namespace) -> int:
     return 0
 
 
+def settings_from_args(args: argparse.Namespace) -> dict:
+    """train's settings from ``--config`` and the flags (:func:`.config.resolve`):
+    ``experiment``, ``training``, ``simulation`` (its ``timesteps``: the simulated T, default the
+    training T), ``stdp`` and ``record``, what ``run.json`` records."""
+    resolve(args, {"workers": 0, "route": "direct"})
+    e = settings_from(args, args.settings, ExperimentSettings)
+    s = settings_from(args, args.settings, StdpSettings)
+    if args.route == "stdp":
+        if args.timesteps is not None:
+            raise ValueError(
+                "--timesteps is the direct route's simulated T; the STDP network is simulated "
+                "for --stdp-timesteps: give that instead"
+            )
+        sim = settings_from(args, args.settings, SimulationSettings)
+        return dict(experiment=e, stdp=s, simulation=sim, record=stdp_run_settings(e, s))
+    t = settings_from(args, args.settings, TrainingSettings)
+    simulated = args.timesteps if args.timesteps is not None else t.direct_timesteps
+    sim = settings_from(args, args.settings, SimulationSettings, timesteps=simulated)
+    record = training_settings(e, t, simulated)
+    return dict(experiment=e, training=t, simulation=sim, stdp=s, record=record)
+
+
 def run(args: argparse.Namespace) -> int:
+    chosen = settings_from_args(args)
     if args.route == "stdp":
         return run_stdp(args)
-    e = settings_from(args, args.settings, ExperimentSettings)
-    t = settings_from(args, args.settings, TrainingSettings)
-    sim = settings_from(args, args.settings, SimulationSettings)
-    epochs, timesteps = t.direct_epoch_count(), t.direct_timesteps
+    e, t, sim = chosen["experiment"], chosen["training"], chosen["simulation"]
+    simulated = sim.timesteps
+    epochs = t.direct_epoch_count()
     is_main = int(os.environ.get("RANK", "0")) == 0
 
     def report(record: dict) -> None:
@@ -114,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_training_experiment(
             e, t, args.out, resume=args.resume, overwrite=args.overwrite, workers=args.workers,
             progress=not args.quiet, on_epoch=report, write=is_main, energy=sim,
+            timesteps=simulated,
         )  # fmt: skip
     except (CheckpointError, TrainingDiverged) as err:
         print(f"spikebridge train: error: {err}", file=sys.stderr)
@@ -122,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     accuracy = result.evaluation.accuracy.tolist() if result.evaluation is not None else []
     final = _pct(accuracy[-1]) if accuracy else "–"
-    print(f"test accuracy at T={timesteps}: {final}; results in {args.out}")
+    print(f"test accuracy at T={simulated}: {final}; results in {args.out}")
     if accuracy and result.history:
         from ..data import dataset_info
         from ..health import weak_network_message

@@ -19,12 +19,11 @@ The keys are the fields of :class:`Settings`, which gathers the four settings gr
 from __future__ import annotations
 
 import os
-import re
-import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config_file import MAX_CONFIG_BYTES, key_line, read_config_text, read_toml
 from ..convert.methods import method_list, method_settings_class
 from ..settings import (
     TYPE_NAMES,
@@ -113,71 +112,6 @@ def check_value(name: str, value: Any) -> Any:
     return check_field(_FIELDS[name], value)
 
 
-MAX_CONFIG_BYTES = 1 << 20
-"""The largest config file read (1 MiB; a config is a few lines of TOML)."""
-
-
-def read_config_text(path: Path) -> str:
-    """The text of config file ``path``: a regular UTF-8 file of at most
-    :data:`MAX_CONFIG_BYTES` (at most that much is read); else an error naming the file."""
-    name = repr(str(path))
-    try:
-        info = path.stat()
-        if stat.S_ISDIR(info.st_mode):
-            raise ConfigError(f"config file {name} is a directory, not a TOML file")
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError(
-                f"config file {name} is not a regular file (a device, pipe or socket); "
-                "give a TOML file"
-            )
-        with path.open("rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # replaced since stat()
-                raise ConfigError(f"config file {name} is not a regular file; give a TOML file")
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file {name} does not exist") from None
-    except OSError as err:
-        raise ConfigError(f"config file {name} cannot be read: {err.strerror}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(
-            f"config file {name} is larger than {MAX_CONFIG_BYTES >> 20} MiB; a config is a "
-            "few lines of TOML"
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a UTF-8 text file ({err})") from None
-
-
-def _read_toml(path: Path) -> tuple[dict[str, Any], str]:
-    try:
-        import tomllib  # type: ignore[import-not-found]
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[import-not-found,no-redef]
-        except ModuleNotFoundError:
-            raise ConfigError(
-                f"reading {path} needs a TOML parser: Python 3.11+ has one built in; on Python "
-                "3.10 install the 'tomli' package (pip install tomli)"
-            ) from None
-    text = read_config_text(path)
-    try:
-        return tomllib.loads(text), text
-    except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: not valid TOML: {err}") from None
-
-
-def key_line(text: str, key: str) -> int | None:
-    """1-based line of the first top-level assignment (or table header) of ``key`` in TOML text."""
-    quoted = re.escape(key)
-    assign = re.compile(rf"""^\s*(?:{quoted}|"{quoted}"|'{quoted}')\s*(=|\.)""")
-    header = re.compile(rf"""^\s*\[+\s*(?:{quoted}|"{quoted}"|'{quoted}')\s*[\].]""")
-    for number, line in enumerate(text.splitlines(), start=1):
-        if assign.match(line) or header.match(line):
-            return number
-    return None
-
-
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
     """The settings in TOML file ``path`` as a dict keyed like :class:`Settings` (underscores),
     plus ``out`` when the file gives it. ``overwrite`` is refused: results are replaced only
@@ -188,7 +122,7 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         ConfigError: invalid TOML, an unknown key or a wrong type/value (names file, line, key).
     """
     path = Path(path)
-    data, text = _read_toml(path)
+    data, text = read_toml(path)
     settings: dict[str, Any] = {}
     for raw_key, value in data.items():
         key = raw_key.replace("-", "_")
@@ -226,6 +160,7 @@ def defaults() -> dict[str, Any]:
 
 __all__ = [
     "COMMAND_LINE_ONLY_KEYS",
+    "MAX_CONFIG_BYTES",
     "FILE_ONLY_KEYS",
     "KEYS",
     "RUNTIME_KEYS",
@@ -235,4 +170,5 @@ __all__ = [
     "defaults",
     "key_line",
     "load_config",
+    "read_config_text",
 ]

@@ -116,6 +116,7 @@ def run(
     progress: bool = False,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
+    workers: int = 0,
     **settings: Any,
 ) -> Comparison:
     """Compare the conversion route (every requested method) with the direct route on one dataset.
@@ -126,6 +127,8 @@ def run(
         out: output directory DIR (see the module docstring for reuse and refusal).
         progress: tqdm progress bars; ``log``: called with one line per stage (the CLI prints them).
         overwrite: replace another experiment's results in ``out``.
+        workers: data loader worker processes (0: load in this process; the results do not
+            depend on it).
         **settings: any field of :class:`~spikebridge.compare.config.Settings` (the groups of
             :mod:`spikebridge.settings`), e.g. ``methods="all"`` (every applicable method;
             those that do not apply are skipped with a note), ``timesteps=32``, ``epochs=5``,
@@ -148,7 +151,9 @@ def run(
     if "methods" in settings and not isinstance(settings["methods"], str):
         settings["methods"] = list(settings["methods"])
     chosen = Settings(arch=arch, dataset=dataset, **settings)
-    return run_settings(chosen, out, progress=progress, overwrite=overwrite, log=log)
+    return run_settings(
+        chosen, out, progress=progress, overwrite=overwrite, log=log, workers=workers
+    )
 
 
 def run_settings(
@@ -158,11 +163,12 @@ def run_settings(
     progress: bool = False,
     overwrite: bool = False,
     log: Callable[[str], None] | None = None,
+    workers: int = 0,
 ) -> Comparison:
     """:func:`run` from a :class:`~spikebridge.compare.config.Settings` (e.g. a loaded config)."""
     started_group = launched_distributed() and not (dist.is_available() and dist.is_initialized())
     try:
-        return _run(settings, Path(out), progress, overwrite, log)
+        return _run(settings, Path(out), progress, overwrite, log, workers)
     finally:
         if started_group and dist.is_initialized():
             dist.barrier()
@@ -170,7 +176,13 @@ def run_settings(
 
 
 def _start(
-    s: Settings, out: Path, progress: bool, overwrite: bool, log, run_dir: RunDirectory
+    s: Settings,
+    out: Path,
+    progress: bool,
+    overwrite: bool,
+    log,
+    run_dir: RunDirectory,
+    workers: int = 0,
 ) -> ComparisonContext:
     """Check the settings and DIR, load the data, record the run in DIR: the context every stage
     shares. ``run_dir`` is DIR, already taken for this run (:func:`spikebridge.rundir.claim`)."""
@@ -188,7 +200,7 @@ def _start(
     # fails without leaving a record of an experiment that never ran
     train_loader, test_loader = make_loaders(
         s.dataset, s.data_root, s.batch_size, s.limit, s.seed, s.download,
-        train_limit=s.train_limit, normalize=s.normalize,
+        train_limit=s.train_limit, normalize=s.normalize, num_workers=workers,
     )  # fmt: skip
     train_loader, validation_loader = split_validation(train_loader, s.validation_fraction, s.seed)
     ctx = ComparisonContext(
@@ -211,7 +223,9 @@ def _start(
     return ctx
 
 
-def _run(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Comparison:
+def _run(
+    s: Settings, out: Path, progress: bool, overwrite: bool, log, workers: int = 0
+) -> Comparison:
     """Take DIR for this run (one run at a time; another command's or experiment's results
     refused unless ``overwrite``), then compare."""
     experiment = s.experiment()
@@ -219,14 +233,20 @@ def _run(s: Settings, out: Path, progress: bool, overwrite: bool, log) -> Compar
         out, "compare", experiment, overwrite=overwrite,
         adopt=lambda directory: holds_experiment(directory, experiment),
     ) as run_dir:  # fmt: skip
-        return _compare(s, out, progress, overwrite, log, run_dir)
+        return _compare(s, out, progress, overwrite, log, run_dir, workers)
 
 
 def _compare(
-    s: Settings, out: Path, progress: bool, overwrite: bool, log, run_dir: RunDirectory
+    s: Settings,
+    out: Path,
+    progress: bool,
+    overwrite: bool,
+    log,
+    run_dir: RunDirectory,
+    workers: int = 0,
 ) -> Comparison:
     started = time.perf_counter()
-    ctx = _start(s, out, progress, overwrite, log, run_dir)
+    ctx = _start(s, out, progress, overwrite, log, run_dir, workers)
     notes = ctx.notes
     ctx.ann, ctx.ann_train_seconds, reused = trained_ann(ctx, ctx.ann)
     if reused:

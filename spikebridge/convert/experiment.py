@@ -68,6 +68,7 @@ def run_conversion_experiment(
     on_start: Callable[[], None] | None = None,
     method_settings: Mapping[str, MethodSettings] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    workers: int = 0,
 ) -> ConversionRun:
     """Load the data, build the ANN (from ``checkpoint`` when given: a .pt2 or .onnx file with
     its own graph, the architecture settings unused; a state dict for the architecture; or,
@@ -79,7 +80,8 @@ def run_conversion_experiment(
     records its run there: a failure before it leaves the output directory untouched);
     ``on_epoch`` with each epoch's history row of the ANN's training. A fraction
     ``experiment.validation_fraction`` of the training images is held out to validate the
-    training (history column ``validation_accuracy``)."""
+    training (history column ``validation_accuracy``). ``workers``: data loader worker
+    processes (the results do not depend on it)."""
     start = time.perf_counter()
     if experiment.export_nir:
         from ..interop import check_nir_available
@@ -96,7 +98,7 @@ def run_conversion_experiment(
     e = experiment
     train_loader, test_loader = make_loaders(
         e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
-        train_limit=e.train_limit, normalize=e.normalize,
+        train_limit=e.train_limit, normalize=e.normalize, num_workers=workers,
     )  # fmt: skip
     train_loader, validation_loader = split_validation(train_loader, e.validation_fraction, e.seed)
     graph_file = checkpoint if checkpoint and is_graph_file(checkpoint) else None

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..data import dataset_info, make_loaders, split_validation
 from ..energy.book import write_network_energy
+from ..evaluation import evaluate
 from ..io import write_json
 from ..rundir import check_resume, claim
 from ..runtime import resolve_device, seed_everything
@@ -34,24 +35,51 @@ HISTORY_COLUMNS = [
 ]  # fmt: skip
 
 
-def training_settings(experiment: ExperimentSettings, training: TrainingSettings) -> dict[str, Any]:
-    """The settings that determine a direct-training run's result, named as ``spikebridge
-    train``'s flags (``timesteps`` for ``direct_timesteps``; epochs and lr resolved): what
-    ``run.json`` records and ``--resume`` compares."""
+def training_settings(
+    experiment: ExperimentSettings, training: TrainingSettings, timesteps: int | None = None
+) -> dict[str, Any]:
+    """The settings that determine a direct-training run's result, by their field names (as
+    compare's record has them; ``direct_epochs`` and ``direct_lr`` resolved) and ``timesteps``,
+    the T the trained network is simulated for (default: its training T): what ``run.json``
+    records and ``--resume`` compares."""
     skip = set(runtime_keys(ExperimentSettings)) | {"activation", "alpha", "levels"}
     values = {k: v for k, v in asdict(experiment).items() if k not in skip}
-    for key, value in asdict(training).items():
-        if key.startswith("direct_"):
-            values[key[len("direct_") :]] = value
-    values["epochs"] = training.direct_epoch_count()
-    values["lr"] = training.direct_learning_rate()
+    values.update({k: v for k, v in asdict(training).items() if k.startswith("direct_")})
+    values["direct_epochs"] = training.direct_epoch_count()
+    values["direct_lr"] = training.direct_learning_rate()
+    values["timesteps"] = timesteps if timesteps is not None else training.direct_timesteps
     return values
+
+
+LEGACY_KEYS = (
+    "timesteps", "epochs", "optimizer", "lr", "momentum", "weight_decay", "schedule",
+    "threshold", "tau_decay", "surrogate", "surrogate_width",
+)  # fmt: skip
+"""The direct settings a record of spikebridge 0.x's ``train`` named without ``direct_``."""
+
+
+def upgrade_record(settings: dict[str, Any]) -> dict[str, Any]:
+    """A direct-training record's settings by today's names: a record written before train's
+    flags had one meaning (``timesteps`` the training T, ``epochs``, ``lr``, ``optimizer``, ...
+    without ``direct_``) gets the ``direct_`` names and ``timesteps``, the simulated T, equal
+    to the training T (all such runs simulated at it). Other records are returned as they are."""
+    if (
+        settings.get("route") == "stdp"
+        or "direct_timesteps" in settings
+        or ("optimizer" not in settings)
+    ):
+        return settings
+    upgraded = {k: v for k, v in settings.items() if k not in LEGACY_KEYS}
+    upgraded.update({f"direct_{k}": settings[k] for k in LEGACY_KEYS if k in settings})
+    upgraded["timesteps"] = settings.get("timesteps")
+    return upgraded
 
 
 # checkpoint config key -> training_settings key, for checkpoints written before run.json
 _CHECKPOINT_CONFIG = {
-    "timesteps": "timesteps", "epochs": "epochs", "optimizer": "optimizer", "lr": "lr",
-    "momentum": "momentum", "weight_decay": "weight_decay", "schedule": "schedule", "seed": "seed",
+    "timesteps": "direct_timesteps", "epochs": "direct_epochs", "optimizer": "direct_optimizer",
+    "lr": "direct_lr", "momentum": "direct_momentum", "weight_decay": "direct_weight_decay",
+    "schedule": "direct_schedule", "seed": "seed",
 }  # fmt: skip
 
 
@@ -62,8 +90,13 @@ def _check_resumable(path: Path, settings: dict[str, Any], recorded: bool) -> in
     saved = load_training_checkpoint(path, resume=True)
     if not recorded:
         config = saved.get("config") or {}
-        given = {k: settings[v] for k, v in _CHECKPOINT_CONFIG.items() if k in config}
-        check_resume({k: config[k] for k in given}, given, source=str(path))
+        pairs = {k: v for k, v in _CHECKPOINT_CONFIG.items() if k in config}
+        check_resume(
+            {v: config[k] for k, v in pairs.items()},
+            {v: settings[v] for v in pairs.values()},
+            may_grow=("direct_epochs",),
+            source=str(path),
+        )
     return int(saved.get("epoch", 0))
 
 
@@ -79,6 +112,7 @@ def run_training_experiment(
     on_epoch: Callable[[dict], None] | None = None,
     write: bool = True,
     energy: SimulationSettings | None = None,
+    timesteps: int | None = None,
 ) -> TrainResult:
     """Train the direct SNN of ``experiment.arch`` with the ``direct_*`` settings of
     ``training``, checkpointing to ``out/checkpoint.pt`` every epoch (``resume`` continues from
@@ -86,7 +120,10 @@ def run_training_experiment(
     ``accuracy_vs_timesteps.csv``, ``summary.json`` and the trained network's ``energy.csv``
     and ``energy_breakdown.csv`` under ``energy.energy_models`` (default: every model; there is
     no ANN here, so no quantised-ANN rows: ``spikebridge compare`` has them). Event datasets are
-    fed as frames.
+    fed as frames. The trained network is simulated for ``timesteps`` steps (default: its
+    training T, ``training.direct_timesteps``), as compare simulates it for ``--timesteps``:
+    ``accuracy_vs_timesteps.csv`` has a row for every t <= ``timesteps`` and ``energy.csv``
+    counts that T.
 
     ``out`` is taken for this run first (:func:`spikebridge.rundir.claim`): one run at a time, a
     directory holding other results refused unless ``overwrite``, a finished training run
@@ -98,20 +135,30 @@ def run_training_experiment(
         from ..interop import check_nir_available
 
         check_nir_available()
+    simulated = timesteps if timesteps is not None else t.direct_timesteps
     timesteps = t.direct_timesteps
-    settings = training_settings(e, t)
+    settings = training_settings(e, t, simulated)
     resolve_device(e.device)  # a missing GPU is an error before the directory is taken
     if t.direct_epoch_count() < 1:
         raise ValueError(
-            f"--epochs must be a positive integer to train, got {t.direct_epoch_count()}"
+            f"--direct-epochs (--epochs) must be a positive integer to train, got "
+            f"{t.direct_epoch_count()}"
         )
-    with claim(out, "train", settings, overwrite=overwrite, resume=resume, rerun=False) as run:
+    info = dataset_info(e.dataset)
+    if info.is_event and simulated != timesteps:
+        raise ValueError(
+            f"--timesteps {simulated}: {e.dataset} is fed as {timesteps} event frames per sample "
+            "(--direct-timesteps), so the network is simulated for those; leave --timesteps out"
+        )
+    with claim(
+        out, "train", settings, overwrite=overwrite, resume=resume, rerun=False,
+        may_grow=("direct_epochs",), upgrade=upgrade_record,
+    ) as run:  # fmt: skip
         out = run.path
         checkpoint = out / CHECKPOINT_NAME
         resumed_from = 0
         if resume:
             resumed_from = _check_resumable(checkpoint, settings, recorded=bool(run.previous))
-        info = dataset_info(e.dataset)
         train_loader, test_loader = make_loaders(
             e.dataset, e.data_root, e.batch_size, e.limit, e.seed, e.download,
             timesteps=timesteps if info.is_event else None, num_workers=workers,
@@ -137,10 +184,15 @@ def run_training_experiment(
             checkpoint_path=checkpoint, resume=resume, device=e.device, progress=progress,
             on_epoch=on_epoch, validation_loader=validation_loader,
         )  # fmt: skip
+        if simulated != timesteps and test_loader is not None:  # the curve to the simulated T
+            result.evaluation = evaluate(
+                result.network, test_loader, simulated, device=resolve_device(e.device)
+            )
         if write:
             summary = {
                 "route": "direct", "method": "stbp-tdbn", "arch": e.arch, "width": e.width,
-                "dataset": e.dataset, "timesteps": timesteps, "epochs": t.direct_epoch_count(),
+                "dataset": e.dataset, "timesteps": timesteps, "simulated_timesteps": simulated,
+                "epochs": t.direct_epoch_count(),
                 "optimizer": t.direct_optimizer, "lr": t.direct_learning_rate(),
                 "schedule": t.direct_schedule, "weight_decay": t.direct_weight_decay,
                 "batch_size": e.batch_size, "seed": e.seed,
@@ -152,7 +204,7 @@ def run_training_experiment(
             write_training_outputs(out, result, summary, time.perf_counter() - start)
             seconds = sum(r.get("seconds", 0.0) for r in result.history) or float("nan")
             write_network_energy(
-                out, "direct", "stbp-tdbn", result.network, timesteps, test_loader,
+                out, "direct", "stbp-tdbn", result.network, simulated, test_loader,
                 energy or SimulationSettings(), resolve_device(e.device), train_seconds=seconds,
             )  # fmt: skip
             if e.export_nir:  # the trained network with tdBN folded: out/direct.nir (docs/nir.md)

@@ -109,6 +109,30 @@ def check_parameters(name: str, node: Any, facts: dict[str, Any]) -> None:
             )
 
 
+def node_label(name: str, nodes: dict[str, Any], order: list[str] | None = None) -> str:
+    """How messages name NIR node ``name``: its name, its kind and, when the graph has several
+    of that kind, which one in ``order`` (default: the nodes' order), e.g. ``NIR node '5' (IF 2
+    of 4)``, so that a node named by a number (a Sequential's layer) is found in the network."""
+    node = nodes[name]
+    kind = type(node).__name__
+    same = [n for n in (order or list(nodes)) if type(nodes.get(n)) is type(node)]
+    if len(same) <= 1 or name not in same:
+        return f"NIR node {name!r} ({kind})"
+    return f"NIR node {name!r} ({kind} {same.index(name) + 1} of {len(same)})"
+
+
+def relabel(message: str, name: str, node: Any, label: str) -> str:
+    """``message`` about NIR node ``name`` (``NIR node 'N' (Kind)...`` or ``NIR node 'N'...``)
+    with its :func:`node_label` in place of that opening."""
+    kind = f"NIR node {name!r} ({type(node).__name__})"
+    if message.startswith(kind):
+        return label + message[len(kind) :]
+    bare = f"NIR node {name!r}"
+    if message.startswith(bare) and label != kind:  # the label says which of its kind
+        return label + message[len(bare) :]
+    return message
+
+
 class ShapeProbe:
     """Runs one zero input of the graph's input shape ([1, ...]) through each node as it is
     read, so that a node that does not fit its input (a weight of the wrong size, per-neuron
@@ -164,4 +188,13 @@ class ShapeProbe:
         self.shapes[name] = x
 
 
-__all__ = ["NIRImportError", "ShapeProbe", "check_parameters", "fact", "number", "whole"]
+__all__ = [
+    "NIRImportError",
+    "ShapeProbe",
+    "check_parameters",
+    "fact",
+    "node_label",
+    "number",
+    "relabel",
+    "whole",
+]

@@ -172,7 +172,10 @@ def build_nir_graph(
     except Exception:  # NIR's shape inference does not know every node; the graph is still valid
         graph = nir.NIRGraph(nodes=b.nodes, edges=b.edges, metadata=graph_meta, type_check=False)
     if b.lossy:
-        listed = "; ".join(f"{name}: {why}" for name, why in b.lossy)
+        from .nir_checks import node_label
+
+        labels = {name: node_label(name, b.nodes) for name, _ in b.lossy}
+        listed = "; ".join(f"{labels[name]}: {why}" for name, why in b.lossy)
         if strict:
             raise NIRExportError(
                 f"strict NIR export refused {len(b.lossy)} node(s) whose meaning a reader "
@@ -180,7 +183,7 @@ def build_nir_graph(
             )
         for name, why in b.lossy:
             warnings.warn(
-                f"NIR node {name!r}: {why}; a reader that ignores metadata['{KEY}'] computes a "
+                f"{labels[name]}: {why}; a reader that ignores metadata['{KEY}'] computes a "
                 "different network",
                 NIRExportWarning,
                 stacklevel=3,

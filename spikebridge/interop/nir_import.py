@@ -37,7 +37,16 @@ from ..engine.nir_neurons import (
     NIRLIFNeuron,
     SumPool2d,
 )
-from .nir_checks import NIRImportError, ShapeProbe, check_parameters, fact, number, whole
+from .nir_checks import (
+    NIRImportError,
+    ShapeProbe,
+    check_parameters,
+    fact,
+    node_label,
+    number,
+    relabel,
+    whole,
+)
 from .nir_export_graph import amplitude_factor
 from .nir_metadata import DEFAULT_DT, FORMAT, KEY, read_facts, require_nir
 
@@ -103,31 +112,14 @@ def import_nir(
         if isinstance(node, nir.Input):
             env[name] = fx_graph.placeholder("x")
             continue
-        preds = incoming[name]
-        if not preds:
-            raise NIRImportError(f"NIR node {name!r} ({type(node).__name__}) has no input edge")
-        x = env[preds[0]]
-        for p in preds[1:]:
-            x = fx_graph.call_function(operator.add, (x, env[p]))
-        probe.sum(name, node, preds)
-        if isinstance(node, nir.Output):
-            fx_graph.output(x)
-            continue
-        check_parameters(name, node, read_facts(node) if use_metadata else {})
-        try:
-            module = _module_for(nir, name, node, use_metadata, dt)
-        except NIRImportError:
-            raise
-        except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as err:
-            raise NIRImportError(f"NIR node {name!r} ({type(node).__name__}): {err}") from None
-        if module is _PASS:
-            probe.forward(name, node, None)
-            env[name] = x
-            continue
-        probe.forward(name, node, module)
-        target = _target(name, targets)
-        modules[target] = module
-        env[name] = fx_graph.call_module(target, (x,))
+        try:  # a message about this node names it by its name, kind and place among its kind
+            env[name] = _read_node(
+                nir, name, node, incoming[name], env, fx_graph, probe, modules, targets,
+                use_metadata, dt,
+            )  # fmt: skip
+        except NIRImportError as err:
+            label = node_label(name, nodes, order)
+            raise NIRImportError(relabel(str(err), name, node, label)) from None
     fx_graph.lint()
     gm = fx.GraphModule(modules, fx_graph, "NIRNetwork")
     encoder = _encoder(read_facts(nodes[inputs[0]]) if use_metadata else {}, seed)
@@ -183,6 +175,35 @@ def _topological_order(nodes: dict[str, Any], edges) -> list[str]:
             "feed-forward NIR graphs"
         )
     return order
+
+
+def _read_node(
+    nir, name, node, preds, env, fx_graph, probe, modules, targets, use_metadata, dt
+) -> fx.Node:
+    """NIR node ``name`` (not the input) read into ``fx_graph``: its fx value."""
+    if not preds:
+        raise NIRImportError(f"NIR node {name!r} ({type(node).__name__}) has no input edge")
+    x = env[preds[0]]
+    for p in preds[1:]:
+        x = fx_graph.call_function(operator.add, (x, env[p]))
+    probe.sum(name, node, preds)
+    if isinstance(node, nir.Output):
+        fx_graph.output(x)
+        return x
+    check_parameters(name, node, read_facts(node) if use_metadata else {})
+    try:
+        module = _module_for(nir, name, node, use_metadata, dt)
+    except NIRImportError:
+        raise
+    except (ValueError, TypeError, RuntimeError, KeyError, IndexError) as err:
+        raise NIRImportError(f"NIR node {name!r} ({type(node).__name__}): {err}") from None
+    if module is _PASS:
+        probe.forward(name, node, None)
+        return x
+    probe.forward(name, node, module)
+    target = _target(name, targets)
+    modules[target] = module
+    return fx_graph.call_module(target, (x,))
 
 
 def _target(name: str, taken: set[str]) -> str:

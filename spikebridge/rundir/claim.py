@@ -32,6 +32,7 @@ def claim(
     arg: str = "--out",
     rank: int | None = None,
     adopt: Callable[[Path], bool] | None = None,
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> RunDirectory:
     """Take the output directory ``path`` for a run of ``command`` with ``settings`` (the
     result-determining ones, e.g. from :func:`settings_from_args`).
@@ -48,6 +49,8 @@ def claim(
         adopt: for a directory without a run record, whether it holds this command's earlier
             results for the same settings, recorded in the command's own way (e.g. a comparison's
             ``experiment.json`` from before run records); such a directory is accepted.
+        upgrade: the recorded settings by today's names (a record of an earlier version), before
+            they are compared.
         rank: the process rank under torchrun (default: the RANK environment variable); only
             rank 0 claims.
 
@@ -68,7 +71,7 @@ def claim(
     handle = RunDirectory(out, command, settings, None, created, fd)
     try:
         handle.previous = _check_ownership(
-            out, command, settings, overwrite, resume, rerun, may_grow, arg, adopt
+            out, command, settings, overwrite, resume, rerun, may_grow, arg, adopt, upgrade
         )
     except BaseException:
         handle.release(remove_created=True)
@@ -86,6 +89,7 @@ def _check_ownership(
     may_grow: Iterable[str],
     arg: str,
     adopt: Callable[[Path], bool] | None = None,
+    upgrade: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
     record = read_record(out)
     where = f"{arg} {str(out)!r}"
@@ -121,6 +125,8 @@ def _check_ownership(
             f"`spikebridge {command}`; {choose}"
         )
     saved = record.get("settings") or {}
+    if upgrade is not None and isinstance(saved, dict):
+        saved = upgrade(saved)
     if not resume and unfinished(record) and (rerun or record.get("status") == "failed"):
         # a failed run left no results: retry it, with any settings (a killed training run
         # keeps its checkpoint for --resume: it is not replaced without --overwrite)

@@ -16,8 +16,11 @@ from .record import RECORD_NAME
 
 
 def flag(key: str) -> str:
-    """The command-line flag of a setting: ``batch_size`` -> ``--batch-size``."""
-    return "--" + key.replace("_", "-")
+    """The command-line flag of a setting: ``batch_size`` -> ``--batch-size``, ``epochs`` ->
+    ``--ann-epochs`` (:func:`spikebridge.settings.flag_of`)."""
+    from ..settings import flag_of
+
+    return flag_of(key)
 
 
 def plain(value: Any) -> Any:
@@ -66,7 +69,7 @@ def check_resume(
         raise ResumeMismatch(
             f"--resume with settings different from those of the run being resumed ({source}): "
             + "; ".join(problems)
-            + ". Resume with the same settings (only --epochs may grow), or start a new --out"
+            + ". Resume with the same settings (only the epochs may grow), or start a new --out"
         )
 
 
