@@ -103,3 +103,117 @@ def test_chunks_carry_the_graded_state():
 def test_bad_levels_are_refused(levels):
     with pytest.raises(ValueError, match="levels"):
         IFNeuron(1.0, levels=levels)
+
+
+# --- method calibrated: the network at T with K levels is its (K*T+1)-level twin ----------------
+
+
+@pytest.fixture(scope="module")
+def digits_images():
+    from spikebridge.convert.calibration import calibration_images
+    from spikebridge.data import make_loaders
+
+    return calibration_images(make_loaders("digits", batch_size=64, seed=0)[0], 128)
+
+
+@pytest.fixture(scope="module")
+def prepared_cnn(trained_digits_cnn):
+    from spikebridge.convert import prepare
+
+    return prepare(trained_digits_cnn, maxpool="avg")
+
+
+def _fast(**changes):
+    from spikebridge.convert import CalibratedSettings
+
+    return CalibratedSettings(samples=128, refine_passes=1, **changes)
+
+
+def _first_layer(module) -> str:
+    from spikebridge.normalization import activation_layers
+
+    return next(iter(activation_layers(module)))
+
+
+def test_calibrated_graded_network_equals_its_k_t_level_twin(prepared_cnn, digits_images):
+    from spikebridge.convert.calibration import calibrate_target
+    from spikebridge.convert.quantised_twin import quantisers
+
+    T, K = 2, 3
+    result = calibrate_target(prepared_cnn, digits_images, T, _fast(), spike_levels=K)
+    assert result.levels == K * T
+    network, twin = result.build(), result.twin()
+    first = _first_layer(prepared_cnn)
+    neuron = network.module.get_submodule(first)
+    assert neuron.levels == K
+    assert torch.allclose(neuron.threshold * K, result.thresholds[first])
+    assert quantisers(twin)[first].timesteps == K * T
+    x = digits_images[:64]
+    seen = {}
+    neuron.register_forward_hook(lambda m, a, out: seen.setdefault("snn", []).append(out))
+    quantisers(twin)[first].register_forward_hook(lambda m, a, out: seen.__setitem__("twin", out))
+    readout = network.simulate(x, T).readout[-1]
+    with torch.no_grad():
+        logits = twin(x)
+    # first layer: a constant input, so the graded count is the twin's level exactly
+    rate = torch.cat(seen["snn"]).unflatten(0, (T, x.shape[0])).sum(0) / T
+    unit = seen["twin"].new_tensor(1.0) * result.thresholds[first].reshape(1, -1, 1, 1) / (K * T)
+    assert (seen["twin"] > 0).float().mean() > 0.05  # the comparison is not of zeros
+    mismatched = ((rate - seen["twin"]).abs() > 1e-4 * unit).float().mean().item()
+    assert mismatched < 1e-4, mismatched
+    # the whole network: the readout predicts what the twin does
+    agree = (readout.argmax(1) == logits.argmax(1)).float().mean().item()
+    assert agree > 0.95, agree
+
+
+def test_k_levels_at_t_calibrate_the_twin_of_binary_at_k_t(prepared_cnn, digits_images):
+    """(T = 2, K = 2) and (T = 4, K = 1) search the same 5-level twin: the same thresholds and
+    biases, and both networks read out what that twin computes."""
+    from spikebridge.convert.calibration import calibrate_target
+
+    settings = _fast(snn_correction=False)
+    graded = calibrate_target(prepared_cnn, digits_images, 2, settings, spike_levels=2)
+    binary = calibrate_target(prepared_cnn, digits_images, 4, settings)
+    for name, theta in binary.thresholds.items():
+        assert torch.equal(graded.thresholds[name], theta), name
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(graded.prepared.parameters(), binary.prepared.parameters(), strict=True)
+    )
+    x = digits_images[:64]
+    with torch.no_grad():
+        logits = binary.twin()(x)
+    for result, T in ((graded, 2), (binary, 4)):
+        readout = result.build().simulate(x, T).readout[-1]
+        agree = (readout.argmax(1) == logits.argmax(1)).float().mean().item()
+        assert agree > 0.95, (T, agree)
+
+
+def test_spike_levels_list_gives_one_network_per_k_labelled(trained_digits_cnn, digits_loaders):
+    from spikebridge.convert import Converter, converted_networks
+    from spikebridge.settings import ConversionSettings
+
+    converter = Converter(trained_digits_cnn, digits_loaders[0], maxpool="avg")
+    conversion = ConversionSettings(methods="channel", spike_levels="1,4")
+    items = list(converted_networks(converter, "channel", 8, conversion))
+    assert [i.key for i in items] == ["channel", "channel-K4"]
+    binary, graded = (i.network.module for i in items)
+    name = _first_layer(converter.prepared_)
+    theta = binary.get_submodule(name).threshold
+    neuron = graded.get_submodule(name)
+    assert neuron.levels == 4 and torch.allclose(neuron.threshold * 4, theta)
+    x, y = next(iter(digits_loaders[1]))
+    # K = 4 at T = 8 has the levels of binary at T = 32: close to the ANN already
+    accuracy = (items[1].network.simulate(x, 8).readout[-1].argmax(1) == y).float().mean()
+    assert accuracy > 0.9, accuracy
+
+
+@pytest.mark.parametrize("value", ["0", "256", "2.5", "x", "1,,0"])
+def test_cli_refuses_bad_spike_levels(value, capsys):
+    from spikebridge.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["convert", "--spike-levels", value, "--epochs", "0"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "--spike-levels" in err and "Traceback" not in err
