@@ -217,3 +217,83 @@ def test_cli_refuses_bad_spike_levels(value, capsys):
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert "--spike-levels" in err and "Traceback" not in err
+
+
+# --- counters and energy: each spike's payload -------------------------------------------------
+
+
+def _tiny(levels: int):
+    """Linear(1 -> 1, weight 1) -> IF neuron (theta 0.25 per unit, K = ``levels``) ->
+    Linear(1 -> 3): the second layer's events are the neuron's spikes."""
+    from torch import nn
+
+    from spikebridge.engine.network import SpikingNetwork
+
+    first, last = nn.Linear(1, 1, bias=False), nn.Linear(1, 3, bias=False)
+    with torch.no_grad():
+        first.weight.fill_(1.0)
+        last.weight.fill_(0.5)
+    return SpikingNetwork(nn.Sequential(first, IFNeuron(0.25, levels=levels), last))
+
+
+def _evaluate(network, x, T):
+    from spikebridge.evaluation import evaluate
+
+    return evaluate(network, [(x, torch.zeros(x.shape[0], dtype=torch.long))], T, count_ops=True)
+
+
+def test_counters_count_events_units_and_payload_bits():
+    from spikebridge.evaluation.counters import payload_bits
+
+    x = torch.tensor([[0.8], [0.3]])
+    ev = _evaluate(_tiny(4), x, 3)
+    # 0.8 per step: u = 0.8, 0.85, 0.9 -> 3 units at every step; 0.3: 1 unit per step
+    assert ev.spikes["1"].tolist() == [2, 2, 2]
+    assert ev.units["1"].tolist() == [4, 4, 4]
+    assert ev.spike_units().sum().item() == 12
+    assert ev.spike_levels == 4 and ev.payload_bits == payload_bits(4) == 3
+    assert payload_bits(4, signed=True) == 4 and payload_bits(255) == 8 and payload_bits(1) == 0
+    # six events, each reaching the three outputs of the last layer: graded synaptic operations
+    assert ev.sops().sum().item() == 18 and ev.graded_sops().sum().item() == 18
+    binary = _evaluate(_tiny(1), x, 3)
+    assert binary.units == {} and binary.payload_bits == 0
+    assert binary.graded_sops().sum().item() == 0
+    assert torch.equal(binary.spike_units(), binary.sops() / 3)  # one unit per binary spike
+
+
+def test_energy_models_price_the_payload_as_documented():
+    """Same events, the payload priced or not: ops turns each graded synaptic op into a MAC,
+    lemaire and reuse add the payload's multiply, bits and k, loihi charges events only."""
+    from dataclasses import replace
+
+    from spikebridge.energy.counts import snn_counts
+    from spikebridge.energy.estimate import price
+    from spikebridge.energy.lemaire import WORD_BITS, Lemaire
+    from spikebridge.energy.ops import Ops
+
+    network = _tiny(4)
+    counts = snn_counts(_evaluate(network, torch.tensor([[0.8], [0.3]]), 3), network)
+    graded = [layer for layer in counts.layers if layer.graded]
+    assert [layer.name for layer in graded] == ["2"] and counts.payload_bits == 3
+    assert counts.units == 6.0 and counts.spikes == 3.0  # per image
+    as_binary = replace(
+        counts,
+        payload_bits=0,
+        layers=[replace(layer, graded=False) for layer in counts.layers],
+        neurons=[replace(n, levels=1, units=None) for n in counts.neurons],
+    )
+    ops = Ops()
+    extra = price("ops", counts).total_pj - price("ops", as_binary).total_pj
+    assert extra == pytest.approx(graded[0].sops * (ops.e_mac_pj - ops.e_ac_pj))
+    lemaire = Lemaire()
+    diff = price("lemaire", counts).breakdown_pj
+    base = price("lemaire", as_binary).breakdown_pj
+    steps = counts.neurons[0].neurons * counts.timesteps
+    assert diff["graded"] == pytest.approx(steps * lemaire.e_mul_pj)
+    synops = graded[0].events * graded[0].shape.fan_out_stride
+    spikes = counts.neurons[0].spikes
+    payload_ops = (synops + spikes) * lemaire.e_mul_pj * 3 / WORD_BITS
+    assert diff["ops"] - base["ops"] == pytest.approx(payload_ops)
+    assert diff["memory_inout"] > base["memory_inout"]
+    assert price("reuse", counts).total_pj > price("reuse", as_binary).total_pj
+    assert price("loihi", counts).total_pj == pytest.approx(price("loihi", as_binary).total_pj)
