@@ -297,3 +297,76 @@ def test_energy_models_price_the_payload_as_documented():
     assert diff["memory_inout"] > base["memory_inout"]
     assert price("reuse", counts).total_pj > price("reuse", as_binary).total_pj
     assert price("loihi", counts).total_pj == pytest.approx(price("loihi", as_binary).total_pj)
+
+
+# --- NIR: the graded neuron's K in metadata; refused by strict export --------------------------
+
+
+@pytest.fixture(scope="module")
+def graded_digits_network():
+    pytest.importorskip("nir", reason="NIR export needs the optional 'nir' extra")
+    from test_methods_fixtures import digits_tensors, trained_digits
+
+    from spikebridge.convert import Converter
+
+    calib, _ = digits_tensors(train=True, n=256)
+    return Converter(trained_digits("cnn"), calib).build(
+        "channel", initial_potential=0.5, negative_spikes=True, spike_levels=3
+    )
+
+
+def test_nir_round_trip_rebuilds_graded_neurons_exactly(graded_digits_network, tmp_path):
+    import warnings
+
+    from test_methods_fixtures import digits_tensors
+
+    from spikebridge.interop import NIRExportWarning, export_nir, import_nir
+
+    path = tmp_path / "graded.nir"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NIRExportWarning)
+        export_nir(graded_digits_network, path, input_shape=(1, 8, 8))
+    assert any("graded spikes" in str(w.message) for w in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NIRExportWarning)
+        restored = import_nir(path)
+    assert {m.levels for m in restored.neurons().values()} == {3}
+    x, _ = digits_tensors(train=False, n=32)
+    a = graded_digits_network.simulate(x, 4, record_spikes=True)
+    b = restored.simulate(x, 4, record_spikes=True)
+    for layer, counts in a.spikes.items():
+        assert torch.equal(counts, b.spikes[layer]), layer
+        assert torch.equal(a.units[layer], b.units[layer]), layer
+    assert sum(int(u.sum()) for u in a.units.values()) > sum(
+        int(c.sum()) for c in a.spikes.values()
+    )
+    torch.testing.assert_close(b.readout, a.readout, rtol=1e-5, atol=1e-6)
+
+
+def test_strict_nir_export_refuses_graded_neurons_naming_the_layer(graded_digits_network, tmp_path):
+    from spikebridge.interop import NIRExportError, export_nir
+
+    first = next(iter(graded_digits_network.neurons()))
+    path = tmp_path / "strict.nir"
+    with pytest.raises(NIRExportError, match=rf"{first}: .*graded spikes.*up to 3 per step"):
+        export_nir(graded_digits_network, path, input_shape=(1, 8, 8), strict=True)
+    assert not path.exists()
+
+
+def test_nir_import_refuses_bad_levels(graded_digits_network, tmp_path):
+    import warnings
+
+    import nir
+
+    from spikebridge.interop import NIRExportWarning, NIRImportError, export_nir, import_nir
+    from spikebridge.interop.nir_metadata import KEY
+
+    path = tmp_path / "bad.nir"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NIRExportWarning)
+        graph = export_nir(graded_digits_network, path, input_shape=(1, 8, 8))
+    first = next(iter(graded_digits_network.neurons()))
+    graph.nodes[first].metadata[KEY]["levels"] = 2.5
+    nir.write(tmp_path / "edited.nir", graph)
+    with pytest.raises(NIRImportError, match=rf"{first}.*'levels'.*integer in 1..255"):
+        import_nir(tmp_path / "edited.nir")
