@@ -370,3 +370,26 @@ def test_nir_import_refuses_bad_levels(graded_digits_network, tmp_path):
     nir.write(tmp_path / "edited.nir", graph)
     with pytest.raises(NIRImportError, match=rf"{first}.*'levels'.*integer in 1..255"):
         import_nir(tmp_path / "edited.nir")
+
+
+def test_weights_only_file_keeps_the_spike_levels(tmp_path):
+    from test_methods_fixtures import digits_tensors, trained_digits
+
+    from spikebridge.convert import Converter
+    from spikebridge.snn_files import SnnFileError, ann_record, load_snn, save_snn
+
+    calib, _ = digits_tensors(train=True, n=128)
+    network = Converter(trained_digits("cnn"), calib, maxpool="avg").build(
+        "channel", spike_levels=5
+    )
+    record = ann_record("cnn", 10, 1, 8, 0.25)
+    save_snn(tmp_path / "snn.pt", network, record, "avg", "analog", method="channel-K5")
+    restored = load_snn(tmp_path / "snn.pt")
+    assert {m.levels for m in restored.neurons().values()} == {5}
+    x, _ = digits_tensors(train=False, n=16)
+    assert torch.equal(network.simulate(x, 3).readout, restored.simulate(x, 3).readout)
+    data = torch.load(tmp_path / "snn.pt", weights_only=True)
+    next(iter(data["neurons"].values()))["levels"] = 0
+    torch.save(data, tmp_path / "bad.pt")
+    with pytest.raises(SnnFileError, match="levels"):
+        load_snn(tmp_path / "bad.pt")
