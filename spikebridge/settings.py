@@ -390,9 +390,9 @@ def check_value(f, value: Any) -> Any:
         )
     if name in VALUE_CHECKS:  # a value only a higher layer can judge (method names, noise specs)
         return VALUE_CHECKS[name](value)
-    if name == "spike_levels":
-        parse_spike_levels(value)
-        return value
+    if name == "spike_levels":  # one canonical form: 4 (an int) or "1,2,4" (sorted, each once)
+        levels = parse_spike_levels(value)
+        return levels[0] if len(levels) == 1 else ",".join(map(str, levels))
     if isinstance(value, str) and float in kinds:  # a number or a keyword (percentile: 'auto')
         if value != "auto":
             raise SettingsError(f"{name} must be {_type_name(f)}, got {shown(value)}")

@@ -393,3 +393,13 @@ def test_weights_only_file_keeps_the_spike_levels(tmp_path):
     torch.save(data, tmp_path / "bad.pt")
     with pytest.raises(SnnFileError, match="levels"):
         load_snn(tmp_path / "bad.pt")
+
+
+def test_spike_levels_setting_has_one_canonical_form():
+    from spikebridge.settings import ConversionSettings, SettingsError
+
+    assert ConversionSettings().spike_levels == 1
+    assert ConversionSettings(spike_levels="4").spike_levels == 4
+    assert ConversionSettings(spike_levels="4,1, 2,2").spike_levels == "1,2,4"
+    with pytest.raises(SettingsError, match="spike_levels"):
+        ConversionSettings(spike_levels=2.5)
