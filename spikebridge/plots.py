@@ -37,11 +37,11 @@ def register_label(method: str, label: str) -> None:
 
 def network_label(route: str, method: str) -> str:
     """Legend text naming route and method, e.g. ``conversion: channel-wise (Kim 2020)``; a
-    network of graded spikes (``<method>-K<K>``) adds ``, graded K = <K>``."""
+    network of graded spikes (``<method>-K<K>``): ``conversion: <method> (graded, K = <K>)``."""
     name = METHOD_NAMES.get(method)
     graded = re.fullmatch(r"(.+)-K(\d+)", method)
     if name is None and graded and graded.group(1) in METHOD_NAMES:
-        name = f"{METHOD_NAMES[graded.group(1)]}, graded K = {graded.group(2)}"
+        name = f"{graded.group(1)} (graded, K = {graded.group(2)})"
     return f"{ROUTE_NAMES.get(route, route)}: {name or method}"
 
 
