@@ -210,8 +210,8 @@ class IFNeuron(SpikingNeuron):
     discards it). A signed neuron emits k = clamp(floor(u/theta), -min(count, K), K): it takes
     back up to K earlier units at once. Over T steps the net count is then
     clamp(floor(sum z / theta + u[0] / theta), 0, K*T) whenever each step's input is within
-    (-K*theta, K*theta]: the (KT+1)-level quantiser, as a binary neuron at K*T steps with
-    threshold K*theta. K = 1 is the binary neuron, bit for bit (the same kernels).
+    (-K*theta, K*theta]: the (KT+1)-level quantiser, whose levels a binary neuron reaches only
+    in K*T steps. K = 1 is the binary neuron, bit for bit (the same kernels).
 
     Args:
         threshold: theta, a scalar or one value per channel (channel dimension 1); with graded
