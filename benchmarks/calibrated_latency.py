@@ -124,16 +124,26 @@ def spikingjelly_paired(net, ann, batches, steps: int) -> tuple[torch.Tensor, Pa
     return correct.double() / n, clock
 
 
-def ops_per_image(macs: torch.Tensor, sops: torch.Tensor, images: int, steps: int) -> dict:
-    """Operations per image over steps 1..``steps`` ([T] per-step totals over ``images``)."""
+def ops_per_image(
+    macs: torch.Tensor, sops: torch.Tensor, images: int, steps: int, graded=None
+) -> dict:
+    """Operations per image over steps 1..``steps`` ([T] per-step totals over ``images``); the
+    SOPs of graded spikes (``graded``, [T]) cost a MAC each (docs/energy.md)."""
     mac, sop = float(macs[:steps].sum()) / images, float(sops[:steps].sum()) / images
-    return {"macs": mac, "sops": sop, "energy_pj": float(energy_pj(mac, sop))}
+    g = float(graded[:steps].sum()) / images if graded is not None else 0.0
+    out = {"macs": mac, "sops": sop, "energy_pj": float(energy_pj(mac + g, sop - g))}
+    if graded is not None:
+        out["graded_sops"] = g
+    return out
 
 
 def calibrated_ops(net, batches, steps: int) -> dict:
     """spikebridge's counters on the calibrated network, ``steps`` steps."""
     ev = evaluate(net, batches, steps, count_ops=True)
-    return ops_per_image(ev.macs(), ev.sops(), ev.total, steps)
+    out = ops_per_image(ev.macs(), ev.sops(), ev.total, steps, ev.graded_sops())
+    out["spikes"] = sum(float(c.sum()) for c in ev.spikes.values()) / ev.total
+    out["spike_units"] = float(ev.spike_units().sum()) / ev.total
+    return out
 
 
 def spikingjelly_ops(net, batches, steps: int) -> dict:
@@ -256,6 +266,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="grid of u[0] / theta searched per channel, e.g. 0.3,0.5,0.7",
     )
     p.add_argument("--no-snn-correction", action="store_true", help="skip the SNN correction")
+    p.add_argument(
+        "--spike-levels", type=int, default=1,
+        help="graded spikes: K threshold units per step (the twin at K*T levels; 1: binary)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--agreement-images", type=int, default=500)
     p.add_argument("--sj-timesteps", type=int, default=0, help="SpikingJelly's run (0: skip)")
@@ -303,9 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     ops_batches = [] if not args.ops_images else batches[: -(-args.ops_images // args.batch_size)]
     rows = []
     for steps in [int(t) for t in args.targets.split(",")]:
-        result = calibrate_target(prepared, calib, steps, settings)
+        result = calibrate_target(prepared, calib, steps, settings, spike_levels=args.spike_levels)
         row = {
             "timesteps": steps,
+            "spike_levels": args.spike_levels,
             "calibration_seconds": result.seconds,
             "calibration_cpu_seconds": result.cpu_seconds,
         }
@@ -327,8 +342,9 @@ def main(argv: list[str] | None = None) -> int:
                 shares = count_agreement(net, twin, xs[: args.agreement_images], steps)
                 row["count_differs"] = shares
         rows.append(row)
+        graded = f" K={args.spike_levels}" if args.spike_levels > 1 else ""
         print(
-            f"T={steps}: calibration {result.seconds:.1f} s (CPU {result.cpu_seconds:.1f} s); "
+            f"T={steps}{graded}: calibration {result.seconds:.1f} s (CPU {result.cpu_seconds:.1f} s); "
             f"signed {100 * row['signed']:.2f}% plain {100 * row['plain']:.2f}% twin "
             f"{100 * row['twin']:.2f}%; a step costs {describe_cost(row['signed_cost'])} ANN "
             f"passes (signed), {describe_cost(row['plain_cost'])} (plain); settled images "

@@ -8,6 +8,7 @@ distinct markers and line styles per network so they read in greyscale.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -35,8 +36,13 @@ def register_label(method: str, label: str) -> None:
 
 
 def network_label(route: str, method: str) -> str:
-    """Legend text naming route and method, e.g. ``conversion: channel-wise (Kim 2020)``."""
-    return f"{ROUTE_NAMES.get(route, route)}: {METHOD_NAMES.get(method, method)}"
+    """Legend text naming route and method, e.g. ``conversion: channel-wise (Kim 2020)``; a
+    network of graded spikes (``<method>-K<K>``): ``conversion: <method> (graded, K = <K>)``."""
+    name = METHOD_NAMES.get(method)
+    graded = re.fullmatch(r"(.+)-K(\d+)", method)
+    if name is None and graded and graded.group(1) in METHOD_NAMES:
+        name = f"{graded.group(1)} (graded, K = {graded.group(2)})"
+    return f"{ROUTE_NAMES.get(route, route)}: {name or method}"
 
 
 STYLE_ORDER = tuple(m for m in METHOD_NAMES if m != "stbp-tdbn")

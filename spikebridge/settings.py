@@ -54,6 +54,8 @@ MAX_SEED = 2**63 - 1
 MAX_LR = 10.0
 MAX_TARGETS = 64
 """The most target T's of a per-T method (each builds and calibrates a network)."""
+MAX_SPIKE_LEVELS = 255
+"""The most threshold units K one graded spike may carry (an 8-bit payload, as Loihi 2's)."""
 DEFAULT_LR = {"sgd": 0.1, "adam": 1e-3}
 """The direct SNN's learning rate by optimizer when ``direct_lr`` is not given."""
 DEFAULT_PERCENTILE = 99.9
@@ -239,6 +241,11 @@ class ConversionSettings(_Checked):
         None, "target T's of methods that build one network per T (calibrated), comma-separated "
         "(default: 1, 2, 4, ... and --timesteps)",
     )  # fmt: skip
+    spike_levels: int | str = setting(
+        1, "graded spikes: the most threshold units K a spike carries per step (1: binary); "
+        "comma-separated K's build one network per K (e.g. 1,2,4), labelled -K<K>",
+        maximum=MAX_SPIKE_LEVELS,
+    )  # fmt: skip
 
 
 @dataclass
@@ -389,6 +396,9 @@ def check_value(f, value: Any) -> Any:
         )
     if name in VALUE_CHECKS:  # a value only a higher layer can judge (method names, noise specs)
         return VALUE_CHECKS[name](value)
+    if name == "spike_levels":  # one canonical form: 4 (an int) or "1,2,4" (sorted, each once)
+        levels = parse_spike_levels(value)
+        return levels[0] if len(levels) == 1 else ",".join(map(str, levels))
     if isinstance(value, str) and float in kinds:  # a number or a keyword (percentile: 'auto')
         if value != "auto":
             raise SettingsError(f"{name} must be {_type_name(f)}, got {shown(value)}")
@@ -454,6 +464,26 @@ def check_bounds(f, value: Any) -> None:
     maximum, below = f.metadata.get("maximum"), f.metadata.get("below")
     if (maximum is not None and value > maximum) or (below is not None and value >= below):
         raise SettingsError(f"{f.name} must be {bound_text(f)}, got {shown(value)}")
+
+
+def parse_spike_levels(value: int | str) -> list[int]:
+    """``4`` or ``"1,2,4"`` -> [4] or [1, 2, 4]: the spike levels K of graded neurons (sorted,
+    each once, each in 1..MAX_SPIKE_LEVELS); SettingsError naming ``spike_levels`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise SettingsError(
+            f"spike_levels must be an integer or comma-separated integers, got {shown(value)}"
+        )
+    try:
+        parts = [value] if isinstance(value, int) else value.split(",")
+        values = sorted({int(part) for part in parts if str(part).strip()})
+    except ValueError:
+        values = []
+    if not values or values[0] < 1 or values[-1] > MAX_SPIKE_LEVELS:
+        raise SettingsError(
+            f"spike_levels must be integers in 1..{MAX_SPIKE_LEVELS} (the threshold units one "
+            f"spike carries; 1: binary), one or comma-separated (e.g. 4 or 1,2,4), got {shown(value)}"
+        )
+    return values
 
 
 def parse_targets(text: str) -> list[int]:

@@ -100,13 +100,14 @@ def build_ann(record: dict[str, Any], source: str = "") -> nn.Module:
 
 
 def _neuron_record(module: nn.Module) -> dict[str, Any]:
+    graded = {"levels": module.levels} if module.levels > 1 else {}  # K = 1: as before
     if isinstance(module, SignedIFNeuron):
         return {"class": "SignedIFNeuron", "alpha": module.alpha,
-                "initial_potential": float(module.initial_potential)}  # fmt: skip
+                "initial_potential": float(module.initial_potential), **graded}  # fmt: skip
     u0 = module.initial_potential
     return {
         "class": "IFNeuron", "reset": module.reset, "negative_spikes": module.negative_spikes,
-        "initial_potential": None if isinstance(u0, torch.Tensor) else float(u0),
+        "initial_potential": None if isinstance(u0, torch.Tensor) else float(u0), **graded,
     }  # fmt: skip
 
 
@@ -184,13 +185,17 @@ def load_snn(path: str | os.PathLike, device: torch.device | str = "cpu") -> Spi
         threshold = state.get(f"{name}.threshold")
         if threshold is None or spec.get("class") not in NEURONS:
             raise SnnFileError(f"{path}: layer {name}: no threshold or an unknown neuron")
-        if spec["class"] == "SignedIFNeuron":
-            neuron = SignedIFNeuron(threshold, spec["alpha"], spec["initial_potential"])
-        else:
-            u0 = spec["initial_potential"]
-            if u0 is None:
-                u0 = state[f"{name}.initial_potential"]
-            neuron = IFNeuron(threshold, spec["reset"], u0, spec["negative_spikes"])
+        levels = spec.get("levels", 1)
+        try:
+            if spec["class"] == "SignedIFNeuron":
+                neuron = SignedIFNeuron(threshold, spec["alpha"], spec["initial_potential"], levels)
+            else:
+                u0 = spec["initial_potential"]
+                if u0 is None:
+                    u0 = state[f"{name}.initial_potential"]
+                neuron = IFNeuron(threshold, spec["reset"], u0, spec["negative_spikes"], levels)
+        except ValueError as err:
+            raise SnnFileError(f"{path}: layer {name}: {err}") from None
         try:
             set_submodule(module, name, neuron)
         except (AttributeError, KeyError) as err:

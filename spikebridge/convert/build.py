@@ -25,8 +25,10 @@ def build_spiking_module(
     method: str = "",
     negative_spikes: bool = False,
     max_pool_rule: str = "gate",
+    spike_levels: int = 1,
 ) -> fx.GraphModule:
-    """A copy of the prepared ANN with every activation replaced by its neuron (and, when
+    """A copy of the prepared ANN with every activation replaced by its neuron (graded, with
+    units of threshold / ``spike_levels``, when ``spike_levels`` > 1; and, when
     ``maxpool="spiking"``, max-pools by :class:`~spikebridge.engine.neurons.SpikingMaxPool` with
     ``max_pool_rule``: Rueckauer 2017's ``"gate"`` or the count-exact ``"running"``). Runs on
     [T*B, ...] inside SpikingNetwork."""
@@ -37,7 +39,16 @@ def build_spiking_module(
         set_submodule(
             snn,
             name,
-            neuron_for(name, act, scales[name], reset, initial_potential, method, negative_spikes),
+            neuron_for(
+                name,
+                act,
+                scales[name],
+                reset,
+                initial_potential,
+                method,
+                negative_spikes,
+                spike_levels,
+            ),  # fmt: skip
         )
     if maxpool == "spiking":
         for node in snn.graph.nodes:
@@ -62,13 +73,16 @@ def spiking_network(
     encoding: str = "analog",
     seed: int = 0,
     chunk_size: int | None = None,
+    spike_levels: int = 1,
 ) -> SpikingNetwork:
     """The one way a converted network is put together: :func:`build_spiking_module`, the
     per-layer initial potentials ``potentials`` (u[0] / theta, 0-d or [C]; replacing
-    ``initial_potential`` for the named layers) and the input encoder (``encoding``, seeded)."""
+    ``initial_potential`` for the named layers) and the input encoder (``encoding``, seeded).
+    ``spike_levels`` = K > 1: graded neurons carrying up to K units of threshold / K per step
+    (:class:`~spikebridge.engine.neurons.IFNeuron`)."""
     module = build_spiking_module(
         prepared, thresholds, reset, initial_potential, maxpool, method, negative_spikes,
-        max_pool_rule,
+        max_pool_rule, spike_levels,
     )  # fmt: skip
     if potentials:
         set_initial_potentials(module, potentials)

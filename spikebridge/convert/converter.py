@@ -121,10 +121,13 @@ class Converter:
         target: int | None = None,
         negative_spikes: bool | None = None,
         settings: MethodSettings | None = None,
+        spike_levels: int = 1,
     ) -> MethodOutput:
         """What ``method`` gives with ``settings`` (default :meth:`settings_of`) for target T
-        ``target`` (a ``per_timesteps`` method needs one) and ``negative_spikes`` neurons
-        (default: the method's); built once per distinct request."""
+        ``target`` (a ``per_timesteps`` method needs one), ``negative_spikes`` neurons
+        (default: the method's) and graded spikes of ``spike_levels`` units (a ``per_timesteps``
+        method calibrates for K*T levels; the others' thresholds do not depend on K); built
+        once per distinct request."""
         entry = get_method(method)
         if entry.per_timesteps and target is None:
             raise ValueError(f"method {method!r} builds one network per T: pass target")
@@ -133,17 +136,18 @@ class Converter:
             negative_spikes = entry.negative_spikes
         target = target if entry.per_timesteps else None
         kind = negative_spikes if entry.per_neuron else None
-        key = (method, settings, target, kind)
+        levels = spike_levels if entry.per_timesteps else 1
+        key = (method, settings, target, kind) + ((levels,) if levels > 1 else ())
         if key not in self.outputs_:
             entry.check_activations(activation_layers(self.prepared_))
             other = (
-                self.outputs_.get((method, settings, target, not kind))
+                self.outputs_.get((method, settings, target, not kind, *key[4:]))
                 if entry.per_neuron
                 else None
             )
             source = MethodInput(
                 self.prepared_, self.calibration, self.statistics, self.device, self.seed,
-                self.maxpool, self.progress, target, negative_spikes, other,
+                self.maxpool, self.progress, target, negative_spikes, other, levels,
             )  # fmt: skip
             built = entry.build(source, settings)
             self.outputs_[key] = built if isinstance(built, MethodOutput) else MethodOutput(built)
@@ -167,9 +171,14 @@ class Converter:
         negative_spikes: bool | None = None,
         target: int | None = None,
         settings: MethodSettings | None = None,
+        spike_levels: int = 1,
     ) -> SpikingNetwork:
         """The spiking network for ``method`` (for a ``per_timesteps`` method: the one built for
         target T = ``target``; it is simulated for any T), with ``settings`` (default :meth:`settings_of`).
+
+        ``spike_levels`` = K > 1 gives graded neurons: up to K units of threshold / K per step,
+        the levels of a binary network at K*T steps in T (:class:`~spikebridge.engine.neurons.IFNeuron`;
+        a ``per_timesteps`` method such as calibrated calibrates its twin at K*T levels).
 
         ``initial_potential`` (u[0] / theta) and ``negative_spikes`` default to the method's own
         (and, for a method with per-layer potentials such as calibrated, to those)
@@ -180,7 +189,7 @@ class Converter:
         entry = get_method(method)
         if negative_spikes is None:
             negative_spikes = entry.negative_spikes
-        out = self.output(method, target, negative_spikes, settings)
+        out = self.output(method, target, negative_spikes, settings, spike_levels)
         potentials = out.potentials if initial_potential is None else None
         return spiking_network(
             out.model if out.model is not None else self.prepared_,
@@ -197,6 +206,7 @@ class Converter:
             encoding=encoding,
             seed=self.seed,
             chunk_size=chunk_size,
+            spike_levels=spike_levels,
         ).to(self.device)
 
 
@@ -215,12 +225,15 @@ def convert_model(
     negative_spikes: bool | None = None,
     target: int | None = None,
     settings: MethodSettings | None = None,
+    spike_levels: int = 1,
 ) -> SpikingNetwork:
     """Convert a trained ANN into a :class:`SpikingNetwork` in one call.
 
     ``method`` is one of :data:`METHODS`; ``settings`` its settings (e.g.
     ``PercentileSettings(percentile=99.99)``, ``SpikeNormSettings(window=64)``; default: the
-    method's defaults); ``target`` is the target T of a ``per_timesteps`` method.
+    method's defaults); ``target`` is the target T of a ``per_timesteps`` method;
+    ``spike_levels`` = K > 1 gives graded spikes of up to K threshold units (see
+    :meth:`Converter.build`).
 
     Example:
         >>> snn = convert_model(ann, calib_loader, method="channel")       # doctest: +SKIP
@@ -230,4 +243,5 @@ def convert_model(
     converter = Converter(model, calibration, maxpool, device, seed=seed)
     return converter.build(
         method, reset, encoding, initial_potential, chunk_size, negative_spikes, target, settings,
+        spike_levels,
     )  # fmt: skip

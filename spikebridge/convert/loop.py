@@ -5,7 +5,9 @@ resolved (:func:`conversion_converter`), then every requested method -> its spik
 Used by ``spikebridge convert``, the comparison (:mod:`spikebridge.compare.routes.conversion`)
 and benchmarks/methods_table.py. A method built for one T at a time (``per_timesteps`` in its
 :class:`~spikebridge.convert.methods.ThresholdMethod`) gives one network per target
-T = 1, 2, 4, ... up to the simulated T, each scored at its own T only.
+T = 1, 2, 4, ... up to the simulated T, each scored at its own T only. With graded spikes
+(``spike_levels``, one K or several) every method gives one network per K, labelled
+``<method>-K<K>`` (K = 1 keeps the method's name).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from torch import nn
 from ..engine.graph import ConversionError, MethodNotApplicable
 from ..engine.network import SpikingNetwork
 from ..evaluation import Evaluation, evaluate
-from ..settings import ConversionSettings, SimulationSettings, parse_targets
+from ..settings import ConversionSettings, SimulationSettings, parse_spike_levels, parse_targets
 from ..validation import check_positive_int
 from .converter import Converter
 from .methods import MethodSettings, get_method, method_list
@@ -80,6 +82,7 @@ class ConvertedNetwork:
         seconds: conversion time (building, plus the calibration pass for methods that read it).
         cpu_seconds: processor time of the building (this process, all threads): the cost on
             an idle machine, which wall time on a shared one overstates.
+        spike_levels: K, the threshold units one spike carries (1: binary).
     """
 
     method: str
@@ -88,11 +91,22 @@ class ConvertedNetwork:
     report_steps: tuple[int, ...] | None = None
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    spike_levels: int = 1
+
+    @property
+    def label(self) -> str:
+        """How tables name it: the method, with ``-K<K>`` for graded spikes (K > 1)."""
+        return network_label(self.method, self.spike_levels)
 
     @property
     def key(self) -> str:
-        """A unique name: the method, with ``-T<T>`` for a network built for one T."""
-        return self.method if self.report_steps is None else f"{self.method}-T{self.timesteps}"
+        """A unique name: :attr:`label`, with ``-T<T>`` for a network built for one T."""
+        return self.label if self.report_steps is None else f"{self.label}-T{self.timesteps}"
+
+
+def network_label(method: str, spike_levels: int = 1) -> str:
+    """``calibrated``, 4 -> ``calibrated-K4``; K = 1 keeps the method's name."""
+    return method if spike_levels == 1 else f"{method}-K{spike_levels}"
 
 
 def converted_networks(
@@ -116,6 +130,7 @@ def converted_networks(
     skipped = {} if skipped is None else skipped
     if converter.calibration is not None and any(get_method(m).calibrates for m in names):
         converter.statistics()  # one calibration pass, shared by every method that reads it
+    levels = parse_spike_levels(conversion.spike_levels)
     for name in names:
         entry = get_method(name)
         targets = [None]
@@ -125,12 +140,12 @@ def converted_networks(
                 if conversion.targets
                 else default_targets(timesteps)
             )
-        for target in targets:
+        for k, target in ((k, t) for k in levels for t in targets):
             start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 network = converter.build(
                     name, conversion.reset, encoding, conversion.initial_potential,
-                    negative_spikes=conversion.negative_spikes, target=target,
+                    negative_spikes=conversion.negative_spikes, target=target, spike_levels=k,
                 )  # fmt: skip
             except (MethodNotApplicable, ConversionError) as err:
                 if strict and explicit and isinstance(err, MethodNotApplicable):
@@ -141,10 +156,8 @@ def converted_networks(
             cpu_seconds = time.process_time() - cpu_start
             if entry.calibrates:
                 seconds += converter.statistics_seconds_
-            if target is None:
-                yield ConvertedNetwork(name, network, timesteps, None, seconds, cpu_seconds)
-            else:
-                yield ConvertedNetwork(name, network, target, (target,), seconds, cpu_seconds)
+            steps, report = (timesteps, None) if target is None else (target, (target,))
+            yield ConvertedNetwork(name, network, steps, report, seconds, cpu_seconds, k)
 
 
 @dataclass
@@ -217,7 +230,7 @@ def run_conversion(
         cpu_seconds[item.key] = item.cpu_seconds
         networks[item.key] = item.network
         steps = item.report_steps or range(1, item.timesteps + 1)
-        rows += [("conversion", item.method, t, float(result.accuracy[t - 1])) for t in steps]
+        rows += [("conversion", item.label, t, float(result.accuracy[t - 1])) for t in steps]
     frame = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     return ConversionResult(
         frame, ann_accuracy, networks, skipped, seconds, choice, conversion_seconds, cpu_seconds,

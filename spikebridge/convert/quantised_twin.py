@@ -209,16 +209,24 @@ def quantised_twin(
 
 
 def twin_of(prepared: fx.GraphModule, network: nn.Module, timesteps: int) -> fx.GraphModule:
-    """The quantised twin of a built network (its neurons' thresholds) at T = ``timesteps``.
+    """The quantised twin of a built network (its neurons' thresholds) at T = ``timesteps``
+    (of graded neurons with K units per step: at K*T levels).
 
     ``prepared`` is the ANN the network was built from (same activation names); ``network`` a
     :class:`~spikebridge.engine.network.SpikingNetwork` or its module.
     """
     module = getattr(network, "module", network)
     neurons = {name: m for name, m in module.named_modules() if isinstance(m, IFNeuron)}
-    thresholds = {name: m.threshold for name, m in neurons.items()}
+    levels = {m.levels for m in neurons.values()} or {1}
+    if len(levels) > 1:
+        raise ValueError(
+            f"twin_of: the network's neurons carry different spike levels {sorted(levels)}; "
+            "a quantised twin has one number of levels"
+        )
+    k = levels.pop()  # graded spikes: K units of theta per step, the K*T-level twin of K*theta
+    thresholds = {name: m.threshold * k for name, m in neurons.items()}
     potentials = {name: torch.as_tensor(m.initial_potential) for name, m in neurons.items()}
-    return quantised_twin(prepared, thresholds, timesteps, True, potentials)
+    return quantised_twin(prepared, thresholds, timesteps * k, True, potentials)
 
 
 def quantisers(twin: nn.Module) -> dict[str, TwinQuantiser]:
@@ -241,7 +249,8 @@ def settled_samples(network: nn.Module, timesteps: int) -> Tensor:
 
     A signed neuron's net count n after T steps equals clamp(floor(S/theta + 1/2), 0, T) (the
     twin's level) exactly when its final potential v = theta/2 + S - n*theta is settled:
-    0 <= v < theta, or v < 0 with n = 0, or v >= theta with n = T. Call after
+    0 <= v < theta, or v < 0 with n = 0, or v >= theta with n = T (graded neurons: n counts
+    units, K*T at most). Call after
     ``network.simulate(x, timesteps)`` (which leaves the neurons' state in place).
     """
     module = getattr(network, "module", network)
@@ -256,7 +265,8 @@ def settled_samples(network: nn.Module, timesteps: int) -> Tensor:
             )
         th = channel_view(m.threshold.to(m.v.dtype), m.v)
         v, n = m.v, m.count
-        good = ((v >= 0) & (v < th)) | ((v < 0) & (n == 0)) | ((v >= th) & (n == timesteps))
+        full = timesteps * m.levels  # a graded neuron counts units: K*T at most
+        good = ((v >= 0) & (v < th)) | ((v < 0) & (n == 0)) | ((v >= th) & (n == full))
         per_sample = good.flatten(1).all(1)
         ok = per_sample if ok is None else ok & per_sample
     if ok is None:

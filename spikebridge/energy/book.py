@@ -72,16 +72,19 @@ class EnergyBook:
         counts = snn_counts(ev, network)
         self._price(row, counts, ev.timesteps)
         self._spiking.append((row, counts))
-        if self.ctx is not None and row["method"] == "calibrated" and network is not None:
+        method = row["method"]
+        calibrated = method == "calibrated" or method.startswith("calibrated-K")
+        if self.ctx is not None and calibrated and network is not None:
             from ..energy import network_twin
 
+            levels = ev.timesteps * getattr(ev, "spike_levels", 1)  # graded: K*T levels
             try:
                 twin = network_twin(network, ev.timesteps)
             except ValueError as err:
                 self.ctx.notes.append(f"no quantised twin of {row['method']}: {err}")
             else:
-                label = f"calibrated twin ({activation_bits_label(ev.timesteps)})"
-                self._twins.append(self._quantised_row(twin, label, ev.timesteps))
+                label = f"calibrated twin ({activation_bits_label(levels)})"
+                self._twins.append(self._quantised_row(twin, label, levels))
         return row
 
     def _quantised_row(self, model, method: str, timesteps: int) -> dict:

@@ -14,7 +14,10 @@ residual additions) runs in one of three modes:
 - ``events``: its input is spikes (of either sign: a negative spike is an event), event-driven.
 
 A neuron layer records its neurons, spikes (per image, all steps), whether it leaks (a multiply
-per neuron per step: LIF) and whether it is signed (Kim 2020; Wang 2022).
+per neuron per step: LIF) and whether it is signed (Kim 2020; Wang 2022); a graded neuron layer
+(``levels`` K > 1, issue 23) also the threshold units its spikes carried, and an event-driven
+conv/linear layer fed by graded spikes is ``graded`` (its synaptic operations multiply the weight
+by the payload). ``payload_bits`` is the width of one graded spike's payload.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import nn
 
 from ..evaluation import Evaluation
 from ..evaluation.counters import LayerOps, LayerShape
+from ..evaluation.result import graded_input
 
 SYNAPTIC_KINDS = ("conv", "linear")
 """Layers inside Lemaire 2022's scope; ``avgpool``/``mean`` (pooling) and ``add`` (residual
@@ -44,6 +48,8 @@ class LayerCounts:
             mode; also kept in ``dense`` mode, where the ``ops`` model prices it as before).
         sops: synaptic operations over all steps with exact fan-outs.
         dense_macs / dense_acs: MACs / additions of one dense pass.
+        graded: its events are graded spikes (K > 1) through a synapse: each synaptic operation
+            multiplies the weight by the payload.
     """
 
     name: str
@@ -56,13 +62,15 @@ class LayerCounts:
     sops: float = 0.0
     dense_macs: int = 0
     dense_acs: int = 0
+    graded: bool = False
 
 
 @dataclass
 class NeuronCounts:
     """One neuron layer of one inference: ``neurons`` per image, ``spikes`` over all steps
     (non-zero outputs of either sign), ``leaky`` (LIF: a multiply per neuron per step),
-    ``signed`` (it can emit negative spikes)."""
+    ``signed`` (it can emit negative spikes), ``levels`` (K: the most threshold units a spike
+    carries; 1: binary) and ``units`` (threshold units its spikes carried; None: = spikes)."""
 
     name: str
     module: str
@@ -70,6 +78,17 @@ class NeuronCounts:
     spikes: float
     leaky: bool = False
     signed: bool = False
+    levels: int = 1
+    units: float | None = None
+
+    @property
+    def graded(self) -> bool:
+        return self.levels > 1
+
+    @property
+    def carried(self) -> float:
+        """Threshold units its spikes carried (a binary spike carries one)."""
+        return self.spikes if self.units is None else self.units
 
 
 @dataclass
@@ -83,6 +102,8 @@ class NetworkCounts:
         spiking: a spiking network (False: an ANN, whose layers all run dense once).
         samples: images the means were taken over.
         bits: activation width of an ANN (32: float/32-bit; a quantised ANN: fewer).
+        payload_bits: bits of one graded spike's payload (0: binary spikes;
+            :func:`~spikebridge.evaluation.counters.payload_bits`).
     """
 
     timesteps: int
@@ -92,10 +113,16 @@ class NetworkCounts:
     spiking: bool = True
     samples: int = 1
     bits: int = 32
+    payload_bits: int = 0
 
     @property
     def spikes(self) -> float:
         return sum(n.spikes for n in self.neurons)
+
+    @property
+    def units(self) -> float:
+        """Threshold units carried by all spikes (= :attr:`spikes` for binary spikes)."""
+        return sum(n.carried for n in self.neurons)
 
     @property
     def neuron_count(self) -> int:
@@ -123,7 +150,14 @@ class NetworkCounts:
             layers=[
                 replace(c, events=c.events * factor, sops=c.sops * factor) for c in self.layers
             ],
-            neurons=[replace(n, spikes=n.spikes * factor) for n in self.neurons],
+            neurons=[
+                replace(
+                    n,
+                    spikes=n.spikes * factor,
+                    units=None if n.units is None else n.units * factor,
+                )
+                for n in self.neurons
+            ],
         )
 
 
@@ -157,6 +191,7 @@ def snn_counts(ev: Evaluation, network: nn.Module | None = None) -> NetworkCount
     steps = ev.timesteps
     modules = network.neurons() if hasattr(network, "neurons") else {}
     layers = []
+    graded_spikes = getattr(ev, "spike_levels", 1) > 1
     for name, op in ev.layers.items():
         mode = _mode(op)
         executions = {"static": 1, "dense": steps, "events": 0}[mode]
@@ -174,19 +209,32 @@ def snn_counts(ev: Evaluation, network: nn.Module | None = None) -> NetworkCount
                 sops,
                 op.macs_per_sample,
                 op.acs_per_sample,
+                graded_spikes and graded_input(op),
             )  # fmt: skip
         )
     neurons = []
     for name, count in ev.neurons.items():
         spikes = float(ev.spikes[name].sum()) / n if name in ev.spikes else 0.0
         module = modules.get(name)
+        units = float(ev.units[name].sum()) / n if name in ev.units else None
+        levels = int(getattr(module, "levels", 1)) if module is not None else 1
+        if units is not None:
+            levels = max(levels, 2)
         neurons.append(
             NeuronCounts(
-                name, ev.types.get(name, ""), count, spikes, _leaky(module), _signed(module)
-            )
+                name,
+                ev.types.get(name, ""),
+                count,
+                spikes,
+                _leaky(module),
+                _signed(module),
+                levels,
+                units,
+            )  # fmt: skip
         )
     outputs = layers[-1].shape.out_elements if layers else 0
-    return NetworkCounts(steps, layers, neurons, outputs, True, ev.total)
+    bits = getattr(ev, "payload_bits", 0)
+    return NetworkCounts(steps, layers, neurons, outputs, True, ev.total, payload_bits=bits)
 
 
 def ann_counts(ev: Evaluation, bits: int = 32) -> NetworkCounts:

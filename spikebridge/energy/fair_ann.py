@@ -39,7 +39,8 @@ def activation_bits(timesteps: int) -> int:
 def network_twin(
     network: SpikingNetwork, timesteps: int, initial_potential: float | None = None
 ) -> fx.GraphModule:
-    """The T-level quantised ANN of a converted network ([B, ...] -> [B, K] logits).
+    """The T-level quantised ANN of a converted network ([B, ...] -> [B, K] logits); of a
+    network of graded neurons (K units per step), the K*T-level one.
 
     Args:
         network: a converted :class:`SpikingNetwork` (IF neurons; an fx graph module).
@@ -59,7 +60,9 @@ def network_twin(
     for name, m in list(module.named_modules()):
         if isinstance(m, IFNeuron):
             phi = m.initial_potential if initial_potential is None else initial_potential
-            q = TwinQuantiser(nn.ReLU(), m.threshold.detach().clone(), timesteps, True, phi)
+            k = m.levels  # graded spikes: K units of theta per step, K*T levels of K*theta
+            theta = m.threshold.detach().clone() * k
+            q = TwinQuantiser(nn.ReLU(), theta, timesteps * k, True, phi)
             set_submodule(module, name, q)
         elif isinstance(m, SpikingMaxPool):
             set_submodule(module, name, m.pool)

@@ -28,6 +28,13 @@ with its spike count and reads/writes that count every step), ``pooling`` (avera
 means: one add per input event x fan-out, or per dense accumulate), ``residual`` (one add per
 spike arriving at a junction) and ``readout`` (K - 1 comparisons of the argmax).
 
+Graded spikes (K > 1, b = ``counts.payload_bits``; outside the paper, which has binary spikes
+only; priced with its own rules for b-bit values, as for a quantised ANN): a graded event into a
+conv/linear layer adds e F_s E_mul b/32 to ``ops`` (each synaptic operation multiplies its weight
+by the b-bit payload); every event and every spike written is a word plus b payload bits in the
+FIFO (``memory_inout``); a graded neuron's reset subtracts k theta (s E_mul b/32 more in ``ops``)
+and finding k = floor(u / theta) costs a multiply per neuron per step (component ``graded``).
+
 A quantised ANN (``counts.bits`` = b < 32) multiplies b-bit activations by 32-bit weights
 (E_mul b/32; accumulates stay 32-bit) and stores b-bit activations (its input and output
 buffers shrink by b/32); its first layer reads the 32-bit image.
@@ -68,15 +75,22 @@ class Lemaire(SramModel):
             else:
                 terms += self._extra(layer)
         fifo = self.fifo_words * WORD
+        payload = counts.payload_bits
         for n in counts.neurons:
             steps = n.neurons * counts.timesteps
+            bits = payload if n.graded else 0
+            spike_bytes = n.spikes * (WORD + bits / 8)
             terms += [
                 EnergyTerm(
                     n.name, "memory_potential", self.memory(2 * steps * WORD, n.neurons * WORD)
                 ),
-                EnergyTerm(n.name, "ops", n.spikes * self.e_add_pj),
-                EnergyTerm(n.name, "memory_inout", self.memory(n.spikes * WORD, fifo)),
+                EnergyTerm(
+                    n.name, "ops", n.spikes * (self.e_add_pj + self.e_mul_pj * bits / WORD_BITS)
+                ),
+                EnergyTerm(n.name, "memory_inout", self.memory(spike_bytes, fifo)),
             ]
+            if n.graded:  # k = floor(u / theta): u times 1 / theta, every neuron, every step
+                terms.append(EnergyTerm(n.name, "graded", steps * self.e_mul_pj))
             if n.leaky:
                 terms.append(EnergyTerm(n.name, "leak", steps * (self.e_mul_pj + self.e_add_pj)))
             if n.signed:
@@ -96,13 +110,16 @@ class Lemaire(SramModel):
             e, steps = layer.events, counts.timesteps
             fan = e * s.fan_out
             ops = (e * s.fan_out_stride + bias * s.out_elements * steps) * self.e_add_pj
+            bits = counts.payload_bits if layer.graded else 0
+            ops += e * s.fan_out_stride * self.e_mul_pj * bits / WORD_BITS  # weight x payload
             addressing = fan * self.e_add_pj + (
                 2 * e * (self.e_mul_pj + self.e_add_pj) if conv else 0.0
             )
+            event_bytes = e * (WORD + bits / 8)
             return [
                 EnergyTerm(name, "ops", ops),
                 EnergyTerm(name, "addressing", addressing),
-                EnergyTerm(name, "memory_inout", self.memory(e * WORD, self.fifo_words * WORD)),
+                EnergyTerm(name, "memory_inout", self.memory(event_bytes, self.fifo_words * WORD)),
                 EnergyTerm(name, "memory_params", self.memory((fan + bias * s.out_elements * steps) * WORD, params)),
                 EnergyTerm(name, "memory_potential", self.memory(2 * fan * WORD, s.out_elements * WORD)),
             ]  # fmt: skip

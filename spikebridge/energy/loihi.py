@@ -20,6 +20,13 @@ An ANN on the same chip (graded spikes, Loihi 2): every MAC a synaptic operation
 activation one neuron update and one routed message; its activation width does not change
 these per-operation figures.
 
+Graded spikes (K > 1, issue 23): Loihi 2 carries graded spikes with an integer payload that the
+synapse multiplies by the weight (Orchard et al., "Efficient Neuromorphic Signal Processing with
+Loihi 2", IEEE SiPS 2021). No energy per graded synaptic operation is published, so a graded
+event costs what this model charges any synaptic operation and any routed spike (as the ANN's
+MACs above): a graded network pays for its events and neuron updates, not for its payload.
+That favours graded spikes; the ``lemaire`` and ``reuse`` models charge the payload.
+
 Leaves out: static (leakage) power of idle cores, the x86 management cores, chip I/O and
 off-chip traffic, and the 52 pJ of neurons Loihi skips when inactive (every update is charged as
 active). Loihi's 14 nm figures are not comparable to the 45 nm ones of the other models: compare

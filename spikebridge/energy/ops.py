@@ -9,6 +9,12 @@ layers one accumulate per synaptic operation with exact fan-outs (borders includ
 junctions one accumulate per arriving spike; an ANN costs its dense MACs and additions once. A
 quantised ANN of b-bit activations (``counts.bits``) pays E_MAC x b/32 per MAC.
 
+Graded spikes (K > 1, issue 23): a synaptic operation of a graded spike multiplies the weight
+by the payload k before accumulating, so it costs E_MAC (component ``macs``), not E_AC: the
+multiply-accumulate of the payload (Loihi 2's graded spikes do this in the synapse; Horowitz's
+figure is for 32-bit float operands, an upper bound for a small payload). Pooling and residual
+junctions still add the spike's value (E_AC).
+
 Kept so that tables made before the memory-aware models can be re-made: ``energy_ops_pJ``
 equals the old ``energy_pJ`` column. Components: ``macs`` and ``acs``.
 
@@ -43,7 +49,10 @@ class Ops(EnergyModel):
         scale = 1.0 if counts.spiking else counts.bits / WORD_BITS
         for layer in counts.layers:
             if layer.mode != "static":
-                terms.append(EnergyTerm(layer.name, "acs", layer.sops * self.e_ac_pj))
+                if layer.graded:  # weight x payload: a multiply-accumulate per synaptic op
+                    terms.append(EnergyTerm(layer.name, "macs", layer.sops * self.e_mac_pj))
+                else:
+                    terms.append(EnergyTerm(layer.name, "acs", layer.sops * self.e_ac_pj))
                 continue
             # the toolkit's convention: an SNN's analog layers cost MACs at every step
             passes = counts.timesteps if counts.spiking else 1

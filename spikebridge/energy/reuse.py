@@ -25,6 +25,11 @@ of c bytes, the Lemaire curve; E_l = one local-buffer access of a word):
   2 N T W at E_g(N W)), compares once per neuron per step (E_add), resets once per spike
   (E_add) and writes each spike (one word at E_g(FIFO)). A dense first layer costs what the ANN
   pays for it.
+- Graded spikes (K > 1, b payload bits; outside the source's scope): each synaptic operation
+  of a graded event multiplies the weight by the payload (E_mul b/32 more, in ``ops``); an event
+  read and a spike written move a word plus b bits; a graded neuron finds k = floor(u / theta)
+  with a multiply per neuron per step and resets by k theta (E_mul b/32 per spike), both in
+  ``neuron_update``.
 - Outside the source's scope, apart: ``leak`` (E_mul + E_add per LIF neuron per step),
   ``signed`` (compare with the spike count, count read/written from the local buffer),
   ``pooling``, ``residual`` (E_add per event x fan-out), ``readout`` (K - 1 comparisons).
@@ -76,9 +81,14 @@ class Reuse(SramModel):
         for n in counts.neurons:
             steps = n.neurons * counts.timesteps
             potentials = self.memory(2 * steps * WORD, n.neurons * WORD)
+            bits = counts.payload_bits if n.graded else 0
+            written = self.memory(n.spikes * (WORD + bits / 8), fifo)
+            update = (steps + n.spikes) * self.e_add_pj
+            if n.graded:  # k = floor(u / theta) per neuron and step; reset by k theta per spike
+                update += (steps + n.spikes * bits / WORD_BITS) * self.e_mul_pj
             terms += [
-                EnergyTerm(n.name, "memory_global", potentials + self.memory(n.spikes * WORD, fifo)),
-                EnergyTerm(n.name, "neuron_update", (steps + n.spikes) * self.e_add_pj),
+                EnergyTerm(n.name, "memory_global", potentials + written),
+                EnergyTerm(n.name, "neuron_update", update),
             ]  # fmt: skip
             if n.leaky:
                 terms.append(EnergyTerm(n.name, "leak", steps * (self.e_mul_pj + self.e_add_pj)))
@@ -97,10 +107,13 @@ class Reuse(SramModel):
         if layer.mode == "events":
             synops = layer.events * s.fan_out
             biases = (s.out_elements * counts.timesteps if s.biases else 0) * self.e_add_pj
+            bits = counts.payload_bits if layer.graded else 0
+            per_synop = self.e_add_pj + self.e_mul_pj * bits / WORD_BITS  # weight x payload
+            events = self.memory(layer.events * (WORD + bits / 8), fifo)
             return [
-                EnergyTerm(name, "ops", synops * self.e_add_pj + biases),
+                EnergyTerm(name, "ops", synops * per_synop + biases),
                 EnergyTerm(name, "memory_local", 3 * synops * self.local_pj),
-                EnergyTerm(name, "memory_global", weights + self.memory(layer.events * WORD, fifo)),
+                EnergyTerm(name, "memory_global", weights + events),
             ]  # fmt: skip
         x = layer.executions
         in_bits = WORD_BITS if (counts.spiking or s.input_layer) else counts.bits

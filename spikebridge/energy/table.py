@@ -1,7 +1,8 @@
 """Energy per inference and the comparison's tables (SPEC 3.2; Horowitz 2014, 45 nm CMOS).
 
 E_ANN = E_MAC * MACs (+ E_AC per residual addition), E_SNN = E_MAC * MACs_analog + E_AC * SOPs,
-with E_MAC = 4.6 pJ (32-bit float multiply-accumulate) and E_AC = 0.9 pJ (32-bit float add) by
+a graded spike's synaptic operation (K > 1: weight times payload) at E_MAC rather than E_AC, with
+E_MAC = 4.6 pJ (32-bit float multiply-accumulate) and E_AC = 0.9 pJ (32-bit float add) by
 default; both are parameters, since neuromorphic chips quote their own energy per SOP. This is
 the ``energy_pJ`` column; :class:`spikebridge.energy.book.EnergyBook` adds one
 ``energy_<model>_pJ`` column per energy model (memory, addressing, neuron updates:
@@ -44,6 +45,8 @@ ENERGY_COLUMNS = [
     "energy_vs_ann",
     "spikes",
     "firing_rate",
+    "spike_units",
+    "payload_bits",
     "samples",
     "train_seconds",
     "convert_seconds",
@@ -103,6 +106,7 @@ def snn_accuracy_frame(
     n = max(ev.total, 1)
     macs = ev.macs().cumsum(0) / n
     sops = ev.sops().cumsum(0) / n
+    graded = ev.graded_sops().cumsum(0) / n
     adds = ev.adds().cumsum(0) / n
     spikes = torch.zeros(ev.timesteps, dtype=torch.float64)
     for counts in ev.spikes.values():
@@ -115,7 +119,7 @@ def snn_accuracy_frame(
             "accuracy": ev.accuracy.tolist(),
             "macs": macs.tolist(),
             "sops": sops.tolist(),
-            "energy_pJ": energy_pj(macs, sops + adds, e_mac, e_ac).tolist(),
+            "energy_pJ": energy_pj(macs + graded, sops - graded + adds, e_mac, e_ac).tolist(),
             "spikes": (spikes.cumsum(0) / n).tolist(),
         },
         columns=ACCURACY_COLUMNS,
@@ -139,10 +143,11 @@ def snn_energy_row(
     n = max(ev.total, 1)
     macs = float(ev.macs().sum()) / n
     sops = float(ev.sops().sum()) / n
+    graded = float(ev.graded_sops().sum()) / n  # weight x payload: a MAC each
     adds = float(ev.adds().sum()) / n
     spikes = sum(float(c.sum()) for c in ev.spikes.values()) / n
     neurons = sum(ev.neurons.values())
-    energy = float(energy_pj(macs, sops + adds, e_mac, e_ac))
+    energy = float(energy_pj(macs + graded, sops - graded + adds, e_mac, e_ac))
     return {
         "route": route,
         "method": method,
@@ -155,6 +160,8 @@ def snn_energy_row(
         "energy_vs_ann": energy / ann_energy if ann_energy else float("nan"),
         "spikes": spikes,
         "firing_rate": firing_rate(spikes, neurons, ev.timesteps) if neurons else float("nan"),
+        "spike_units": float(ev.spike_units().sum()) / n,
+        "payload_bits": ev.payload_bits,
         "samples": ev.total,
         "train_seconds": train_seconds,
         "convert_seconds": convert_seconds,

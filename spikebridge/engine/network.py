@@ -22,7 +22,7 @@ from torch import Tensor, fx, nn
 from ..validation import check_positive_int
 from .encoding import AnalogEncoder, Encoder
 from .graph import lookup, static_nodes, trace_spiking
-from .neurons import SpikingNeuron, Stateful, TimeAware, TimeBroadcast
+from .neurons import SpikingNeuron, Stateful, TimeAware, TimeBroadcast, channel_view
 
 
 def split_static_prefix(gm: fx.GraphModule) -> tuple[fx.GraphModule, fx.GraphModule]:
@@ -115,11 +115,14 @@ class Simulation:
         readout: [T, B, K]; row t-1 is the mean output over steps 1..t.
         spikes: layer name -> [T] number of spikes (non-zero outputs) per step, summed over the batch.
         neurons: layer name -> neurons per sample in that layer.
+        units: graded neuron layer (``levels`` > 1) -> [T] threshold units its spikes carried
+            per step (sum of |k|), summed over the batch; a binary layer's units are its spikes.
     """
 
     readout: Tensor
     spikes: dict[str, Tensor] = field(default_factory=dict)
     neurons: dict[str, int] = field(default_factory=dict)
+    units: dict[str, Tensor] = field(default_factory=dict)
 
     def predictions(self) -> Tensor:
         """[T, B] predicted class after each step."""
@@ -287,16 +290,24 @@ class SpikingNetwork(nn.Module):
         # memory would then grow with T.
         spikes: dict[str, Tensor] = {}
         neurons: dict[str, int] = {}
+        units: dict[str, Tensor] = {}
         handles = []
         cursor = [0]
         if record_spikes:
             for name, neuron in self.neurons().items():
                 spikes[name] = torch.zeros(timesteps, dtype=torch.long, device=x.device)
+                if getattr(neuron, "levels", 1) > 1:
+                    units[name] = torch.zeros_like(spikes[name])
 
                 def hook(mod, _inp, out, name=name):
                     neurons[name] = out[0].numel()
                     counts = out.reshape(mod.steps, -1).ne(0).sum(1)
                     spikes[name][cursor[0] : cursor[0] + mod.steps] = counts
+                    if name in units:  # a graded spike is k * theta: k units
+                        k = (out.abs() / channel_view(mod.threshold.to(out.dtype), out)).round()
+                        units[name][cursor[0] : cursor[0] + mod.steps] = (
+                            k.reshape(mod.steps, -1).sum(1).long()
+                        )
 
                 handles.append(neuron.register_forward_hook(hook))
         readout: Tensor | None = None
@@ -331,11 +342,7 @@ class SpikingNetwork(nn.Module):
         readout /= torch.arange(1, timesteps + 1, device=readout.device, dtype=readout.dtype).view(
             -1, *([1] * (readout.dim() - 1))
         )
-        return Simulation(
-            readout=readout,
-            spikes=spikes,
-            neurons=neurons,
-        )
+        return Simulation(readout=readout, spikes=spikes, neurons=neurons, units=units)
 
 
 __all__ = [

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..settings import MAX_SPIKE_LEVELS
+
 Reset = Literal["subtract", "zero"]
 RESETS: tuple[str, ...] = ("subtract", "zero")
 
@@ -153,6 +155,28 @@ def _as_initial_potential(value: float | Tensor, name: str) -> float | Tensor:
     return value
 
 
+def check_levels(levels: int, name: str) -> int:
+    """K, the most threshold units one spike carries: an integer in 1..MAX_SPIKE_LEVELS."""
+    if (
+        isinstance(levels, bool)
+        or not isinstance(levels, int)
+        or not 1 <= levels <= MAX_SPIKE_LEVELS
+    ):
+        raise ValueError(
+            f"{name}: levels (the most threshold units a graded spike carries) must be an "
+            f"integer in 1..{MAX_SPIKE_LEVELS}, got {levels!r}"
+        )
+    return int(levels)
+
+
+def graded_units(v: Tensor, th: Tensor, levels: int, out: Tensor) -> Tensor:
+    """k = clamp(floor(v / theta), 0, K) into ``out`` (v, out [B, ...]; theta broadcastable):
+    the threshold units a graded neuron emits at one step."""
+    torch.div(v, th, out=out)
+    out.floor_()
+    return out.clamp_(0, levels)
+
+
 def _as_threshold(threshold: float | Tensor, name: str) -> Tensor:
     value = torch.as_tensor(threshold, dtype=torch.float32).detach().clone()
     if value.dim() > 1:
@@ -179,16 +203,29 @@ class IFNeuron(SpikingNeuron):
     clamp(floor(sum z / theta + u[0] / theta), 0, T) whenever each step's input is within
     (-theta, theta]: with u[0] = theta/2, exactly the rounding a QCFS activation computes.
 
+    With ``levels=K > 1`` the neuron emits *graded* spikes (Loihi 2 and SpiNNaker 2 carry an
+    integer payload; burst spikes of Li & Zeng 2022; multi-threshold neurons): k = clamp(floor(
+    u/theta), 0, K) threshold units per step, a spike of amplitude k*theta, and u -= k*theta
+    (reset ``"zero"``: u = 0 after any spike, the remainder discarded as the binary neuron
+    discards it). A signed neuron emits k = clamp(floor(u/theta), -min(count, K), K): it takes
+    back up to K earlier units at once. Over T steps the net count is then
+    clamp(floor(sum z / theta + u[0] / theta), 0, K*T) whenever each step's input is within
+    (-K*theta, K*theta]: the (KT+1)-level quantiser, whose levels a binary neuron reaches only
+    in K*T steps. K = 1 is the binary neuron, bit for bit (the same kernels).
+
     Args:
-        threshold: theta, a scalar or one value per channel (channel dimension 1).
+        threshold: theta, a scalar or one value per channel (channel dimension 1); with graded
+            spikes, the value of one unit.
         reset: ``"subtract"`` or ``"zero"``.
         initial_potential: u[0] / theta, a float or a [C] tensor.
         negative_spikes: emit -theta to take back earlier spikes (see above).
+        levels: K, the most threshold units one spike carries (1: binary spikes).
     """
 
     # class defaults keep networks pickled before these options existed loadable
     negative_spikes: bool = False
     count: Tensor | None = None
+    levels: int = 1
 
     def __init__(
         self,
@@ -196,8 +233,10 @@ class IFNeuron(SpikingNeuron):
         reset: Reset = "subtract",
         initial_potential: float | Tensor = 0.0,
         negative_spikes: bool = False,
+        levels: int = 1,
     ) -> None:
         super().__init__()
+        self.levels = check_levels(levels, "IFNeuron")
         if reset not in RESETS:
             raise ValueError(f"reset must be one of {RESETS}, got {reset!r}")
         if negative_spikes and reset != "subtract":
@@ -234,7 +273,8 @@ class IFNeuron(SpikingNeuron):
         shown = f"{th.item():.4g}" if th.dim() == 0 else f"[{th.numel()} channels]"
         start = f"[{u0.numel()} channels]" if isinstance(u0, Tensor) else f"{u0}"
         signed = ", negative_spikes=True" if self.negative_spikes else ""
-        return f"threshold={shown}, reset={self.reset}, initial_potential={start}{signed}"
+        graded = f", levels={self.levels}" if self.levels > 1 else ""
+        return f"threshold={shown}, reset={self.reset}, initial_potential={start}{signed}{graded}"
 
     def reset_state(self) -> None:
         super().reset_state()
@@ -243,6 +283,9 @@ class IFNeuron(SpikingNeuron):
     def forward_sequence(self, x_seq: Tensor) -> Tensor:
         th = channel_view(self.threshold.to(x_seq.dtype), x_seq[0])
         out = empty_steps(x_seq)
+        if self.levels > 1:
+            self._graded_steps(x_seq, out, th)
+            return out
         first = 0
         if self.v is None:
             self._first_step(x_seq[0], out[0], th)
@@ -314,21 +357,56 @@ class IFNeuron(SpikingNeuron):
             s.mul_(th)
             v.sub_(s)
 
+    def _graded_steps(self, x_seq: Tensor, out: Tensor, th: Tensor) -> None:
+        """Steps of a graded neuron (K = ``levels`` > 1), x_seq [T, B, ...] into out: k units
+        per step as the class docstring defines them, spikes k*theta."""
+        v = _potential(self, x_seq, th)
+        if self.negative_spikes and (self.count is None or self.count.shape != v.shape):
+            self.count = torch.zeros_like(v)
+        K = self.levels
+        low = torch.empty_like(v) if self.negative_spikes else None
+        for t in range(x_seq.shape[0]):
+            k = out[t]
+            v.add_(x_seq[t])
+            torch.div(v, th, out=k)
+            k.floor_()
+            if self.negative_spikes:  # take back at most K of the units emitted so far
+                torch.clamp(self.count, max=K, out=low)
+                k.clamp_(max=K)
+                torch.maximum(k, low.neg_(), out=k)
+                self.count.add_(k)
+            else:
+                k.clamp_(0, K)
+            if self.reset == "zero":
+                v.masked_fill_(k > 0, 0.0)
+                k.mul_(th)
+            else:
+                k.mul_(th)
+                v.sub_(k)
+
 
 class SignedIFNeuron(SpikingNeuron):
     """Signed neuron with imbalanced threshold for LeakyReLU(alpha) (Kim et al. 2020, SPEC 1.7).
 
     Emits +theta when u >= theta (u -= theta) and -theta when u <= -theta/alpha (u += theta/alpha),
     so for a constant input x the output tends to x for x > 0 and alpha*x for x < 0.
+
+    With ``levels=K > 1`` (graded spikes, see :class:`IFNeuron`) it emits clamp(floor(u/theta),
+    0, K) positive units of theta, or clamp(floor(-u*alpha/theta), 0, K) negative ones of
+    theta/alpha taken from u, per step.
     """
+
+    levels: int = 1  # networks pickled before graded spikes existed
 
     def __init__(
         self,
         threshold: float | Tensor = 1.0,
         alpha: float = 0.1,
         initial_potential: float = 0.0,
+        levels: int = 1,
     ) -> None:
         super().__init__()
+        self.levels = check_levels(levels, "SignedIFNeuron")
         if not 0 < alpha <= 1:
             raise ValueError(f"SignedIFNeuron: alpha must be in (0, 1], got {alpha}")
         self.alpha = float(alpha)
@@ -336,7 +414,8 @@ class SignedIFNeuron(SpikingNeuron):
         self.register_buffer("threshold", _as_threshold(threshold, "SignedIFNeuron"))
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}, channels={self.threshold.numel()}"
+        graded = f", levels={self.levels}" if self.levels > 1 else ""
+        return f"alpha={self.alpha}, channels={self.threshold.numel()}{graded}"
 
     def forward_sequence(self, x_seq: Tensor) -> Tensor:
         th = channel_view(self.threshold.to(x_seq.dtype), x_seq[0])
@@ -348,8 +427,12 @@ class SignedIFNeuron(SpikingNeuron):
         for t in range(x_seq.shape[0]):
             pos = out[t]
             v.add_(x_seq[t])
-            torch.ge(v, th, out=pos)
-            torch.le(v, low, out=neg)
+            if self.levels > 1:
+                graded_units(v, th, self.levels, pos)
+                graded_units(-v, neg_th, self.levels, neg)
+            else:
+                torch.ge(v, th, out=pos)
+                torch.le(v, low, out=neg)
             v.addcmul_(pos, th, value=-1.0)
             v.addcmul_(neg, neg_th)
             pos.sub_(neg).mul_(th)

@@ -6,7 +6,15 @@ MACs; functional calls made countable by :mod:`.instrument`), sharded under ``to
 (:mod:`.shard`).
 """
 
-from .counters import AnnOpCounter, AnnOps, LayerOps, SnnOpCounter, count_ann_ops, uncounted_layers
+from .counters import (
+    AnnOpCounter,
+    AnnOps,
+    LayerOps,
+    SnnOpCounter,
+    count_ann_ops,
+    payload_bits,
+    uncounted_layers,
+)
 from .evaluate import evaluate, labelled_batches
 from .fanout import dense_macs, fanout_map
 from .instrument import instrument
@@ -27,6 +35,7 @@ __all__ = [
     "fanout_map",
     "instrument",
     "labelled_batches",
+    "payload_bits",
     "launched_distributed",
     "shard_batches",
     "uncounted_layers",

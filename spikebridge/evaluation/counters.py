@@ -17,6 +17,12 @@ one SOP per spike arriving directly from a neuron (fan-out 1 onto the junction);
 from a conv were already counted at that conv. Max pooling (and the spiking max-pool gate) routes
 spikes without accumulating and costs nothing here.
 
+Graded spikes (neurons with ``levels`` K > 1, issue 23): an event still costs one synaptic
+operation per output it reaches (``sops``), but it carries a payload of k units: the simulation
+counts the units (:attr:`~spikebridge.engine.network.Simulation.units`), and a graded event is
+``payload_bits(K, signed)`` = ceil(log2(K + 1)) bits wide, one more for a sign. The energy
+models price what that costs (docs/energy.md).
+
 Functional calls that matter for counting (``x + y``, ``F.avg_pool2d``, ``F.adaptive_avg_pool2d``,
 ``x.mean(...)``) are found in the network's ``torch.fx`` graph and swapped for equivalent modules
 in a copy that shares every parameter, so one hook mechanism counts everything.
@@ -35,6 +41,14 @@ from ..engine.neurons import SpikingNeuron
 from .fanout import _pool_dims, dense_macs, fanout_map
 from .instrument import instrument
 from .layers import counted_module, layer_kind
+
+
+def payload_bits(levels: int, signed: bool = False) -> int:
+    """Bits of a graded spike's payload: ceil(log2(K + 1)) for k in 0..K, plus a sign bit for a
+    signed neuron (k in -K..K); 0 for binary spikes (K = 1: the event is the message)."""
+    if levels <= 1:
+        return 0
+    return math.ceil(math.log2(levels + 1)) + (1 if signed else 0)
 
 
 @dataclass

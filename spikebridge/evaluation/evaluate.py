@@ -19,7 +19,7 @@ from ..engine.graph import static_modules
 from ..engine.network import SpikingNetwork
 from ..progress import progress_bar
 from ..validation import check_positive_int
-from .counters import SnnOpCounter, count_ann_ops, uncounted_layers
+from .counters import SnnOpCounter, count_ann_ops, payload_bits, uncounted_layers
 from .instrument import instrument
 from .result import Evaluation
 from .shard import Shard, reduce_evaluation, shard_batches
@@ -146,6 +146,7 @@ def _simulate_all(
     correct = torch.zeros(timesteps, dtype=torch.long)
     total = 0
     spikes: dict[str, Tensor] = {}
+    units: dict[str, Tensor] = {}
     neurons: dict[str, int] = {}
     start = time.perf_counter()
     try:
@@ -159,6 +160,8 @@ def _simulate_all(
             total += y.numel()
             for name, counts in sim.spikes.items():
                 spikes[name] = spikes.get(name, 0) + counts.cpu().long()
+            for name, counts in sim.units.items():
+                units[name] = units.get(name, 0) + counts.cpu().long()
             neurons.update(sim.neurons)
     finally:
         if counter is not None:
@@ -167,4 +170,20 @@ def _simulate_all(
     layers = counter.layers if counter is not None else {}
     types = {name: type(m).__name__ for name, m in network.neurons().items()}
     types.update({name: op.module for name, op in layers.items()})
-    return Evaluation(correct, total, spikes, neurons, layers, seconds, notes, types)
+    levels, bits = network_payload(network)
+    return Evaluation(
+        correct, total, spikes, neurons, layers, seconds, notes, types, units, levels, bits
+    )
+
+
+def network_payload(network: SpikingNetwork) -> tuple[int, int]:
+    """(K, payload bits) of a network's spikes: the most units any neuron's spike carries, and
+    the bits of that payload (with a sign bit when a graded neuron is signed)."""
+    found = [m for m in network.neurons().values() if getattr(m, "levels", 1) > 1]
+    if not found:
+        return 1, 0
+    levels = max(m.levels for m in found)
+    signed = any(
+        getattr(m, "negative_spikes", False) or type(m).__name__ == "SignedIFNeuron" for m in found
+    )
+    return levels, payload_bits(levels, signed)

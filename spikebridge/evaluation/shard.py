@@ -97,6 +97,9 @@ def reduce_evaluation(ev: Evaluation, shard: Shard) -> Evaluation:
             for n, op in ev.layers.items()
         },
         "types": ev.types,
+        "units": list(ev.units),
+        "spike_levels": ev.spike_levels,
+        "payload_bits": ev.payload_bits,
     }
     gathered: list = [None] * shard.world
     dist.all_gather_object(gathered, meta)
@@ -110,6 +113,9 @@ def reduce_evaluation(ev: Evaluation, shard: Shard) -> Evaluation:
             neurons.setdefault(k, v)
         for k, v in part["layers"].items():
             layer_meta.setdefault(k, v)
+    unit_names = list(dict.fromkeys(n for part in gathered for n in part["units"]))
+    spike_levels = max(part["spike_levels"] for part in gathered)
+    bits = max(part["payload_bits"] for part in gathered)
     spike_names = list(neurons)
     layer_names = list(layer_meta)
     steps = ev.timesteps
@@ -128,6 +134,7 @@ def reduce_evaluation(ev: Evaluation, shard: Shard) -> Evaluation:
     parts += rows(ev.spikes, spike_names)
     parts += rows(ev.layers, layer_names, "sops")
     parts += rows(ev.layers, layer_names, "inputs")
+    parts += rows(ev.units, unit_names)
     flat = torch.cat(parts).to(shard.device)
     dist.all_reduce(flat, op=dist.ReduceOp.SUM)
     flat = flat.cpu()
@@ -146,6 +153,7 @@ def reduce_evaluation(ev: Evaluation, shard: Shard) -> Evaluation:
     spikes = {n: take(steps) for n in spike_names}
     sops = {n: take(steps) for n in layer_names}
     inputs = {n: take(steps) for n in layer_names}
+    units = {n: take(steps) for n in unit_names}
     layers = {}
     for n, (kind, analog, macs, acs, module, shape, dense_steps) in layer_meta.items():
         layers[n] = LayerOps(
@@ -160,8 +168,9 @@ def reduce_evaluation(ev: Evaluation, shard: Shard) -> Evaluation:
             dense_steps,
         )
     return Evaluation(
-        correct, total, spikes, neurons, layers, float(seconds.item()), ev.notes, types
-    )
+        correct, total, spikes, neurons, layers, float(seconds.item()), ev.notes, types, units,
+        spike_levels, bits,
+    )  # fmt: skip
 
 
 def launched_distributed() -> bool:

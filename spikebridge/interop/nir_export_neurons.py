@@ -4,6 +4,9 @@
   ``IF(v_threshold=theta, r=1, v_reset=0)`` emitting unit spikes; the returned value carries the
   amplitude theta, folded into the next layer. Subtractive reset, an initial potential, negative
   spikes (Wang 2022, Hu 2023) and signed neurons (Kim 2020) are named in the graph's lossy notes.
+  A graded neuron (``levels`` K > 1: k = floor(v / theta) units, up to K per step) is written
+  as the same IF node with ``levels`` in its metadata (spikebridge's import rebuilds it exactly)
+  and a lossy note: NIR has no graded-spike neuron, so strict export refuses it.
 - A direct-route LIF neuron (Wu 2018; Zheng 2021: u[t] = tau_decay u[t-1] (1 - o[t-1]) + x[t],
   o[t] = H(u[t] - V_th)) is NIR's LIF discretised with step dt: tau = dt / (1 - tau_decay),
   R = 1 / (1 - tau_decay), v_leak = 0, v_reset = 0 (or CubaLIF with tau_syn = dt, w_in = 1); with
@@ -76,6 +79,17 @@ def export_neuron(
     theta = mod.threshold.detach().float().cpu()
     amplitude = full_amplitude(theta, shape)
     threshold_kind = "scalar" if theta.dim() == 0 else "channel"
+    levels = int(getattr(mod, "levels", 1))
+    graded = {"levels": levels} if levels > 1 else {}  # K = 1: the metadata as before
+    if levels > 1:
+        b.lossy.append(
+            (
+                name,
+                f"graded spikes: emits k = floor(v / v_threshold) threshold units, up to {levels} "
+                "per step, as one spike of value k (NIR has no graded-spike neuron; its IF "
+                "fires 0 or 1)",
+            )
+        )
     if isinstance(mod, SignedIFNeuron):
         facts = node_metadata(
             neuron="SignedIFNeuron",
@@ -84,6 +98,7 @@ def export_neuron(
             initial_potential=mod.initial_potential,
             reset="subtract",
             spike_amplitude="v_threshold",
+            **graded,
         )
         b.lossy.append(
             (
@@ -101,6 +116,7 @@ def export_neuron(
             negative_spikes=mod.negative_spikes,
             spike_condition="v >= v_threshold",
             spike_amplitude="v_threshold",
+            **graded,
         )
         why = []
         if mod.reset == "subtract":

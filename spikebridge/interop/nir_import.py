@@ -37,6 +37,7 @@ from ..engine.nir_neurons import (
     NIRLIFNeuron,
     SumPool2d,
 )
+from ..settings import MAX_SPIKE_LEVELS
 from .nir_checks import (
     NIRImportError,
     ShapeProbe,
@@ -289,20 +290,36 @@ def _initial_potential(facts: dict[str, Any]) -> float | torch.Tensor:
     return torch.as_tensor(value, dtype=torch.float32)
 
 
+def _levels(facts: dict[str, Any], name: str) -> int:
+    """K of a graded neuron (``levels`` in the metadata; 1: binary), an integer in
+    1..MAX_SPIKE_LEVELS, or a NIRImportError naming the node."""
+    value = number(facts, "levels", name, 1)
+    if value != int(value) or not 1 <= value <= MAX_SPIKE_LEVELS:
+        raise NIRImportError(
+            f"NIR node {name!r}: {KEY} metadata 'levels' (the threshold units a graded spike "
+            f"carries) must be an integer in 1..{MAX_SPIKE_LEVELS}, got {value:g}"
+        )
+    return int(value)
+
+
 def _neuron(nir, name: str, node: Any, facts: dict[str, Any], dt: float) -> nn.Module:
     kind = facts.get("neuron")
+    if kind in ("IFNeuron", "SignedIFNeuron"):
+        levels = _levels(facts, name)
     if kind == "IFNeuron":
         return IFNeuron(
             _threshold(node, facts.get("threshold_kind", "channel"), name),
             str(facts.get("reset", "zero")),
             _initial_potential(facts),
             bool(facts.get("negative_spikes", False)),
+            levels,
         )
     if kind == "SignedIFNeuron":
         return SignedIFNeuron(
             _threshold(node, facts.get("threshold_kind", "channel"), name),
             number(facts, "alpha", name),
             number(facts, "initial_potential", name, 0.0),
+            levels,
         )
     if kind == "LIFNeuron":
         return LIFNeuron(

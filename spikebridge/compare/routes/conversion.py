@@ -36,7 +36,7 @@ def conversion_networks(ctx: ComparisonContext) -> Iterator[Candidate]:
             converter, s.methods, s.timesteps, s, s.encoding, skipped=skipped
         ):
             yield Candidate(
-                "conversion", item.method, item.network, item.timesteps, item.report_steps,
+                "conversion", item.label, item.network, item.timesteps, item.report_steps,
                 train_seconds=ctx.ann_train_seconds, convert_seconds=item.seconds,
                 timings={f"convert_{item.key}": item.seconds},
             )  # fmt: skip

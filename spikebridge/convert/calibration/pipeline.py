@@ -33,8 +33,13 @@ def calibrate_target(
     target: int,
     settings: CalibratedSettings,
     negative_spikes: bool = True,
+    spike_levels: int = 1,
 ) -> CalibratedResult:
     """Thresholds and corrected biases that make the IF network accurate at T = ``target``.
+
+    With graded spikes (``spike_levels`` = K > 1) the network at T equals the (K*T+1)-level
+    quantised twin, so the twin is searched at K*T levels, and the SNN correction simulates the
+    graded network at T (:attr:`CalibratedResult.spike_levels`).
 
     Args:
         prepared: the ANN after :func:`~spikebridge.convert.prepare`, left untouched. Its
@@ -52,6 +57,8 @@ def calibrate_target(
     """
     check_timesteps(target)
     check_calibratable(prepared)
+    levels = target * spike_levels  # the twin's levels above zero
+    check_timesteps(levels)
     settings = _seeded(settings)
     start, cpu_start = time.perf_counter(), time.process_time()
     x = _images(prepared, calibration, settings.samples)
@@ -68,9 +75,10 @@ def calibrate_target(
     graph = CalibrationGraph(twin, names)
     layers: list[LayerCalibration] = []
     unit: list[str] = []
-    bar = progress_bar(names, settings.progress, f"calibrate T={target}")
+    graded = f" K={spike_levels}" if spike_levels > 1 else ""
+    bar = progress_bar(names, settings.progress, f"calibrate T={target}{graded}")
     for index, name in enumerate(bar):
-        layers.append(calibrate_layer(twin, floats, graph, name, acts[name], x, target, settings))
+        layers.append(calibrate_layer(twin, floats, graph, name, acts[name], x, levels, settings))
         unit.append(name)
         if settings.iterations and (len(unit) == settings.block or index == len(names) - 1):
             error = reconstruct(twin, floats, graph, unit, x, settings)
@@ -86,11 +94,11 @@ def calibrate_target(
     divergence: dict[str, float] = {}
     if settings.output_check:
         percentile, divergence["search"], divergence["percentile"] = check_against_percentile(
-            twin, reference, acts, floats, x, target, thresholds, settings.batch_size
+            twin, reference, acts, floats, x, levels, thresholds, settings.batch_size
         )
         if percentile is not None:
             warnings.warn(
-                f"calibrated T={target}: the layer-wise search's twin is further from the "
+                f"calibrated T={target}{graded}: the layer-wise search's twin is further from the "
                 f"float ANN (KL {divergence['search']:.4g} on the calibration images) than the "
                 f"channel-wise {DEFAULT_PERCENTILE:g}th-percentile twin ({divergence['percentile']:.4g}); "
                 "starting from the percentile thresholds (calibrated's output check, "
@@ -114,6 +122,7 @@ def calibrate_target(
         negative_spikes,
         start=start_from,
         divergence=divergence,
+        spike_levels=spike_levels,
     )
     if not settings.snn_correction:
         return searched

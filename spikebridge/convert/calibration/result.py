@@ -57,6 +57,9 @@ class CalibratedResult:
             (the output check found the percentile twin closer to the float ANN, :mod:`.guard`).
         divergence: the output check's KL divergences, ``{"search": ..., "percentile": ...}``
             (empty: it did not run).
+        spike_levels: K, the threshold units one spike carries (graded spikes; 1: binary). The
+            twin has K*T levels and :attr:`thresholds` are its thresholds; the network's
+            neurons get theta / K and emit up to K units per step (:meth:`build`).
     """
 
     timesteps: int
@@ -70,13 +73,19 @@ class CalibratedResult:
     searched: CalibratedResult | None = field(default=None, repr=False)
     start: str = "search"
     divergence: dict[str, float] = field(default_factory=dict)
+    spike_levels: int = 1
+
+    @property
+    def levels(self) -> int:
+        """The twin's levels above zero: K*T."""
+        return self.timesteps * self.spike_levels
 
     def twin(self) -> fx.GraphModule:
-        """The quantised twin at T (logits = the network's summed readout / T)."""
+        """The quantised twin at K*T levels (logits = the network's summed readout / T)."""
         from ..quantised_twin import quantised_twin
 
         return quantised_twin(
-            self.prepared, self.thresholds, self.timesteps, True, self.initial_potentials
+            self.prepared, self.thresholds, self.levels, True, self.initial_potentials
         )
 
     def build(
@@ -87,11 +96,13 @@ class CalibratedResult:
         exact), by default the kind it was calibrated for (:attr:`negative_spikes`; the other
         kind gets biases corrected for the wrong simulation: use
         :func:`~spikebridge.convert.calibration.for_neurons`), u0 = phi * theta
-        (:attr:`initial_potentials`, else theta/2), reset by subtraction, analog input."""
+        (:attr:`initial_potentials`, else theta/2), reset by subtraction, analog input; graded
+        with units of theta / K when :attr:`spike_levels` = K > 1."""
         if negative_spikes is None:
             negative_spikes = self.negative_spikes
         return spiking_network(
             self.prepared, self.thresholds, initial_potential=0.5, method=METHOD,
             negative_spikes=negative_spikes, max_pool_rule="running",
             potentials=self.initial_potentials, chunk_size=chunk_size,
+            spike_levels=self.spike_levels,
         )  # fmt: skip

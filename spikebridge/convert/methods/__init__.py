@@ -81,6 +81,10 @@ class MethodInput:
         negative_spikes: the neurons the network gets (signed IF or plain IF).
         other: this method's output for the same target and the other kind of neuron, when
             already built (for a ``per_neuron`` method that can reuse part of it).
+        spike_levels: K, the threshold units a spike of the network's neurons carries (graded
+            spikes; 1: binary). The builder divides every threshold by K, so a method gives the
+            thresholds of the (K*T+1)-level network; a ``per_timesteps`` method calibrates for
+            K*T levels (calibrated: its twin at K*T).
     """
 
     prepared: fx.GraphModule
@@ -93,6 +97,7 @@ class MethodInput:
     target: int | None = None
     negative_spikes: bool = False
     other: MethodOutput | None = None
+    spike_levels: int = 1
 
     def require_calibration(self, method: str) -> Iterable | Tensor:
         """The calibration data; ValueError naming ``method`` when there is none."""

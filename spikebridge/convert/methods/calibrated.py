@@ -131,8 +131,9 @@ def calibrate(source, settings: CalibratedSettings) -> MethodOutput:
     )
     if source.other is None:
         result = calibrate_target(
-            source.prepared, data, source.target, settings, source.negative_spikes
-        )
+            source.prepared, data, source.target, settings, source.negative_spikes,
+            source.spike_levels,
+        )  # fmt: skip
     else:
         result = for_neurons(
             source.other.detail, source.prepared, data, source.negative_spikes, settings
