@@ -7,6 +7,8 @@ and K = 1 is the binary neuron bit for bit.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -348,7 +350,8 @@ def test_strict_nir_export_refuses_graded_neurons_naming_the_layer(graded_digits
 
     first = next(iter(graded_digits_network.neurons()))
     path = tmp_path / "strict.nir"
-    with pytest.raises(NIRExportError, match=rf"{first}: .*graded spikes.*up to 3 per step"):
+    named = rf"NIR node '{re.escape(first)}' \(\w+[^)]*\): graded spikes.*up to 3 per step"
+    with pytest.raises(NIRExportError, match=named):
         export_nir(graded_digits_network, path, input_shape=(1, 8, 8), strict=True)
     assert not path.exists()
 
