@@ -36,7 +36,13 @@ def register_label(method: str, label: str) -> None:
 
 def network_label(route: str, method: str) -> str:
     """Legend text naming route and method, e.g. ``conversion: channel-wise (Kim 2020)``."""
-    return f"{ROUTE_NAMES.get(route, route)}: {METHOD_NAMES.get(method, method)}"
+    from .labels import base_method, finetune_steps_of
+
+    steps = finetune_steps_of(method)
+    name = METHOD_NAMES.get(base_method(method), base_method(method))
+    if steps:  # retrained: said in every legend
+        name += f", twin fine-tuned {steps} steps"
+    return f"{ROUTE_NAMES.get(route, route)}: {name}"
 
 
 STYLE_ORDER = tuple(m for m in METHOD_NAMES if m != "stbp-tdbn")

@@ -72,7 +72,8 @@ class ConvertedNetwork:
     """One network of the conversion loop.
 
     Attributes:
-        method: the threshold method's name.
+        method: the threshold method's name, as its settings label it (``calibrated+ft300`` for
+            a fine-tuned, retrained twin: :mod:`spikebridge.labels`).
         network: the spiking network.
         timesteps: how many steps to simulate it for.
         report_steps: the steps t to report (None: every t <= ``timesteps``; a network built
@@ -141,10 +142,11 @@ def converted_networks(
             cpu_seconds = time.process_time() - cpu_start
             if entry.calibrates:
                 seconds += converter.statistics_seconds_
+            label = converter.settings_of(name).network_label(name)  # calibrated+ft300: retrained
             if target is None:
-                yield ConvertedNetwork(name, network, timesteps, None, seconds, cpu_seconds)
+                yield ConvertedNetwork(label, network, timesteps, None, seconds, cpu_seconds)
             else:
-                yield ConvertedNetwork(name, network, target, (target,), seconds, cpu_seconds)
+                yield ConvertedNetwork(label, network, target, (target,), seconds, cpu_seconds)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..evaluation import Evaluation
+from ..labels import base_method
 from .table import E_AC_PJ, E_MAC_PJ, ann_energy_row, energy_frame, energy_pj, snn_energy_row
 
 BREAKDOWN_COLUMNS = [
@@ -72,7 +73,11 @@ class EnergyBook:
         counts = snn_counts(ev, network)
         self._price(row, counts, ev.timesteps)
         self._spiking.append((row, counts))
-        if self.ctx is not None and row["method"] == "calibrated" and network is not None:
+        if (
+            self.ctx is not None
+            and base_method(row["method"]) == "calibrated"
+            and network is not None
+        ):
             from ..energy import network_twin
 
             try:
@@ -80,7 +85,8 @@ class EnergyBook:
             except ValueError as err:
                 self.ctx.notes.append(f"no quantised twin of {row['method']}: {err}")
             else:
-                label = f"calibrated twin ({activation_bits_label(ev.timesteps)})"
+                twin_of = row["method"].replace("calibrated", "calibrated twin", 1)
+                label = f"{twin_of} ({activation_bits_label(ev.timesteps)})"
                 self._twins.append(self._quantised_row(twin, label, ev.timesteps))
         return row
 

@@ -9,6 +9,7 @@ from torch import Tensor, fx
 from ...engine.network import SpikingNetwork
 from ..build import spiking_network
 from ..quantised_twin import METHOD
+from .finetune import FinetuneReport
 
 
 @dataclass
@@ -57,6 +58,7 @@ class CalibratedResult:
             (the output check found the percentile twin closer to the float ANN, :mod:`.guard`).
         divergence: the output check's KL divergences, ``{"search": ..., "percentile": ...}``
             (empty: it did not run).
+        finetune: the labelled fine-tune's report (None: none ran, post-training only).
     """
 
     timesteps: int
@@ -70,6 +72,7 @@ class CalibratedResult:
     searched: CalibratedResult | None = field(default=None, repr=False)
     start: str = "search"
     divergence: dict[str, float] = field(default_factory=dict)
+    finetune: FinetuneReport | None = None
 
     def twin(self) -> fx.GraphModule:
         """The quantised twin at T (logits = the network's summed readout / T)."""
