@@ -256,6 +256,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="grid of u[0] / theta searched per channel, e.g. 0.3,0.5,0.7",
     )
     p.add_argument("--no-snn-correction", action="store_true", help="skip the SNN correction")
+    p.add_argument(
+        "--finetune-steps", type=int, default=0,
+        help="labelled steps fine-tuning the twin on the calibration images (retraining; 0: none)",
+    )  # fmt: skip
+    p.add_argument("--finetune-lr", type=float, default=None, help="the fine-tune's Adam step")
+    p.add_argument(
+        "--finetune-distill", type=float, default=0.0, help="weight of distillation from the ANN"
+    )
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--agreement-images", type=int, default=500)
     p.add_argument("--sj-timesteps", type=int, default=0, help="SpikingJelly's run (0: skip)")
@@ -299,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         potentials=tuple(float(v) for v in args.potentials.split(",")),
         snn_correction=not args.no_snn_correction,
         seed=args.seed,
+        finetune_steps=args.finetune_steps,
+        finetune_distill=args.finetune_distill,
+        **({} if args.finetune_lr is None else {"finetune_lr": args.finetune_lr}),
     )
     ops_batches = [] if not args.ops_images else batches[: -(-args.ops_images // args.batch_size)]
     rows = []
@@ -307,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
         row = {
             "timesteps": steps,
             "calibration_seconds": result.seconds,
-            "calibration_cpu_seconds": result.cpu_seconds,
+            "calibration_cpu_seconds": result.cpu_seconds,  # the fine-tune's included
+            "finetune_seconds": result.finetune.seconds if result.finetune else 0.0,
         }
         twin = result.twin()
         with torch.no_grad():
@@ -328,7 +340,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["count_differs"] = shares
         rows.append(row)
         print(
-            f"T={steps}: calibration {result.seconds:.1f} s (CPU {result.cpu_seconds:.1f} s); "
+            f"T={steps}: calibration {result.seconds:.1f} s (CPU {result.cpu_seconds:.1f} s; "
+            f"fine-tune {row['finetune_seconds']:.1f} s); "
             f"signed {100 * row['signed']:.2f}% plain {100 * row['plain']:.2f}% twin "
             f"{100 * row['twin']:.2f}%; a step costs {describe_cost(row['signed_cost'])} ANN "
             f"passes (signed), {describe_cost(row['plain_cost'])} (plain); settled images "

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from ...progress import progress_bar
 from ..quantised_twin import quantisers, restore_activations
 from .errors import ReconstructionDiverged
+from .graph import FloatReference
 
 if TYPE_CHECKING:
     from ..methods.calibrated import CalibratedSettings
@@ -184,6 +185,18 @@ def finetune(
         cpu_seconds=calibration.cpu_seconds + report.cpu_seconds,
         finetune=report,
     )
+
+
+def twin_reference(
+    calibration: CalibratedResult, x: Tensor, settings: CalibratedSettings
+) -> FloatReference:
+    """What the SNN correction aims at after a fine-tune: the fine-tuned twin's own inputs of
+    its quantisers (and its logits) on x [N, ...], no longer the float ANN's (the fine-tune moved
+    the twin away from the float ANN on purpose; correcting towards it would undo part of that).
+    The correction then removes only the simulated network's burst error against its twin."""
+    twin = calibration.twin()
+    names = list(quantisers(twin))
+    return FloatReference(twin, x, names, settings.batch_size, settings.cache_bytes)
 
 
 @torch.no_grad()

@@ -16,7 +16,7 @@ from ...normalization.calibrate import activation_layers
 from ...progress import progress_bar
 from ...settings import DEFAULT_PERCENTILE
 from ..quantised_twin import check_calibratable, check_timesteps, quantisers, restore_activations
-from .finetune import finetune
+from .finetune import finetune, twin_reference
 from .graph import CalibrationGraph, FloatReference, calibration_images
 from .guard import CalibrationWarning, check_against_percentile
 from .reconstruction import reconstruct
@@ -120,6 +120,7 @@ def calibrate_target(
     )
     if settings.finetune_steps:
         searched = finetune(searched, calibration, settings)
+        floats = twin_reference(searched, x, settings)  # the SNN's goal: its fine-tuned twin
     if not settings.snn_correction:
         return searched
     images = x[: settings.snn_samples]
@@ -151,6 +152,8 @@ def for_neurons(
     images = _images(prepared, data, settings.snn_samples)
     reference, floats = _float_reference(prepared, images, settings)
     graph = CalibrationGraph(reference, list(activation_layers(reference)))
+    if searched.finetune is not None:  # the SNN's goal: its fine-tuned twin
+        floats = twin_reference(searched, images, settings)
     setup, cpu_setup = time.perf_counter() - start, time.process_time() - cpu_start
     redone = _correct_simulated(searched, graph, floats, images, settings, negative_spikes)
     redone.seconds += setup  # the search's time, this correction's and its setup's
