@@ -66,7 +66,8 @@ class CalibratedSettings(MethodSettings):
         finetune_steps: after the search (and the output check), train the quantised twin for
             this many labelled steps on all calibration images and their labels (retraining,
             issue 23; :mod:`~spikebridge.convert.calibration.finetune`); 0: none.
-        finetune_lr: the fine-tune's Adam step for weights and biases, decayed along a cosine.
+        finetune_lr: the fine-tune's Adam step as a fraction of each tensor's RMS at the start
+            (weights, biases, thresholds; absolute for the potentials), decayed along a cosine.
         finetune_threshold_lr_scale: the thresholds' and initial potentials' step as a multiple
             of ``finetune_lr``.
     """
@@ -119,8 +120,9 @@ class CalibratedSettings(MethodSettings):
         "calibration images' labels (retraining; 0: none, post-training only)",
         non_negative=True, maximum=1_000_000, aliases=("--finetune-steps",),
     )  # fmt: skip
-    finetune_lr: float = setting(3e-3, "fine-tune's Adam step (cosine-decayed)", positive=True,
-                                 maximum=1.0, flag=False)  # fmt: skip
+    finetune_lr: float = setting(3e-2, "fine-tune's Adam step, relative to each tensor's RMS "
+                                 "(cosine-decayed)", positive=True, maximum=1.0,
+                                 flag=False)  # fmt: skip
     finetune_weights: bool = setting(True, "fine-tune the weights too", flag=False)
     finetune_distill: float = setting(0.0, "fine-tune's weight of distillation from the ANN",
                                       non_negative=True, maximum=1.0, flag=False)  # fmt: skip
