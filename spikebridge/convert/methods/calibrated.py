@@ -120,7 +120,7 @@ class CalibratedSettings(MethodSettings):
         "calibration images' labels (retraining; 0: none, post-training only)",
         non_negative=True, maximum=1_000_000, aliases=("--finetune-steps",),
     )  # fmt: skip
-    finetune_lr: float = setting(3e-2, "fine-tune's Adam step, relative to each tensor's RMS "
+    finetune_lr: float = setting(1e-2, "fine-tune's Adam step, relative to each tensor's RMS "
                                  "(cosine-decayed)", positive=True, maximum=1.0,
                                  flag=False)  # fmt: skip
     finetune_weights: bool = setting(True, "fine-tune the weights too", flag=False)
