@@ -192,3 +192,22 @@ def test_plain_neurons_keep_the_finetuned_twin(prepared_cnn, labelled, tuned):
     assert plain.finetune == tuned.finetune and not plain.negative_spikes
     for name, theta in tuned.thresholds.items():
         assert torch.equal(theta, plain.thresholds[name])
+
+
+def test_compare_lists_the_retrained_networks_with_their_column(tmp_path):
+    from spikebridge.compare import run
+
+    result = run(
+        "cnn", "digits", methods="calibrated", out=tmp_path / "cmp", epochs=1, direct_epochs=0,
+        timesteps=2, width=0.25, limit=32, train_limit=128, calibration_samples=64,
+        batch_size=32, device="cpu", calibrated_finetune_steps=2,
+    )  # fmt: skip
+    converted = result.accuracy[result.accuracy["route"] == "conversion"]
+    assert set(converted["method"]) == {"calibrated+ft2"}
+    written = pd.read_csv(tmp_path / "cmp" / "accuracy_vs_timesteps.csv")
+    steps = dict(zip(written["method"], written["finetune_steps"], strict=True))
+    assert steps["calibrated+ft2"] == 2 and set(steps.values()) == {0, 2}  # stdp: 0
+    energy = pd.read_csv(tmp_path / "cmp" / "energy.csv")
+    tuned = energy[energy["method"] == "calibrated+ft2"]
+    assert len(tuned) == 2 and (tuned["convert_seconds"] > 0).all()
+    assert (energy[energy["route"] == "ann"]["finetune_steps"] == 0).all()

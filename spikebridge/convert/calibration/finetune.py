@@ -5,16 +5,20 @@ network is a (T+1)-level quantised ANN, and 19 activation layers at 3 levels do 
 After the search (and the output check), this trains the twin end to end for ``finetune_steps``
 labelled steps, starting from the calibrated thresholds, initial potentials, biases and weights
 (BatchNorm already folded): cross-entropy on the calibration images' labels (training images;
-never the test set), the floor passed straight through (STE, Bengio 2013), thresholds learned as
-in LSQ (Esser et al. 2020, "Learned step size quantization"): the twin's quantiser
+never the test set; optionally mixed with distillation from the float ANN, ``finetune_distill``),
+the floor passed straight through (STE, Bengio 2013), thresholds learned as in LSQ (Esser et al.
+2020, "Learned step size quantization"): the twin's quantiser
 theta/T * floor(clamp(T x / theta + phi, 0, T)) gives theta LSQ's gradient (level/T - x/theta
 inside the range, 1 above it, 0 below). LSQ scales that gradient by g = 1/sqrt(N Q_P) to keep
-the step's updates in proportion to the weights' under SGD; Adam divides every parameter's
-gradient by its own running scale, which cancels any constant g, so the thresholds (and the
-initial potentials) get their own Adam step instead, ``finetune_lr * finetune_threshold_lr_scale``.
-Adam's step decays along a cosine to zero over the N steps. The SNN is then built from the fine-tuned twin exactly as
-``calibrated`` builds it (its SNN bias correction included), so it still equals its twin wherever
-no spike is owed at T.
+the step size's updates in proportion to the weights' under SGD; Adam divides every parameter's
+gradient by its own running scale, which cancels any constant g, so each tensor gets its own
+Adam step instead, ``finetune_lr`` times its RMS at the start (:func:`_relative_steps`),
+decayed along a cosine to zero over the N steps. A fine-tune that ends with a higher training
+loss than it started from is rolled back (with a :class:`CalibrationWarning`).
+
+The SNN is then built from the fine-tuned twin exactly as ``calibrated`` builds it, its SNN bias
+correction included, aimed at the fine-tuned twin's own inputs (:func:`twin_reference`) rather
+than the float ANN's, so it removes only the simulated network's burst error against its twin.
 
 Shapes: images [N, C, H, W] (or [N, ...]), labels [N] (class indices); thresholds 0-d or [C].
 """
