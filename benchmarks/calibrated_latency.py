@@ -324,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
         twin = result.twin()
         with torch.no_grad():
             row["twin"] = sum(int((twin(x).argmax(1) == y).sum()) for x, y in batches) / n
+            # before the SNN correction: the (fine-tuned) twin the search or fine-tune left
+            before = (result.searched or result).twin()
+            row["twin_before_snn_correction"] = (
+                sum(int((before(x).argmax(1) == y).sum()) for x, y in batches) / n
+            )
         for label, signed in (("signed", True), ("plain", False)):
             # plain IF: the same search, the SNN correction redone on a plain simulation
             own = result if signed else for_neurons(result, prepared, calib, False, settings)
@@ -343,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             f"T={steps}: calibration {result.seconds:.1f} s (CPU {result.cpu_seconds:.1f} s; "
             f"fine-tune {row['finetune_seconds']:.1f} s); "
             f"signed {100 * row['signed']:.2f}% plain {100 * row['plain']:.2f}% twin "
-            f"{100 * row['twin']:.2f}%; a step costs {describe_cost(row['signed_cost'])} ANN "
+            f"{100 * row['twin']:.2f}% (before the SNN correction "
+            f"{100 * row['twin_before_snn_correction']:.2f}%); a step costs {describe_cost(row['signed_cost'])} ANN "
             f"passes (signed), {describe_cost(row['plain_cost'])} (plain); settled images "
             f"{100 * row['settled_images']:.1f}%; count differs "
             + ", ".join(f"{k} {100 * v:.2f}%" for k, v in row["count_differs"].items()),
