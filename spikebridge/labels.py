@@ -12,7 +12,7 @@ import re
 
 import pandas as pd
 
-_FINETUNED = re.compile(r"(.+)\+ft(\d+)")
+_FINETUNED = re.compile(r"\+ft(\d+)(?!\d)")
 
 FINETUNE_COLUMN = "finetune_steps"
 """The tables' column: labelled steps that retrained the network after conversion."""
@@ -24,15 +24,15 @@ def finetune_label(method: str, steps: int) -> str:
 
 
 def finetune_steps_of(label: str) -> int:
-    """The fine-tune steps a network label names (``calibrated+ft300`` -> 300; else 0)."""
-    match = _FINETUNED.fullmatch(str(label))
-    return int(match.group(2)) if match else 0
+    """The fine-tune steps a network label names (``calibrated+ft300``, ``calibrated+ft300 twin
+    (2-bit)`` -> 300; else 0)."""
+    match = _FINETUNED.search(str(label))
+    return int(match.group(1)) if match else 0
 
 
 def base_method(label: str) -> str:
     """The registered method of a label (``calibrated+ft300`` -> ``calibrated``)."""
-    match = _FINETUNED.fullmatch(str(label))
-    return match.group(1) if match else str(label)
+    return _FINETUNED.sub("", str(label), count=1)
 
 
 def with_finetune_column(frame: pd.DataFrame) -> pd.DataFrame:

@@ -145,6 +145,7 @@ def test_labels_say_retrained():
     assert CalibratedSettings(finetune_steps=300).network_label("calibrated") == "calibrated+ft300"
     assert finetune_steps_of("calibrated+ft300") == 300 and finetune_steps_of("qcfs") == 0
     assert base_method("calibrated+ft300") == "calibrated"
+    assert finetune_steps_of("calibrated+ft300 twin (2-bit)") == 300  # its quantised-ANN row
 
 
 CLI = [
@@ -211,3 +212,5 @@ def test_compare_lists_the_retrained_networks_with_their_column(tmp_path):
     tuned = energy[energy["method"] == "calibrated+ft2"]
     assert len(tuned) == 2 and (tuned["convert_seconds"] > 0).all()
     assert (energy[energy["route"] == "ann"]["finetune_steps"] == 0).all()
+    twins = energy[energy["method"].str.startswith("calibrated+ft2 twin")]
+    assert len(twins) == 2 and set(twins["finetune_steps"]) == {2}  # the twins retrained too

@@ -85,8 +85,8 @@ class EnergyBook:
             except ValueError as err:
                 self.ctx.notes.append(f"no quantised twin of {row['method']}: {err}")
             else:
-                twin_of = row["method"].replace("calibrated", "calibrated twin", 1)
-                label = f"{twin_of} ({activation_bits_label(ev.timesteps)})"
+                # "calibrated+ft300 twin (2-bit)": a fine-tuned twin keeps its label
+                label = f"{row['method']} twin ({activation_bits_label(ev.timesteps)})"
                 self._twins.append(self._quantised_row(twin, label, ev.timesteps))
         return row
 
