@@ -36,11 +36,12 @@ def base_method(label: str) -> str:
 
 
 def with_finetune_column(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with a :data:`FINETUNE_COLUMN` after its ``method`` column (a copy; a frame
-    without ``method``, or with the column already, is returned as it is)."""
+    """``frame`` with a :data:`FINETUNE_COLUMN` as its last column (a copy; appended, so the
+    columns before keep their places; a frame without ``method``, or with the column already,
+    is returned as it is)."""
     if "method" not in frame.columns or FINETUNE_COLUMN in frame.columns:
         return frame
     frame = frame.copy()
     steps = [finetune_steps_of(m) for m in frame["method"]]
-    frame.insert(frame.columns.get_loc("method") + 1, FINETUNE_COLUMN, steps)
+    frame[FINETUNE_COLUMN] = steps
     return frame
