@@ -40,6 +40,7 @@ Shapes: calibration images [N, C, H, W] (or any [N, ...] the ANN takes); thresho
 """
 
 from .errors import ReconstructionDiverged
+from .finetune import FinetuneReport
 from .graph import calibration_images
 from .guard import CalibrationWarning
 from .pipeline import calibrate_target, for_neurons
@@ -49,6 +50,7 @@ __all__ = [
     "CalibrationWarning",
     "LayerCalibration",
     "CalibratedResult",
+    "FinetuneReport",
     "ReconstructionDiverged",
     "calibrate_target",
     "calibration_images",

@@ -70,6 +70,10 @@ class CalibratedSettings(MethodSettings):
             (weights, biases, thresholds; absolute for the potentials), decayed along a cosine.
         finetune_threshold_lr_scale: the thresholds' and initial potentials' step as a multiple
             of ``finetune_lr``.
+        finetune_weights: the fine-tune trains the weights too (else thresholds, potentials and
+            biases only; resnet20 on digits at T = 2: 77 % against 93 % with them).
+        finetune_distill: weight of distillation from the float ANN's logits in the fine-tune's
+            loss (0: cross-entropy on the labels only; 1: distillation only).
     """
 
     prefix: ClassVar[str] = "calibrated_"
