@@ -270,6 +270,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--spike-levels", type=int, default=1,
         help="graded spikes: K threshold units per step (the twin at K*T levels; 1: binary)",
     )  # fmt: skip
+    p.add_argument(
+        "--finetune-steps", type=int, default=0,
+        help="labelled steps fine-tuning the twin on the calibration images (retraining; 0: none)",
+    )  # fmt: skip
+    p.add_argument("--finetune-lr", type=float, default=None, help="the fine-tune's Adam step")
+    p.add_argument(
+        "--finetune-distill", type=float, default=0.0, help="weight of distillation from the ANN"
+    )
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--agreement-images", type=int, default=500)
     p.add_argument("--sj-timesteps", type=int, default=0, help="SpikingJelly's run (0: skip)")
@@ -313,6 +321,9 @@ def main(argv: list[str] | None = None) -> int:
         potentials=tuple(float(v) for v in args.potentials.split(",")),
         snn_correction=not args.no_snn_correction,
         seed=args.seed,
+        finetune_steps=args.finetune_steps,
+        finetune_distill=args.finetune_distill,
+        **({} if args.finetune_lr is None else {"finetune_lr": args.finetune_lr}),
     )
     ops_batches = [] if not args.ops_images else batches[: -(-args.ops_images // args.batch_size)]
     rows = []
@@ -322,11 +333,17 @@ def main(argv: list[str] | None = None) -> int:
             "timesteps": steps,
             "spike_levels": args.spike_levels,
             "calibration_seconds": result.seconds,
-            "calibration_cpu_seconds": result.cpu_seconds,
+            "calibration_cpu_seconds": result.cpu_seconds,  # the fine-tune's included
+            "finetune_seconds": result.finetune.seconds if result.finetune else 0.0,
         }
         twin = result.twin()
         with torch.no_grad():
             row["twin"] = sum(int((twin(x).argmax(1) == y).sum()) for x, y in batches) / n
+            # before the SNN correction: the (fine-tuned) twin the search or fine-tune left
+            before = (result.searched or result).twin()
+            row["twin_before_snn_correction"] = (
+                sum(int((before(x).argmax(1) == y).sum()) for x, y in batches) / n
+            )
         for label, signed in (("signed", True), ("plain", False)):
             # plain IF: the same search, the SNN correction redone on a plain simulation
             own = result if signed else for_neurons(result, prepared, calib, False, settings)
@@ -344,9 +361,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(row)
         graded = f" K={args.spike_levels}" if args.spike_levels > 1 else ""
         print(
-            f"T={steps}{graded}: calibration {result.seconds:.1f} s (CPU {result.cpu_seconds:.1f} s); "
+            f"T={steps}{graded}: calibration {result.seconds:.1f} s (CPU {result.cpu_seconds:.1f} s; "
+            f"fine-tune {row['finetune_seconds']:.1f} s); "
             f"signed {100 * row['signed']:.2f}% plain {100 * row['plain']:.2f}% twin "
-            f"{100 * row['twin']:.2f}%; a step costs {describe_cost(row['signed_cost'])} ANN "
+            f"{100 * row['twin']:.2f}% (before the SNN correction "
+            f"{100 * row['twin_before_snn_correction']:.2f}%); a step costs {describe_cost(row['signed_cost'])} ANN "
             f"passes (signed), {describe_cost(row['plain_cost'])} (plain); settled images "
             f"{100 * row['settled_images']:.1f}%; count differs "
             + ", ".join(f"{k} {100 * v:.2f}%" for k, v in row["count_differs"].items()),

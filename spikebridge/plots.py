@@ -8,7 +8,6 @@ distinct markers and line styles per network so they read in greyscale.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -37,12 +36,18 @@ def register_label(method: str, label: str) -> None:
 
 def network_label(route: str, method: str) -> str:
     """Legend text naming route and method, e.g. ``conversion: channel-wise (Kim 2020)``; a
-    network of graded spikes (``<method>-K<K>``): ``conversion: <method> (graded, K = <K>)``."""
-    name = METHOD_NAMES.get(method)
-    graded = re.fullmatch(r"(.+)-K(\d+)", method)
-    if name is None and graded and graded.group(1) in METHOD_NAMES:
-        name = f"{graded.group(1)} (graded, K = {graded.group(2)})"
-    return f"{ROUTE_NAMES.get(route, route)}: {name or method}"
+    network of graded spikes (``<method>-K<K>``) adds ``(graded, K = <K>)``, a fine-tuned one
+    (``<method>+ftN``) ``twin fine-tuned N steps``."""
+    from .labels import base_method, finetune_steps_of, spike_levels_of
+
+    base = base_method(method)
+    name = METHOD_NAMES.get(base, base)
+    steps, k = finetune_steps_of(method), spike_levels_of(method)
+    if steps:  # retrained: said in every legend
+        name += f", twin fine-tuned {steps} steps"
+    if k > 1:
+        name += f" (graded, K = {k})"
+    return f"{ROUTE_NAMES.get(route, route)}: {name}"
 
 
 STYLE_ORDER = tuple(m for m in METHOD_NAMES if m != "stbp-tdbn")

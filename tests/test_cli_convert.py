@@ -34,7 +34,8 @@ def test_convert_writes_csv_summary_networks_and_plot(tmp_path, capsys):
     )
     assert code == 0
     frame = pd.read_csv(out / "accuracy_vs_timesteps.csv")
-    assert list(frame.columns) == ["route", "method", "timesteps", "accuracy_pct"]
+    assert list(frame.columns) == ["route", "method", "timesteps", "accuracy_pct", "finetune_steps"]
+    assert set(frame["finetune_steps"]) == {0}  # post-training only: nothing retrained
     assert set(frame["route"]) == {"conversion"} and set(frame["method"]) == {"max", "channel"}
     assert sorted(frame["timesteps"].unique()) == list(range(1, 9))
     assert frame["accuracy_pct"].between(0, 100).all()

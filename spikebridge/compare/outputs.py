@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..energy.book import beats_sentences, model_columns
 from ..io import write_json
+from ..labels import with_finetune_column
 from ..plots import (
     energy_accuracy_figure,
     energy_models_figure,
@@ -38,8 +39,13 @@ def write_outputs(result: Comparison, s: Settings) -> list[Path]:
     out = result.out
     assert out is not None
     files = [
-        *write_table(out / "accuracy_vs_timesteps.csv", percent(result.accuracy, ["accuracy"])),
-        *write_table(out / "energy.csv", percent(result.energy, ["accuracy"])),
+        *write_table(
+            out / "accuracy_vs_timesteps.csv",
+            with_finetune_column(percent(result.accuracy, ["accuracy"])),
+        ),
+        *write_table(
+            out / "energy.csv", with_finetune_column(percent(result.energy, ["accuracy"]))
+        ),
         *write_table(out / "layers.csv", result.layers),
         *write_table(out / "history.csv", result.history),
     ]

@@ -43,6 +43,7 @@ from ..energy.table import (
 from ..evaluation import current_shard, evaluate, launched_distributed
 from ..health import CONVERTED_ADVICE, weak_network, weak_network_message
 from ..io import output_dir, write_json
+from ..labels import with_finetune_column
 from ..rundir import RunDirectory, claim
 from ..tables import HISTORY_COLUMNS
 from ..validation import check_before_training
@@ -305,7 +306,8 @@ def _compare(
         if ctx.histories
         else pd.DataFrame(columns=HISTORY_COLUMNS)
     )
-    energy_table = energy_frame(energy_rows)
+    energy_table = with_finetune_column(energy_frame(energy_rows))  # calibrated+ftN: retrained
+    accuracy = with_finetune_column(accuracy)
     flags = weak_flags(energy_table, history, ctx.info.num_classes, notes)
     result = Comparison(
         accuracy, energy_table, layers, notes, s.experiment(), out, [],

@@ -17,6 +17,7 @@ from torch import nn
 from ..data import DatasetInfo, dataset_info, make_loaders, split_validation
 from ..health import CONVERTED_ADVICE, weak_network_message
 from ..io import output_dir, save_figure, save_torch, write_json
+from ..labels import with_finetune_column
 from ..loading import check_input, is_graph_file
 from ..model_files import load_ann
 from ..models import build_model
@@ -243,9 +244,9 @@ def conversion_tables(
     every energy model's included, with the quantised-ANN rows), ``energy_breakdown`` and
     ``history`` (the ANN's training, when it was trained here)."""
     result = run.result
-    tables = {"accuracy_vs_timesteps": percent(result.accuracy, ["accuracy"])}
+    tables = {"accuracy_vs_timesteps": with_finetune_column(percent(result.accuracy, ["accuracy"]))}
     if run.energy is not None:
-        tables["energy"] = percent(run.energy, ["accuracy"])
+        tables["energy"] = with_finetune_column(percent(run.energy, ["accuracy"]))
     if run.energy_breakdown is not None and len(run.energy_breakdown):
         tables["energy_breakdown"] = run.energy_breakdown
     if run.history:

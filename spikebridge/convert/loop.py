@@ -24,6 +24,7 @@ from torch import nn
 from ..engine.graph import ConversionError, MethodNotApplicable
 from ..engine.network import SpikingNetwork
 from ..evaluation import Evaluation, evaluate
+from ..labels import graded_label
 from ..settings import ConversionSettings, SimulationSettings, parse_spike_levels, parse_targets
 from ..validation import check_positive_int
 from .converter import Converter
@@ -74,7 +75,8 @@ class ConvertedNetwork:
     """One network of the conversion loop.
 
     Attributes:
-        method: the threshold method's name.
+        method: the threshold method's name, as its settings label it (``calibrated+ft300`` for
+            a fine-tuned, retrained twin: :mod:`spikebridge.labels`).
         network: the spiking network.
         timesteps: how many steps to simulate it for.
         report_steps: the steps t to report (None: every t <= ``timesteps``; a network built
@@ -96,17 +98,12 @@ class ConvertedNetwork:
     @property
     def label(self) -> str:
         """How tables name it: the method, with ``-K<K>`` for graded spikes (K > 1)."""
-        return network_label(self.method, self.spike_levels)
+        return graded_label(self.method, self.spike_levels)
 
     @property
     def key(self) -> str:
         """A unique name: :attr:`label`, with ``-T<T>`` for a network built for one T."""
         return self.label if self.report_steps is None else f"{self.label}-T{self.timesteps}"
-
-
-def network_label(method: str, spike_levels: int = 1) -> str:
-    """``calibrated``, 4 -> ``calibrated-K4``; K = 1 keeps the method's name."""
-    return method if spike_levels == 1 else f"{method}-K{spike_levels}"
 
 
 def converted_networks(
@@ -156,8 +153,9 @@ def converted_networks(
             cpu_seconds = time.process_time() - cpu_start
             if entry.calibrates:
                 seconds += converter.statistics_seconds_
+            label = converter.settings_of(name).network_label(name)  # calibrated+ft300: retrained
             steps, report = (timesteps, None) if target is None else (target, (target,))
-            yield ConvertedNetwork(name, network, steps, report, seconds, cpu_seconds, k)
+            yield ConvertedNetwork(label, network, steps, report, seconds, cpu_seconds, k)
 
 
 @dataclass

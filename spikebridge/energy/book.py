@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from ..evaluation import Evaluation
+from ..labels import base_method
 from .table import E_AC_PJ, E_MAC_PJ, ann_energy_row, energy_frame, energy_pj, snn_energy_row
 
 BREAKDOWN_COLUMNS = [
@@ -72,9 +73,11 @@ class EnergyBook:
         counts = snn_counts(ev, network)
         self._price(row, counts, ev.timesteps)
         self._spiking.append((row, counts))
-        method = row["method"]
-        calibrated = method == "calibrated" or method.startswith("calibrated-K")
-        if self.ctx is not None and calibrated and network is not None:
+        if (
+            self.ctx is not None
+            and base_method(row["method"]) == "calibrated"
+            and network is not None
+        ):
             from ..energy import network_twin
 
             levels = ev.timesteps * getattr(ev, "spike_levels", 1)  # graded: K*T levels
@@ -83,7 +86,8 @@ class EnergyBook:
             except ValueError as err:
                 self.ctx.notes.append(f"no quantised twin of {row['method']}: {err}")
             else:
-                label = f"calibrated twin ({activation_bits_label(levels)})"
+                # "calibrated+ft300-K4 twin (4-bit)": the twin keeps its network's label
+                label = f"{row['method']} twin ({activation_bits_label(levels)})"
                 self._twins.append(self._quantised_row(twin, label, levels))
         return row
 

@@ -28,6 +28,9 @@ never a T-step simulation), from calibration images alone (no labels, no end-to-
 4. **Output check** (:mod:`.guard`): the searched twin against the twin of channel-wise
    percentile thresholds, by their outputs' KL divergence from the float ANN; the closer goes
    on (a :class:`CalibrationWarning` says when that is the percentile one).
+   **Fine-tune** (optional, ``finetune_steps``; retraining, not post-training: :mod:`.finetune`):
+   the twin trained end to end for a few labelled steps on the calibration images' labels
+   (training images), straight-through floor, LSQ-style learned thresholds.
 5. **SNN correction** (Li et al. 2021's light pipeline): the network is simulated layer by layer
    with the neurons it will have (signed or plain IF) and each channel's mean input error is
    removed from a bias (or the initial potential); :func:`for_neurons` redoes only this step for
@@ -37,6 +40,7 @@ Shapes: calibration images [N, C, H, W] (or any [N, ...] the ANN takes); thresho
 """
 
 from .errors import ReconstructionDiverged
+from .finetune import FinetuneReport
 from .graph import calibration_images
 from .guard import CalibrationWarning
 from .pipeline import calibrate_target, for_neurons
@@ -46,6 +50,7 @@ __all__ = [
     "CalibrationWarning",
     "LayerCalibration",
     "CalibratedResult",
+    "FinetuneReport",
     "ReconstructionDiverged",
     "calibrate_target",
     "calibration_images",

@@ -16,6 +16,7 @@ from ...normalization.calibrate import activation_layers
 from ...progress import progress_bar
 from ...settings import DEFAULT_PERCENTILE
 from ..quantised_twin import check_calibratable, check_timesteps, quantisers, restore_activations
+from .finetune import finetune, twin_reference
 from .graph import CalibrationGraph, FloatReference, calibration_images
 from .guard import CalibrationWarning, check_against_percentile
 from .reconstruction import reconstruct
@@ -45,7 +46,9 @@ def calibrate_target(
         prepared: the ANN after :func:`~spikebridge.convert.prepare`, left untouched. Its
             max-pools stay (the network pools spikes by their running count, which keeps it
             equal to the twin; see :func:`quantised_twin`).
-        calibration: a loader of (x, y) batches or a tensor [N, ...]; only the images are used.
+        calibration: a loader of (x, y) batches or a tensor [N, ...]; only the images are used,
+            except by the fine-tune (``settings.finetune_steps`` > 0: all of the loader's images
+            and labels; a bare tensor is then refused).
         target: the target T (the network is built for this T, not for every T).
         settings: :class:`CalibratedSettings`.
         negative_spikes: the neurons the network will have (signed IF: it equals its twin
@@ -124,6 +127,9 @@ def calibrate_target(
         divergence=divergence,
         spike_levels=spike_levels,
     )
+    if settings.finetune_steps:
+        searched = finetune(searched, calibration, settings)
+        floats = twin_reference(searched, x, settings)  # the SNN's goal: its fine-tuned twin
     if not settings.snn_correction:
         return searched
     images = x[: settings.snn_samples]
@@ -155,6 +161,8 @@ def for_neurons(
     images = _images(prepared, data, settings.snn_samples)
     reference, floats = _float_reference(prepared, images, settings)
     graph = CalibrationGraph(reference, list(activation_layers(reference)))
+    if searched.finetune is not None:  # the SNN's goal: its fine-tuned twin
+        floats = twin_reference(searched, images, settings)
     setup, cpu_setup = time.perf_counter() - start, time.process_time() - cpu_start
     redone = _correct_simulated(searched, graph, floats, images, settings, negative_spikes)
     redone.seconds += setup  # the search's time, this correction's and its setup's

@@ -9,6 +9,7 @@ from torch import Tensor, fx
 from ...engine.network import SpikingNetwork
 from ..build import spiking_network
 from ..quantised_twin import METHOD
+from .finetune import FinetuneReport
 
 
 @dataclass
@@ -60,6 +61,7 @@ class CalibratedResult:
         spike_levels: K, the threshold units one spike carries (graded spikes; 1: binary). The
             twin has K*T levels and :attr:`thresholds` are its thresholds; the network's
             neurons get theta / K and emit up to K units per step (:meth:`build`).
+        finetune: the labelled fine-tune's report (None: none ran, post-training only).
     """
 
     timesteps: int
@@ -74,6 +76,7 @@ class CalibratedResult:
     start: str = "search"
     divergence: dict[str, float] = field(default_factory=dict)
     spike_levels: int = 1
+    finetune: FinetuneReport | None = None
 
     @property
     def levels(self) -> int:

@@ -60,6 +60,11 @@ class MethodSettings:
     def __post_init__(self) -> None:
         check_all(self)
 
+    def network_label(self, method: str) -> str:
+        """How tables name ``method``'s networks built with these settings (the method's name;
+        a setting that retrains says so, e.g. ``calibrated+ft300``: :mod:`spikebridge.labels`)."""
+        return method
+
 
 @dataclass(frozen=True)
 class NoSettings(MethodSettings):
