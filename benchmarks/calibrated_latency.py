@@ -275,6 +275,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="labelled steps fine-tuning the twin on the calibration images (retraining; 0: none)",
     )  # fmt: skip
     p.add_argument("--finetune-lr", type=float, default=None, help="the fine-tune's Adam step")
+    p.add_argument("--finetune-warmup", type=float, default=None, help="share of warm-up steps")
+    p.add_argument("--finetune-forward", default=None, choices=("network", "twin"))
     p.add_argument(
         "--finetune-distill", type=float, default=0.0, help="weight of distillation from the ANN"
     )
@@ -324,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         finetune_steps=args.finetune_steps,
         finetune_distill=args.finetune_distill,
         **({} if args.finetune_lr is None else {"finetune_lr": args.finetune_lr}),
+        **({} if args.finetune_warmup is None else {"finetune_warmup": args.finetune_warmup}),
+        **({} if args.finetune_forward is None else {"finetune_forward": args.finetune_forward}),
     )
     ops_batches = [] if not args.ops_images else batches[: -(-args.ops_images // args.batch_size)]
     rows = []

@@ -105,11 +105,38 @@ def test_a_finetune_that_makes_the_twin_worse_is_rolled_back(prepared_cnn, label
     """A step far too large wrecks the twin; the calibrated one is kept, with a warning."""
     plain = calibrate_target(prepared_cnn, labelled, 1, CalibratedSettings(samples=256))
     settings = CalibratedSettings(samples=256, finetune_steps=10, finetune_lr=1.0)
-    with pytest.warns(CalibrationWarning, match="raised the twin's training loss"):
+    with pytest.warns(CalibrationWarning, match="raised the network's training loss"):
         result = calibrate_target(prepared_cnn, labelled, 1, settings)
+    assert result.finetune.rolled_back
     assert result.finetune.loss_after == result.finetune.loss_before
     for name, theta in plain.thresholds.items():
         assert torch.equal(theta, result.thresholds[name])
+    # the calibration kept is the whole of it, its SNN correction included
+    for p, q in zip(
+        plain.prepared.state_dict().values(), result.prepared.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("forward", ["network", "twin"])
+def test_the_report_measures_what_was_trained(prepared_cnn, labelled, forward):
+    """With the network's forward (the default) the loss the fine-tune lowered is the built
+    network's own training loss at T; with the twin's, the twin's (the network then gets the
+    SNN correction and differs from it where spikes are owed at T)."""
+    from spikebridge.convert.calibration.finetune import labelled_data
+
+    settings = CalibratedSettings(samples=256, finetune_steps=30, finetune_forward=forward)
+    result = calibrate_target(prepared_cnn, labelled, 2, settings)
+    report = result.finetune
+    assert report.forward == forward and not report.rolled_back
+    assert report.loss_after < report.loss_before
+    x, y = labelled_data(labelled, torch.device("cpu"))
+    with torch.no_grad():
+        network = result.build().simulate(x, 2).readout[-1]
+        twin = (result.searched or result).twin()(x)  # before the SNN correction
+    trained = network if forward == "network" else twin
+    loss = float(torch.nn.functional.cross_entropy(trained, y))
+    assert loss == pytest.approx(report.loss_after, rel=1e-4)
 
 
 def test_two_runs_are_identical(prepared_cnn, labelled, tuned):
@@ -176,10 +203,10 @@ def test_graded_finetune_trains_the_twin_at_k_times_t_levels(
 ):
     """With K = 2 at T = 1 the fine-tuned twin has 2 levels, and the network built from it
     (graded signed IF, one step: always settled) gives its logits exactly."""
-    settings = CalibratedSettings(finetune_steps=20, samples=256)
+    settings = CalibratedSettings(finetune_steps=20, samples=256, finetune_lr=0.01)
     result = calibrate_target(prepared_cnn, labelled, 1, settings, spike_levels=2)
-    assert result.levels == 2 and result.finetune is not None
-    assert result.finetune.loss_after <= result.finetune.loss_before
+    assert result.levels == 2 and not result.finetune.rolled_back
+    assert result.finetune.loss_after < result.finetune.loss_before
     x, _ = next(iter(digits_loaders[1]))
     with torch.no_grad():
         torch.testing.assert_close(result.build().simulate(x, 1).readout[-1], result.twin()(x))
@@ -266,3 +293,45 @@ def test_compare_lists_the_retrained_networks_with_their_column(tmp_path):
     assert (energy[energy["route"] == "ann"]["finetune_steps"] == 0).all()
     twins = energy[energy["method"].str.startswith("calibrated+ft2 twin")]
     assert len(twins) == 2 and set(twins["finetune_steps"]) == {2}  # the twins retrained too
+
+
+@pytest.mark.parametrize(
+    ("arch", "spike_levels", "timesteps"),
+    [("cnn", 1, 2), ("cnn", 2, 2), ("resnet20", 1, 3), ("resnet20", 3, 1)],
+)
+def test_simulated_twin_gives_the_networks_readout_exactly(
+    labelled, digits_loaders, arch, spike_levels, timesteps
+):
+    """The fine-tune's forward (tandem learning) is the built network's own simulation, bit for
+    bit, through max-pooling (cnn) and residual additions (resnet20), binary and graded; and
+    unlike the twin's it sees the spikes still owed at T."""
+    from spikebridge.convert.calibration.simulated_twin import SimulatedTwin
+    from spikebridge.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(arch, 10, 1, 8, width=0.25, pool="max").eval()
+    prepared = prepare(model, maxpool="spiking")
+    settings = CalibratedSettings(samples=128, snn_correction=False)
+    result = calibrate_target(prepared, labelled, timesteps, settings, spike_levels=spike_levels)
+    x, _ = next(iter(digits_loaders[1]))
+    with torch.no_grad():
+        network = result.build().simulate(x, timesteps).readout[-1]
+        simulated = SimulatedTwin(result.twin(), timesteps, spike_levels, True)(x)
+    assert torch.equal(simulated, network)
+
+
+def test_simulated_twin_passes_the_twins_gradient(prepared_cnn, labelled, digits_loaders):
+    """Backward: each layer gets its twin quantiser's gradient at the mean input, so the
+    gradient reaches every weight, threshold and initial potential the fine-tune trains."""
+    from spikebridge.convert.calibration.simulated_twin import SimulatedTwin
+
+    result = calibrate_target(prepared_cnn, labelled, 2, CalibratedSettings(samples=128))
+    twin = result.twin()
+    for p in twin.parameters():
+        p.requires_grad_(True)
+    x, y = next(iter(digits_loaders[1]))
+    torch.nn.functional.cross_entropy(SimulatedTwin(twin, 2, 1, True)(x), y).backward()
+    for name, q in quantisers(twin).items():
+        assert q.threshold.grad is not None and q.threshold.grad.abs().sum() > 0, name
+    convs = [m for m in twin.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(m.weight.grad.abs().sum() > 0 for m in convs)

@@ -16,9 +16,15 @@ Adam step instead, ``finetune_lr`` times its RMS at the start (:func:`_relative_
 decayed along a cosine to zero over the N steps. A fine-tune that ends with a higher training
 loss than it started from is rolled back (with a :class:`CalibrationWarning`).
 
-The SNN is then built from the fine-tuned twin exactly as ``calibrated`` builds it, its SNN bias
-correction included, aimed at the fine-tuned twin's own inputs (:func:`twin_reference`) rather
-than the float ANN's, so it removes only the simulated network's burst error against its twin.
+The forward pass (``finetune_forward``) is, by default, the simulated network's own
+(:class:`~.simulated_twin.SimulatedTwin`, tandem learning, Wu et al. 2021): the loss is that of
+the network the fine-tune builds, at its T, so it also trains away what the twin cannot see, the
+spikes still owed at step T; the gradient is the twin's. The SNN is then built from the
+fine-tuned parameters exactly as ``calibrated`` builds it, without the SNN bias correction (the
+network itself was trained; resnet20 on digits at T = 2: 94.99 % without, 94.15 % with it).
+With ``finetune_forward="twin"`` the fine-tune trains the twin alone, and the SNN correction
+runs after it, aimed at the fine-tuned twin's own inputs (:func:`twin_reference`) rather than the
+float ANN's, so it removes only the simulated network's burst error against its twin.
 
 Shapes: images [N, C, H, W] (or [N, ...]), labels [N] (class indices); thresholds 0-d or [C].
 """
@@ -40,6 +46,7 @@ from ..quantised_twin import quantisers, restore_activations
 from .errors import ReconstructionDiverged
 from .graph import FloatReference
 from .guard import CalibrationWarning
+from .simulated_twin import SimulatedTwin
 
 if TYPE_CHECKING:
     from ..methods.calibrated import CalibratedSettings
@@ -57,8 +64,11 @@ class FinetuneReport:
         steps: labelled Adam steps taken.
         samples: labelled training images it drew its batches from.
         seconds: wall time; cpu_seconds: processor time.
-        loss_before / loss_after: the twin's cross-entropy on those images before and after.
-        accuracy_before / accuracy_after: the twin's accuracy on them (fractions).
+        loss_before / loss_after: the cross-entropy on those images before and after, of the
+            simulated network (``finetune_forward="network"``) or of the twin.
+        accuracy_before / accuracy_after: its accuracy on them (fractions).
+        forward: ``"network"`` or ``"twin"``, what was trained and measured.
+        rolled_back: the fine-tune raised the loss and was undone (the calibration kept).
     """
 
     steps: int
@@ -69,6 +79,8 @@ class FinetuneReport:
     loss_after: float
     accuracy_before: float
     accuracy_after: float
+    forward: str = "twin"
+    rolled_back: bool = False
 
 
 def labelled_data(data: Iterable | Tensor, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -125,13 +137,18 @@ def finetune(
         p.requires_grad_(False)
     for p in trained:
         p.requires_grad_(True)
-    loss_before, accuracy_before = _evaluate(twin, x, y, settings.batch_size)
+    model = (
+        SimulatedTwin(twin, calibration.timesteps, calibration.spike_levels,
+                      calibration.negative_spikes).eval()
+        if settings.finetune_forward == "network"
+        else twin
+    )  # fmt: skip
+    loss_before, accuracy_before = _evaluate(model, x, y, settings.batch_size)
     mix = settings.finetune_distill
     teacher = _float_logits(twin, x, settings.batch_size) if mix > 0 else None
     optimiser = torch.optim.Adam(_relative_steps(synaptic, quantised, settings))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda k: 0.5 * (1 + math.cos(math.pi * k / steps))
-    )
+    warmup = int(steps * settings.finetune_warmup)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(steps, warmup))
     generator = torch.Generator().manual_seed(settings.seed or 0)
     order = torch.randperm(x.shape[0], generator=generator)
     position = 0
@@ -141,7 +158,7 @@ def finetune(
                 order, position = torch.randperm(x.shape[0], generator=generator), 0
             idx = order[position : position + settings.batch_size].to(device)
             position += settings.batch_size
-            logits = twin(x[idx])
+            logits = model(x[idx])
             loss = nn.functional.cross_entropy(logits, y[idx])
             if teacher is not None:
                 soft = nn.functional.kl_div(
@@ -169,10 +186,12 @@ def finetune(
     finally:
         for p in twin.parameters():
             p.requires_grad_(False)
-    loss_after, accuracy_after = _evaluate(twin, x, y, settings.batch_size)
-    if not loss_after < loss_before:  # worse than where it started: keep the calibration
+    loss_after, accuracy_after = _evaluate(model, x, y, settings.batch_size)
+    rolled_back = not loss_after < loss_before
+    if rolled_back:  # worse than where it started: keep the calibration
+        what = "network" if settings.finetune_forward == "network" else "twin"
         warnings.warn(
-            f"calibrated T={calibration.timesteps}: the fine-tune raised the twin's training "
+            f"calibrated T={calibration.timesteps}: the fine-tune raised the {what}'s training "
             f"loss ({loss_before:.4g} -> {loss_after:.4g}); keeping the calibrated twin (lower "
             f"finetune_lr, {settings.finetune_lr}, or give more steps)",
             CalibrationWarning,
@@ -183,7 +202,8 @@ def finetune(
         loss_after, accuracy_after = loss_before, accuracy_before
     report = FinetuneReport(
         steps, x.shape[0], time.perf_counter() - start, time.process_time() - cpu_start,
-        loss_before, loss_after, accuracy_before, accuracy_after,
+        loss_before, loss_after, accuracy_before, accuracy_after, settings.finetune_forward,
+        rolled_back,
     )  # fmt: skip
     return dataclasses.replace(
         calibration,
@@ -195,6 +215,18 @@ def finetune(
         cpu_seconds=calibration.cpu_seconds + report.cpu_seconds,
         finetune=report,
     )
+
+
+def _warmup_cosine(steps: int, warmup: int):
+    """Step k's factor of the Adam step: linear from 1/(warmup+1) to 1 over the first
+    ``warmup`` steps, then a cosine decay to 0 at ``steps``."""
+
+    def factor(k: int) -> float:
+        if k < warmup:
+            return (k + 1) / (warmup + 1)
+        return 0.5 * (1 + math.cos(math.pi * (k - warmup) / max(steps - warmup, 1)))
+
+    return factor
 
 
 def _rms(t: Tensor) -> float:

@@ -129,7 +129,11 @@ def calibrate_target(
     )
     if settings.finetune_steps:
         searched = finetune(searched, calibration, settings)
-        floats = twin_reference(searched, x, settings)  # the SNN's goal: its fine-tuned twin
+        report = searched.finetune  # rolled back: corrected as the calibration alone is
+        if not report.rolled_back and report.forward == "network":
+            return searched  # the network itself was trained: no correction towards its twin
+        if not report.rolled_back:
+            floats = twin_reference(searched, x, settings)  # the SNN's goal: its tuned twin
     if not settings.snn_correction:
         return searched
     images = x[: settings.snn_samples]
