@@ -1,4 +1,4 @@
-"""A short labelled fine-tune of the calibrated quantised twin (issue 23): retraining, said so.
+"""A short labelled fine-tune of a calibrated network and its twin (issue 23): retraining, said so.
 
 Post-training calibration alone leaves deep residual nets short at T <= 4 (a binary-spike
 network is a (T+1)-level quantised ANN, and 19 activation layers at 3 levels do not survive it).
@@ -13,7 +13,8 @@ inside the range, 1 above it, 0 below). LSQ scales that gradient by g = 1/sqrt(N
 the step size's updates in proportion to the weights' under SGD; Adam divides every parameter's
 gradient by its own running scale, which cancels any constant g, so each tensor gets its own
 Adam step instead, ``finetune_lr`` times its RMS at the start (:func:`_relative_steps`),
-decayed along a cosine to zero over the N steps. A fine-tune that ends with a higher training
+reached by a linear warm-up over the first ``finetune_warmup`` share of the N steps and then
+decayed along a cosine to zero. A fine-tune that ends with a higher training
 loss than it started from is rolled back (with a :class:`CalibrationWarning`).
 
 The forward pass (``finetune_forward``) is, by default, the simulated network's own
