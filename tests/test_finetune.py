@@ -274,6 +274,27 @@ def test_plain_neurons_keep_the_finetuned_twin(prepared_cnn, labelled, tuned):
         assert torch.equal(theta, plain.thresholds[name])
 
 
+def test_plain_neurons_after_a_network_finetune_are_corrected_towards_its_twin(
+    prepared_cnn, labelled
+):
+    """The fine-tune trained the signed network, which gets no SNN correction; plain IF
+    neurons (not what was trained) get theirs, aimed at the fine-tuned twin, at T = 2."""
+    from spikebridge.convert.calibration import for_neurons
+
+    settings = CalibratedSettings(samples=256, finetune_steps=20, finetune_lr=0.01)
+    signed = calibrate_target(prepared_cnn, labelled, 2, settings)
+    assert not signed.finetune.rolled_back
+    assert signed.searched is not None  # kept for the other kind of neuron
+    plain = for_neurons(signed, prepared_cnn, labelled, False, settings)
+    moved = [
+        not torch.equal(p, q)
+        for p, q in zip(
+            signed.prepared.state_dict().values(), plain.prepared.state_dict().values(), strict=True
+        )
+    ]
+    assert any(moved) and not plain.negative_spikes
+
+
 def test_compare_lists_the_retrained_networks_with_their_column(tmp_path):
     from spikebridge.compare import run
 

@@ -29,8 +29,10 @@ never a T-step simulation), from calibration images alone (no labels, no end-to-
    percentile thresholds, by their outputs' KL divergence from the float ANN; the closer goes
    on (a :class:`CalibrationWarning` says when that is the percentile one).
    **Fine-tune** (optional, ``finetune_steps``; retraining, not post-training: :mod:`.finetune`):
-   the twin trained end to end for a few labelled steps on the calibration images' labels
-   (training images), straight-through floor, LSQ-style learned thresholds.
+   the network trained end to end for a few labelled steps on the calibration images' labels
+   (training images): its own simulated forward, its twin's gradient (straight-through floor,
+   LSQ-style learned thresholds; tandem learning, :mod:`.simulated_twin`). No SNN correction
+   follows it.
 5. **SNN correction** (Li et al. 2021's light pipeline): the network is simulated layer by layer
    with the neurons it will have (signed or plain IF) and each channel's mean input error is
    removed from a bias (or the initial potential); :func:`for_neurons` redoes only this step for

@@ -131,7 +131,10 @@ def calibrate_target(
         searched = finetune(searched, calibration, settings)
         report = searched.finetune  # rolled back: corrected as the calibration alone is
         if not report.rolled_back and report.forward == "network":
-            return searched  # the network itself was trained: no correction towards its twin
+            # the network itself was trained: no correction towards its twin (the other kind
+            # of neuron, :func:`for_neurons`, is corrected towards it from ``searched``)
+            kept = searched if settings.snn_correction else None
+            return dataclasses.replace(searched, searched=kept)
         if not report.rolled_back:
             floats = twin_reference(searched, x, settings)  # the SNN's goal: its tuned twin
     if not settings.snn_correction:
@@ -165,7 +168,7 @@ def for_neurons(
     images = _images(prepared, data, settings.snn_samples)
     reference, floats = _float_reference(prepared, images, settings)
     graph = CalibrationGraph(reference, list(activation_layers(reference)))
-    if searched.finetune is not None:  # the SNN's goal: its fine-tuned twin
+    if searched.finetune is not None and not searched.finetune.rolled_back:  # its tuned twin
         floats = twin_reference(searched, images, settings)
     setup, cpu_setup = time.perf_counter() - start, time.process_time() - cpu_start
     redone = _correct_simulated(searched, graph, floats, images, settings, negative_spikes)

@@ -52,7 +52,8 @@ class CalibratedResult:
             on an idle machine, which wall time on a shared one overstates.
         negative_spikes: the neurons the SNN correction simulated (signed or plain IF), and
             :meth:`build`'s default.
-        searched: the calibration before the SNN correction (None: it did not run), from which
+        searched: the calibration before the SNN correction (None: it did not run; after a
+            fine-tune through the network, which skips it, the result itself), from which
             :func:`~spikebridge.convert.calibration.for_neurons` redoes it for the other neurons.
         start: ``"search"`` (the layer-wise search's thresholds and biases) or ``"percentile"``
             (the output check found the percentile twin closer to the float ANN, :mod:`.guard`).
