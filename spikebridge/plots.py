@@ -41,8 +41,10 @@ def network_label(route: str, method: str) -> str:
     from .labels import base_method, finetune_steps_of, spike_levels_of
 
     base = base_method(method)
-    name = METHOD_NAMES.get(base, base)
     steps, k = finetune_steps_of(method), spike_levels_of(method)
+    # a graded network's legend is short (several K share one plot; the long names collapsed
+    # its axes): the method's own name, then K
+    name = METHOD_NAMES.get(base, base) if k == 1 else base
     if steps:  # retrained: said in every legend
         name += f", twin fine-tuned {steps} steps"
     if k > 1:

@@ -101,6 +101,20 @@ def test_checkpoint_state_dict_round_trip(tmp_path):
     assert (out / "snn_max.pt").exists()
 
 
+def test_a_runs_own_ann_file_is_a_checkpoint(tmp_path):
+    """The ann.pt convert writes (weights and the architecture's record, weights-only) converts
+    again without training and without --trust-checkpoint: the same ANN accuracy."""
+    first = tmp_path / "first"
+    assert main(["convert", *FAST, "--method", "max", "--out", str(first)]) == 0
+    again = tmp_path / "again"
+    argv = ["convert", *FAST, "--epochs", "0", "--checkpoint", str(first / "ann.pt")]
+    assert main([*argv, "--method", "max", "--out", str(again)]) == 0
+    accuracy = [
+        json.loads((d / "summary.json").read_text())["ann_accuracy"] for d in (first, again)
+    ]
+    assert accuracy[0] == accuracy[1]
+
+
 def test_pickled_module_needs_trust(tmp_path, capsys):
     ckpt = tmp_path / "whole.pt"
     torch.save(build_model("cnn", 10, 1, 8, width=0.25), ckpt)

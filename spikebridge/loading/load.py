@@ -237,6 +237,14 @@ def _load_torch_file(file: Path, trust: bool, arch: nn.Module | None) -> nn.Modu
         return obj.eval()
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
+    if isinstance(obj, dict) and obj.get("format") == "spikebridge-ann":  # a run's ann.pt
+        from ..snn_files import build_ann
+
+        if arch is None:  # its record names the architecture spikebridge built
+            arch = build_ann(obj.get("ann") or {}, str(file))
+        obj = obj.get("state")
+        if not isinstance(obj, dict):
+            raise ModelLoadError(f"{file}: a spikebridge ANN file without its weights ('state')")
     if not isinstance(obj, dict):
         raise ModelLoadError(
             f"{file}: holds a {type(obj).__name__}, not a state dict, module or program"
@@ -250,7 +258,7 @@ def _load_torch_file(file: Path, trust: bool, arch: nn.Module | None) -> nn.Modu
         arch.load_state_dict(obj)
     except RuntimeError as err:
         raise ModelLoadError(
-            f"{file}: does not match the architecture ({_first_line(err)}). Check the "
+            f"{file}: does not match the architecture ({_load_error(err)}). Check the "
             "architecture, its width and the dataset (input channels, classes)"
         ) from err
     return arch.eval()
@@ -296,6 +304,14 @@ def _refused_global(err: BaseException) -> str:
         if "Unsupported global" in line:
             return line.strip().split(" was not an allowed global")[0]
     return _first_line(err)
+
+
+def _load_error(err: RuntimeError) -> str:
+    """``load_state_dict``'s message in one line: its header and the first of its reasons
+    (missing, unexpected or mis-shaped keys), at most 300 characters."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if lines else type(err).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _first_line(err: BaseException) -> str:
