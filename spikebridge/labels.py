@@ -2,9 +2,9 @@
 
 The grammar is ``<method>[+ftN][-K<K>]``, and a network built for one T adds ``-T<T>``
 (``calibrated+ft300-K4-T2``). ``-K<K>``: graded spikes of up to K threshold units per step
-(K = 1, binary, adds nothing). ``+ftN``: a ``calibrated`` network whose quantised twin was fine-tuned on labels for N steps is listed as
-``calibrated+ftN`` (its per-T networks ``calibrated+ftN-T2``, ...) in every table, plot and file
-name, and the tables carry a ``finetune_steps`` column (0: no retraining after conversion), so a
+(K = 1, binary, adds nothing). ``+ftN``: a ``calibrated`` network fine-tuned on labels for N
+steps is listed as ``calibrated+ftN`` (its per-T networks ``calibrated+ftN-T2``, ...) in every
+table, plot and file name, and the tables carry a ``finetune_steps`` column (0: no retraining after conversion), so a
 retrained network is never mistaken for a post-training one.
 """
 

@@ -80,7 +80,7 @@ class EnergyBook:
         ):
             from ..energy import network_twin
 
-            levels = ev.timesteps * getattr(ev, "spike_levels", 1)  # graded: K*T levels
+            levels = ev.timesteps * ev.spike_levels  # graded: K*T levels
             try:
                 twin = network_twin(network, ev.timesteps)
             except ValueError as err:

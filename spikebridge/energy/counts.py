@@ -191,7 +191,7 @@ def snn_counts(ev: Evaluation, network: nn.Module | None = None) -> NetworkCount
     steps = ev.timesteps
     modules = network.neurons() if hasattr(network, "neurons") else {}
     layers = []
-    graded_spikes = getattr(ev, "spike_levels", 1) > 1
+    graded_spikes = ev.spike_levels > 1
     for name, op in ev.layers.items():
         mode = _mode(op)
         executions = {"static": 1, "dense": steps, "events": 0}[mode]
@@ -233,8 +233,9 @@ def snn_counts(ev: Evaluation, network: nn.Module | None = None) -> NetworkCount
             )  # fmt: skip
         )
     outputs = layers[-1].shape.out_elements if layers else 0
-    bits = getattr(ev, "payload_bits", 0)
-    return NetworkCounts(steps, layers, neurons, outputs, True, ev.total, payload_bits=bits)
+    return NetworkCounts(
+        steps, layers, neurons, outputs, True, ev.total, payload_bits=ev.payload_bits
+    )
 
 
 def ann_counts(ev: Evaluation, bits: int = 32) -> NetworkCounts:

@@ -368,15 +368,15 @@ class IFNeuron(SpikingNeuron):
         for t in range(x_seq.shape[0]):
             k = out[t]
             v.add_(x_seq[t])
-            torch.div(v, th, out=k)
-            k.floor_()
             if self.negative_spikes:  # take back at most K of the units emitted so far
+                torch.div(v, th, out=k)
+                k.floor_()
                 torch.clamp(self.count, max=K, out=low)
                 k.clamp_(max=K)
                 torch.maximum(k, low.neg_(), out=k)
                 self.count.add_(k)
             else:
-                k.clamp_(0, K)
+                graded_units(v, th, K, k)
             if self.reset == "zero":
                 v.masked_fill_(k > 0, 0.0)
                 k.mul_(th)

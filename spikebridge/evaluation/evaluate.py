@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..engine.graph import static_modules
 from ..engine.network import SpikingNetwork
+from ..engine.neurons import SignedIFNeuron
 from ..progress import progress_bar
 from ..validation import check_positive_int
 from .counters import SnnOpCounter, count_ann_ops, payload_bits, uncounted_layers
@@ -184,6 +185,6 @@ def network_payload(network: SpikingNetwork) -> tuple[int, int]:
         return 1, 0
     levels = max(m.levels for m in found)
     signed = any(
-        getattr(m, "negative_spikes", False) or type(m).__name__ == "SignedIFNeuron" for m in found
+        getattr(m, "negative_spikes", False) or isinstance(m, SignedIFNeuron) for m in found
     )
     return levels, payload_bits(levels, signed)
